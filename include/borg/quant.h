@@ -1,0 +1,47 @@
+/* Tensor element types as GGUF numbers them, and their block layouts.
+ *
+ * Quantized types store elements in fixed-size blocks; a row of a matrix is
+ * always a whole number of blocks. Dequantization follows ggml's layouts
+ * exactly so results match llama.cpp and the `gguf` Python package. */
+#ifndef BORG_QUANT_H
+#define BORG_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    BORG_DT_F32 = 0,
+    BORG_DT_F16 = 1,
+    BORG_DT_Q4_0 = 2,
+    BORG_DT_Q4_1 = 3,
+    BORG_DT_Q8_0 = 8,
+    BORG_DT_Q4_K = 12,
+    BORG_DT_Q5_K = 13,
+    BORG_DT_Q6_K = 14,
+    BORG_DT_BF16 = 30
+} borg_dtype;
+
+/* 1 if t is one of the types above (the ones this program can compute with). */
+int dtype_supported(uint32_t t);
+
+/* "Q4_K" etc.; "unknown" for anything unsupported. */
+const char *dtype_name(uint32_t t);
+
+/* Elements per block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q8_0, 256 for K types). */
+int64_t dtype_block_elems(borg_dtype t);
+
+/* Bytes per block. */
+size_t dtype_block_bytes(borg_dtype t);
+
+/* Bytes for n elements; n must be a multiple of dtype_block_elems(t). */
+size_t dtype_row_bytes(borg_dtype t, int64_t n);
+
+/* Expands n elements (a multiple of the block size) from src into dst. */
+void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n);
+
+/* IEEE half and bfloat16 conversions. */
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+float bf16_to_f32(uint16_t h);
+
+#endif

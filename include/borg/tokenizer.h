@@ -1,0 +1,56 @@
+/* Tokenizer built from a GGUF file's tokenizer.ggml.* metadata.
+ *
+ * Two models: "gpt2" (byte-level BPE with a pre-tokenizer regex chosen by
+ * tokenizer.ggml.pre: SmolLM2, Llama-3, Qwen2 ...) and "llama"
+ * (SentencePiece-style BPE over scores with byte fallback: Llama-2,
+ * TinyLlama ...). Token ids match llama.cpp's tokenizer on the same file. */
+#ifndef BORG_TOKENIZER_H
+#define BORG_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "borg/error.h"
+#include "borg/gguf.h"
+
+typedef struct borg_tokenizer borg_tokenizer;
+
+/* Reads the vocabulary, merges/scores, token types and special ids.
+ * Fails with BORG_EINPUT naming the key at fault. The tokenizer copies what
+ * it needs: it stays valid after gguf_close. */
+borg_status tokenizer_load(const gguf_file *f, borg_tokenizer **out, borg_err *err);
+void tokenizer_free(borg_tokenizer *t);
+
+int32_t tokenizer_n_vocab(const borg_tokenizer *t);
+/* -1 when the model has none. */
+int32_t tokenizer_bos(const borg_tokenizer *t);
+int32_t tokenizer_eos(const borg_tokenizer *t);
+/* 1 if id ends generation (EOS, EOT, <|im_end|>, <|endoftext|>, ...). */
+int tokenizer_is_eog(const borg_tokenizer *t, int32_t id);
+/* Id of a token whose text is exactly s (e.g. "<|im_start|>"), -1 if none. */
+int32_t tokenizer_find(const borg_tokenizer *t, const char *s);
+
+/* Encodes len bytes of text. add_special: prepend BOS (and append EOS)
+ * where the model's metadata asks for it (tokenizer.ggml.add_bos_token,
+ * as llama.cpp does). parse_special: text matching a control/user-defined
+ * token's text (e.g. "<|im_start|>") becomes that token instead of being
+ * split. *ids is malloc'd; the caller frees it. */
+borg_status tokenizer_encode(const borg_tokenizer *t, const char *text, size_t len,
+                             int add_special, int parse_special, int32_t **ids,
+                             size_t *n_ids, borg_err *err);
+
+/* The bytes token id stands for when printed (byte-level decoded, "▁" as
+ * space, <0xNN> as the byte). Control tokens yield their text only when
+ * render_special is set, otherwise nothing. Returns the length, or -1 for
+ * an id out of range; writes at most cap bytes. */
+int tokenizer_piece(const borg_tokenizer *t, int32_t id, int render_special,
+                    char *buf, size_t cap);
+
+/* Decodes ids to text: the concatenation of pieces, minus the leading
+ * space a SentencePiece model adds at encode time, so that
+ * decode(encode(s)) == s. *out is malloc'd and NUL-terminated. */
+borg_status tokenizer_decode(const borg_tokenizer *t, const int32_t *ids, size_t n,
+                             int render_special, char **out, size_t *out_len,
+                             borg_err *err);
+
+#endif

@@ -1,0 +1,2 @@
+#include "borg/error.h"
+int main(void) { return 0; }
