@@ -1,0 +1,33 @@
+/* The command line, parsed once into an immutable configuration. */
+#ifndef BORG_CONFIG_H
+#define BORG_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "borg/error.h"
+
+typedef enum { CMD_NONE, CMD_HELP, CMD_VERSION, CMD_RUN, CMD_INFO, CMD_TOKENIZE } borg_command;
+
+typedef struct {
+    borg_command command;
+    const char *model;
+    const char *jobs;
+    const char *out;
+    const char *text;     /* tokenize */
+    int threads;          /* 0: the CPUs this process may use */
+    int32_t ctx;          /* per-sequence context; 0: min(model, 4096) */
+    int slots;            /* sequences resident at once */
+    int batch_tokens;     /* token budget of one micro-batch */
+    int force;
+    int no_special;       /* tokenize: treat special-token text as text */
+    int quiet;
+} borg_config;
+
+/* Parses argv. On a usage error returns BORG_EUSAGE with a message. */
+borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err);
+
+/* Prints the help text for a command (CMD_NONE: the overview). */
+void cli_usage(FILE *out, borg_command cmd);
+
+#endif

@@ -1,0 +1,33 @@
+/* Matrix times a batch of vectors, on weights stored in any supported
+ * GGUF type. The weights are never expanded in memory as a whole: rows are
+ * dequantized a small tile at a time and reused across the batch, so a
+ * micro-batch of many sequences costs one pass over the weights. */
+#ifndef BORG_MATMUL_H
+#define BORG_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "borg/quant.h"
+#include "borg/threadpool.h"
+
+typedef struct {
+    const void *data;  /* rows * row_bytes bytes, row-major */
+    borg_dtype type;
+    int64_t rows;      /* output features */
+    int64_t cols;      /* input features: the contiguous GGUF dimension */
+    size_t row_bytes;
+} borg_mat;
+
+/* y[b][r] = sum_k W[r][k] * x[b][k] for b < nb, r < rows.
+ * x is nb x cols, y is nb x rows, both row-major. Fails only with
+ * BORG_ENOMEM (per-thread scratch). */
+borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool);
+
+/* Dot product of two float vectors (AVX2/FMA when the CPU has it). */
+float vec_dot_f32(const float *a, const float *b, int64_t n);
+
+/* Which dot-product path is in use: "avx2-fma" or "portable". */
+const char *matmul_isa(void);
+
+#endif

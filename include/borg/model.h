@@ -1,0 +1,67 @@
+/* A Llama-family transformer, or a contiguous slice of its layers (a
+ * pipeline stage), over weights mapped from a GGUF file.
+ *
+ * The forward pass works on a micro-batch of n tokens that may belong to
+ * different sequences, each token carrying its KV slot and position: a
+ * prefill chunk and the decode tokens of other sequences go through the
+ * weights together. Within a batch, a sequence's tokens come in increasing
+ * position order. */
+#ifndef BORG_MODEL_H
+#define BORG_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "borg/error.h"
+#include "borg/gguf.h"
+#include "borg/kvcache.h"
+#include "borg/threadpool.h"
+
+typedef struct {
+    char arch[32];
+    int n_layer;
+    int dim;
+    int n_head;
+    int n_kv_head;
+    int head_dim;
+    int ffn_dim;
+    int n_vocab;
+    int32_t ctx_len;
+    int rope_dim;
+    float rope_base;
+    float rms_eps;
+    int rope_neox;
+} borg_hparams;
+
+/* Reads and checks the hyper-parameters of a supported architecture. */
+borg_status model_hparams(const gguf_file *f, borg_hparams *hp, borg_err *err);
+
+typedef struct borg_model borg_model;
+
+/* Binds the tensors of layers [layer_begin, layer_end); with_embed adds
+ * the token embedding (first stage), with_head the final norm and output
+ * matrix (last stage). Tensors are checked for presence, type and shape;
+ * errors name the tensor. f must outlive the model. */
+borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int with_embed,
+                       int with_head, borg_model **out, borg_err *err);
+void model_free(borg_model *m);
+
+const borg_hparams *model_hp(const borg_model *m);
+
+/* Bytes of weights this slice reads (its share of the file). */
+size_t model_weight_bytes(const borg_model *m);
+
+/* x[i] = embedding of tokens[i]; fails naming a token id out of range. */
+borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, borg_err *err);
+
+/* Runs this slice's layers over x (n x dim, in place), reading and writing
+ * kv (which must have this slice's layer count). */
+borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32_t *slot,
+                          const int32_t *pos, int n, borg_pool *pool, borg_err *err);
+
+/* logits (n x n_vocab) for the n rows of x: final norm, then output matrix.
+ * x is left unchanged. */
+borg_status model_logits(borg_model *m, const float *x, int n, float *logits, borg_pool *pool,
+                         borg_err *err);
+
+#endif

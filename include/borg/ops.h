@@ -1,0 +1,30 @@
+/* Element-wise and small reduction kernels of the transformer forward pass. */
+#ifndef BORG_OPS_H
+#define BORG_OPS_H
+
+#include <stdint.h>
+
+/* out = x / sqrt(mean(x^2) + eps) * w; out may alias x. */
+void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
+
+/* Rotary embedding of one head vector at position pos, in place, over its
+ * first rot_dim elements. neox = 0 rotates adjacent pairs (x[2i], x[2i+1])
+ * as llama.cpp does for Llama GGUFs; neox = 1 rotates (x[i], x[i+rot_dim/2]). */
+void rope(float *x, int head_dim, int rot_dim, int32_t pos, float base, int neox);
+
+/* In-place softmax over n values. */
+void softmax(float *x, int64_t n);
+
+/* gate[i] = silu(gate[i]) * up[i] */
+void swiglu(float *gate, const float *up, int64_t n);
+
+/* x[i] += y[i] */
+void vec_add(float *x, const float *y, int64_t n);
+
+/* One query head attending over n_pos cached positions:
+ * out = softmax(q . k_p * scale) . v_p. k and v rows are stride floats
+ * apart; scores is scratch for n_pos floats. */
+void attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride,
+                 int32_t n_pos, int head_dim, float scale, float *scores);
+
+#endif

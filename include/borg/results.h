@@ -1,0 +1,41 @@
+/* The results file: one JSON line per job, appended as each job finishes
+ * and made durable (fdatasync) before the job counts as done. OpenAI batch
+ * input lines get OpenAI batch output lines; every other job gets the
+ * native form {id, status, text, token_ids, finish_reason, usage, timings}. */
+#ifndef BORG_RESULTS_H
+#define BORG_RESULTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "borg/error.h"
+#include "borg/jobs.h"
+
+typedef enum { RESULT_OK, RESULT_ERROR, RESULT_TIMEOUT, RESULT_CANCELLED } result_status;
+
+typedef struct {
+    const borg_job *job;
+    result_status status;
+    const char *error;         /* for RESULT_ERROR; may be NULL otherwise */
+    const char *text;          /* generated text (may hold invalid UTF-8: it is repaired) */
+    size_t text_len;
+    const int32_t *token_ids;  /* generated ids */
+    size_t n_tokens;
+    const char *finish_reason; /* "stop", "length", or NULL */
+    int32_t prompt_tokens;
+    double queue_ms, first_token_ms, total_ms;
+} borg_result;
+
+const char *result_status_name(result_status s);
+
+typedef struct results_writer results_writer;
+
+/* Creates path for writing. An existing file is refused unless force is
+ * set: results are never overwritten by accident. */
+borg_status results_open(const char *path, int force, results_writer **out, borg_err *err);
+borg_status results_write(results_writer *w, const borg_result *r, borg_err *err);
+/* Number of lines written, by status. */
+long results_count(const results_writer *w, result_status s);
+borg_status results_close(results_writer *w, borg_err *err);
+
+#endif

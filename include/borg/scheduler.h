@@ -1,0 +1,50 @@
+/* Continuous batching on the coordinator.
+ *
+ * Sequences wait until a KV slot is free (admission by priority, then
+ * arrival), then move through prefill (chunks of their prompt) and decode
+ * (one token a step). Each call to sched_build packs the sequences that
+ * are not already in flight into one micro-batch under a token budget:
+ * decode tokens first, so generation never stalls behind long prompts,
+ * then prefill chunks. A sequence is in at most one micro-batch at a time,
+ * since its next token depends on the previous one. */
+#ifndef BORG_SCHEDULER_H
+#define BORG_SCHEDULER_H
+
+#include <stdint.h>
+
+#include "borg/batch.h"
+#include "borg/error.h"
+#include "borg/sampler.h"
+
+typedef struct borg_sched borg_sched;
+
+borg_status sched_create(int n_slots, int32_t slot_ctx, int batch_tokens, borg_sched **out,
+                         borg_err *err);
+void sched_free(borg_sched *s);
+
+/* Queues request req with its prompt (copied). n_prompt must be in
+ * [1, slot_ctx). */
+borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt,
+                         const borg_sampling *sampling, int priority, borg_err *err);
+
+/* Fills b (cleared first) with the next micro-batch; b->n_seqs == 0 when
+ * nothing is ready. Newly admitted requests are reported through
+ * admitted[] (room for the slot count) so the caller can time them. */
+borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_admitted,
+                        borg_err *err);
+
+/* The batch came back: its sequences may be scheduled again. */
+void sched_batch_done(borg_sched *s, const borg_batch *b);
+
+/* A sampled token for req that continues the sequence. */
+borg_status sched_append(borg_sched *s, int64_t req, int32_t token, borg_err *err);
+
+/* req is over (finished, failed, timed out): frees its slot or its place
+ * in the queue. */
+void sched_finish(borg_sched *s, int64_t req);
+
+int sched_waiting(const borg_sched *s);
+int sched_active(const borg_sched *s);
+int sched_in_flight(const borg_sched *s);
+
+#endif

@@ -1,0 +1,77 @@
+#include "borg/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "borg/matmul.h"
+
+void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
+{
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] * scale * w[i];
+}
+
+void rope(float *x, int head_dim, int rot_dim, int32_t pos, float base, int neox)
+{
+    (void)head_dim;
+    int half = rot_dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* double keeps large positions from drifting (pos * theta grows). */
+        double theta = (double)pos * pow((double)base, -2.0 * i / rot_dim);
+        float c = (float)cos(theta), s = (float)sin(theta);
+        int a = neox ? i : 2 * i;
+        int b = neox ? i + half : 2 * i + 1;
+        float x0 = x[a], x1 = x[b];
+        x[a] = x0 * c - x1 * s;
+        x[b] = x0 * s + x1 * c;
+    }
+}
+
+void softmax(float *x, int64_t n)
+{
+    float mx = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > mx)
+            mx = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+void swiglu(float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void vec_add(float *x, const float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+void attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride,
+                 int32_t n_pos, int head_dim, float scale, float *scores)
+{
+    for (int32_t p = 0; p < n_pos; p++)
+        scores[p] = vec_dot_f32(q, k + p * stride, head_dim) * scale;
+    softmax(scores, n_pos);
+    memset(out, 0, sizeof(float) * (size_t)head_dim);
+    for (int32_t p = 0; p < n_pos; p++) {
+        const float *vp = v + p * stride;
+        float a = scores[p];
+        for (int d = 0; d < head_dim; d++)
+            out[d] += a * vp[d];
+    }
+}

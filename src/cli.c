@@ -1,0 +1,152 @@
+#include "borg/config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char k_overview[] =
+    "Usage: borg-infer <command> [options]\n"
+    "\n"
+    "Batch LLM inference over GGUF models; run under mpirun for a pipeline of ranks.\n"
+    "\n"
+    "Commands:\n"
+    "  run        run a jobs file (JSONL or JSON array) and write one result line per job\n"
+    "  info       describe a model file: architecture, layers, tensor types, memory\n"
+    "  tokenize   print the token ids of a text\n"
+    "\n"
+    "Run 'borg-infer <command> --help' for a command's options.\n"
+    "Exit codes: 0 done, 1 failure, 2 bad input or usage, 3 incomplete (resumable).\n";
+
+static const char k_run[] =
+    "Usage: borg-infer run --model M.gguf --jobs JOBS --out RESULTS [options]\n"
+    "\n"
+    "Reads jobs (one JSON object per line, or a JSON array) and appends one JSON\n"
+    "result line per job to RESULTS as each finishes. Job shapes: {id, prompt |\n"
+    "prompt_token_ids | messages, max_tokens, temperature, top_p, top_k, min_p,\n"
+    "seed, stop, ignore_eos, priority, timeout_s} and OpenAI Batch API lines\n"
+    "{custom_id, method, url, body}, which get OpenAI batch output lines.\n"
+    "\n"
+    "Options:\n"
+    "  --model PATH          GGUF model file (required)\n"
+    "  --jobs PATH           jobs file (required)\n"
+    "  --out PATH            results file (required; never overwritten without --force)\n"
+    "  --force               overwrite an existing results file\n"
+    "  --threads N           compute threads (default: the CPUs this process may use)\n"
+    "  --ctx N               context per sequence in tokens (default: min(model, 4096))\n"
+    "  --slots N             sequences decoded together (default 32)\n"
+    "  --batch-tokens N      token budget of one micro-batch (default 512)\n"
+    "  --quiet               no progress or summary on stderr\n";
+
+static const char k_info[] =
+    "Usage: borg-infer info --model M.gguf\n"
+    "\n"
+    "Prints the architecture, hyper-parameters, tensor types, parameter count and\n"
+    "memory needs of a GGUF model. Exit code 2 if the file is malformed.\n";
+
+static const char k_tokenize[] =
+    "Usage: borg-infer tokenize --model M.gguf [--no-special] TEXT\n"
+    "\n"
+    "Prints the token ids of TEXT, space-separated, as the model's tokenizer\n"
+    "encodes a prompt (special-token text such as <|im_start|> becomes its id\n"
+    "unless --no-special is given).\n";
+
+void cli_usage(FILE *out, borg_command cmd)
+{
+    switch (cmd) {
+    case CMD_RUN: fputs(k_run, out); break;
+    case CMD_INFO: fputs(k_info, out); break;
+    case CMD_TOKENIZE: fputs(k_tokenize, out); break;
+    default: fputs(k_overview, out); break;
+    }
+}
+
+static borg_status parse_int(const char *opt, const char *s, long lo, long hi, long *out, borg_err *err)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || *end || end == s || v < lo || v > hi)
+        return borg_fail(err, BORG_EUSAGE, "%s needs an integer between %ld and %ld (got '%s')", opt, lo, hi,
+                         s ? s : "");
+    *out = v;
+    return BORG_OK;
+}
+
+borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->slots = 32;
+    cfg->batch_tokens = 512;
+    if (argc < 2) {
+        cfg->command = CMD_HELP;
+        return BORG_OK;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "run"))
+        cfg->command = CMD_RUN;
+    else if (!strcmp(cmd, "info"))
+        cfg->command = CMD_INFO;
+    else if (!strcmp(cmd, "tokenize"))
+        cfg->command = CMD_TOKENIZE;
+    else if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        cfg->command = CMD_HELP;
+        return BORG_OK;
+    } else if (!strcmp(cmd, "--version")) {
+        cfg->command = CMD_VERSION;
+        return BORG_OK;
+    } else
+        return borg_fail(err, BORG_EUSAGE, "unknown command '%s' (try --help)", cmd);
+
+    borg_command sub = cfg->command;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n = 0;
+        borg_status st = BORG_OK;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            cfg->command = CMD_HELP;
+            cfg->text = cmd; /* which command's help */
+            return BORG_OK;
+        } else if (!strcmp(a, "--model") && v) {
+            cfg->model = v, i++;
+        } else if (!strcmp(a, "--jobs") && v && sub == CMD_RUN) {
+            cfg->jobs = v, i++;
+        } else if (!strcmp(a, "--out") && v && sub == CMD_RUN) {
+            cfg->out = v, i++;
+        } else if (!strcmp(a, "--force") && sub == CMD_RUN) {
+            cfg->force = 1;
+        } else if (!strcmp(a, "--quiet") && sub == CMD_RUN) {
+            cfg->quiet = 1;
+        } else if (!strcmp(a, "--no-special") && sub == CMD_TOKENIZE) {
+            cfg->no_special = 1;
+        } else if (!strcmp(a, "--threads") && sub == CMD_RUN) {
+            if (!(st = parse_int(a, v, 1, 1024, &n, err)))
+                cfg->threads = (int)n, i++;
+        } else if (!strcmp(a, "--ctx") && sub == CMD_RUN) {
+            if (!(st = parse_int(a, v, 2, 1 << 24, &n, err)))
+                cfg->ctx = (int32_t)n, i++;
+        } else if (!strcmp(a, "--slots") && sub == CMD_RUN) {
+            if (!(st = parse_int(a, v, 1, 4096, &n, err)))
+                cfg->slots = (int)n, i++;
+        } else if (!strcmp(a, "--batch-tokens") && sub == CMD_RUN) {
+            if (!(st = parse_int(a, v, 1, 1 << 20, &n, err)))
+                cfg->batch_tokens = (int)n, i++;
+        } else if (sub == CMD_TOKENIZE && a[0] != '-' && !cfg->text) {
+            cfg->text = a;
+        } else if (sub == CMD_TOKENIZE && !strcmp(a, "--") && v && !cfg->text) {
+            cfg->text = v, i++;
+        } else {
+            return borg_fail(err, BORG_EUSAGE, "%s: unknown option or missing value '%s' (try 'borg-infer %s --help')",
+                             cmd, a, cmd);
+        }
+        if (st)
+            return st;
+    }
+    if (!cfg->model)
+        return borg_fail(err, BORG_EUSAGE, "%s: --model is required", cmd);
+    if (sub == CMD_RUN && (!cfg->jobs || !cfg->out))
+        return borg_fail(err, BORG_EUSAGE, "run: --jobs and --out are required");
+    if (sub == CMD_TOKENIZE && !cfg->text)
+        return borg_fail(err, BORG_EUSAGE, "tokenize: give the TEXT to tokenize");
+    return BORG_OK;
+}

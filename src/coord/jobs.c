@@ -1,0 +1,549 @@
+#define _GNU_SOURCE
+#include "borg/jobs.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Defaults when a job does not say. Simple and chat jobs decode greedily so
+ * a batch is reproducible out of the box; OpenAI lines follow the API's
+ * documented defaults. */
+enum { DEFAULT_MAX_TOKENS = 256, OPENAI_COMPLETION_MAX_TOKENS = 16 };
+
+static void set_error(borg_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(borg_job *job, const char *fmt, ...)
+{
+    if (job->error)
+        return; /* the first problem is the one worth reporting */
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (asprintf(&job->error, "line %ld: %s", job->line, msg) < 0)
+        job->error = NULL;
+}
+
+void job_free(borg_job *job)
+{
+    free(job->id);
+    free(job->model);
+    free(job->prompt);
+    free(job->prompt_ids);
+    for (size_t i = 0; i < job->n_messages; i++) {
+        free(job->messages[i].role);
+        free(job->messages[i].content);
+    }
+    free(job->messages);
+    for (int i = 0; i < job->n_stop; i++)
+        free(job->stop[i]);
+    free(job->error);
+    memset(job, 0, sizeof *job);
+}
+
+int job_is_openai(const borg_job *job)
+{
+    return job->shape == JOB_OPENAI_COMPLETION || job->shape == JOB_OPENAI_CHAT;
+}
+
+/* Returns 1 when present and a number, 0 when absent; records an error and
+ * returns -1 when present with another type. */
+static int get_number(borg_job *job, const cJSON *obj, const char *key, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v)) {
+        set_error(job, "%s must be a number", key);
+        return -1;
+    }
+    *out = v->valuedouble;
+    return 1;
+}
+
+static int is_integer(double d) { return isfinite(d) && d == floor(d); }
+
+static int parse_stop(borg_job *job, const cJSON *v)
+{
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsString(v)) {
+        if (!v->valuestring[0])
+            return set_error(job, "stop strings must not be empty"), -1;
+        if (!(job->stop[0] = strdup(v->valuestring)))
+            return -2;
+        job->n_stop = 1;
+        return 0;
+    }
+    if (!cJSON_IsArray(v))
+        return set_error(job, "stop must be a string or an array of strings"), -1;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, v)
+    {
+        if (!cJSON_IsString(s) || !s->valuestring[0])
+            return set_error(job, "stop must contain only non-empty strings"), -1;
+        if (job->n_stop == JOB_MAX_STOP)
+            return set_error(job, "at most %d stop strings are supported", JOB_MAX_STOP), -1;
+        if (!(job->stop[job->n_stop] = strdup(s->valuestring)))
+            return -2;
+        job->n_stop++;
+    }
+    return 0;
+}
+
+static int parse_token_ids(borg_job *job, const cJSON *v, const char *key)
+{
+    int n = cJSON_GetArraySize(v);
+    if (n == 0)
+        return set_error(job, "%s is empty", key), -1;
+    job->prompt_ids = malloc(sizeof(int32_t) * (size_t)n);
+    if (!job->prompt_ids)
+        return -2;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v)
+    {
+        if (!cJSON_IsNumber(e) || !is_integer(e->valuedouble) || e->valuedouble < 0 ||
+            e->valuedouble > INT32_MAX)
+            return set_error(job, "%s must contain non-negative integer token ids", key), -1;
+        job->prompt_ids[job->n_prompt_ids++] = (int32_t)e->valuedouble;
+    }
+    return 0;
+}
+
+/* Message content is a string, or OpenAI's list of parts of which only
+ * text parts can be honoured by a text model. */
+static char *message_content(borg_job *job, const cJSON *c, size_t i)
+{
+    if (cJSON_IsString(c))
+        return strdup(c->valuestring);
+    if (!cJSON_IsArray(c)) {
+        set_error(job, "messages[%zu].content must be a string or a list of text parts", i);
+        return NULL;
+    }
+    size_t len = 0;
+    const cJSON *part;
+    cJSON_ArrayForEach(part, c)
+    {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") || !cJSON_IsString(text)) {
+            set_error(job, "messages[%zu].content: only text parts are supported", i);
+            return NULL;
+        }
+        len += strlen(text->valuestring);
+    }
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    cJSON_ArrayForEach(part, c) strcat(out, cJSON_GetObjectItemCaseSensitive(part, "text")->valuestring);
+    return out;
+}
+
+static int parse_messages(borg_job *job, const cJSON *v)
+{
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0)
+        return set_error(job, "messages must be a non-empty array"), -1;
+    size_t n = (size_t)cJSON_GetArraySize(v);
+    job->messages = calloc(n, sizeof *job->messages);
+    if (!job->messages)
+        return -2;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, v)
+    {
+        size_t i = job->n_messages;
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !content)
+            return set_error(job, "messages[%zu] must be an object with role and content", i), -1;
+        if (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
+            strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "developer") &&
+            strcmp(role->valuestring, "tool"))
+            return set_error(job, "messages[%zu].role '%s' is not one of system, developer, user, assistant, tool",
+                             i, role->valuestring), -1;
+        job->messages[i].role = strdup(role->valuestring);
+        job->messages[i].content = message_content(job, content, i);
+        job->n_messages++;
+        if (job->error)
+            return -1;
+        if (!job->messages[i].role || !job->messages[i].content)
+            return -2;
+    }
+    return 0;
+}
+
+/* Prompt as text, a list of one text, or a list of token ids. */
+static int parse_prompt(borg_job *job, const cJSON *v)
+{
+    if (cJSON_IsString(v)) {
+        if (!v->valuestring[0])
+            return set_error(job, "prompt is empty"), -1;
+        return (job->prompt = strdup(v->valuestring)) ? 0 : -2;
+    }
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 && cJSON_IsString(cJSON_GetArrayItem(v, 0)))
+        return parse_prompt(job, cJSON_GetArrayItem(v, 0));
+    if (cJSON_IsArray(v) && cJSON_IsNumber(cJSON_GetArrayItem(v, 0)))
+        return parse_token_ids(job, v, "prompt");
+    if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > 1)
+        return set_error(job, "one prompt per job: give each prompt its own line"), -1;
+    return set_error(job, "prompt must be a non-empty string"), -1;
+}
+
+/* Generation parameters shared by every shape; obj is the job (simple,
+ * chat) or the OpenAI body. */
+static int parse_params(borg_job *job, const cJSON *obj)
+{
+    double d;
+    int r;
+    if ((r = get_number(job, obj, "max_tokens", &d)) < 0 ||
+        (r == 0 && (r = get_number(job, obj, "max_completion_tokens", &d)) < 0))
+        return -1;
+    if (r) {
+        if (!is_integer(d) || d < 0 || d > 1e9)
+            return set_error(job, "max_tokens must be a non-negative integer (got %g)", d), -1;
+        job->max_tokens = (int32_t)d;
+    }
+    if ((r = get_number(job, obj, "temperature", &d)) < 0)
+        return -1;
+    if (r) {
+        if (!(d >= 0 && d <= 100))
+            return set_error(job, "temperature must be between 0 and 100 (got %g)", d), -1;
+        job->sampling.temperature = (float)d;
+    }
+    if ((r = get_number(job, obj, "top_p", &d)) < 0)
+        return -1;
+    if (r) {
+        if (!(d > 0 && d <= 1))
+            return set_error(job, "top_p must be in (0, 1] (got %g)", d), -1;
+        job->sampling.top_p = (float)d;
+    }
+    if ((r = get_number(job, obj, "top_k", &d)) < 0)
+        return -1;
+    if (r) {
+        if (!is_integer(d) || d < 0 || d > INT32_MAX)
+            return set_error(job, "top_k must be a non-negative integer (got %g)", d), -1;
+        job->sampling.top_k = (int32_t)d;
+    }
+    if ((r = get_number(job, obj, "min_p", &d)) < 0)
+        return -1;
+    if (r) {
+        if (!(d >= 0 && d <= 1))
+            return set_error(job, "min_p must be in [0, 1] (got %g)", d), -1;
+        job->sampling.min_p = (float)d;
+    }
+    if ((r = get_number(job, obj, "seed", &d)) < 0)
+        return -1;
+    if (r) {
+        if (!is_integer(d) || fabs(d) > 9.007199254740992e15)
+            return set_error(job, "seed must be an integer (got %g)", d), -1;
+        job->sampling.seed = (uint64_t)(int64_t)d;
+    }
+    if ((r = get_number(job, obj, "priority", &d)) < 0)
+        return -1;
+    if (r) {
+        if (!is_integer(d) || fabs(d) > 1e6)
+            return set_error(job, "priority must be an integer (got %g)", d), -1;
+        job->priority = (int)d;
+    }
+    if ((r = get_number(job, obj, "timeout_s", &d)) < 0)
+        return -1;
+    if (r) {
+        if (!(d > 0 && d < 1e9))
+            return set_error(job, "timeout_s must be a positive number of seconds (got %g)", d), -1;
+        job->timeout_s = d;
+    }
+    if ((r = get_number(job, obj, "n", &d)) < 0)
+        return -1;
+    if (r && d != 1)
+        return set_error(job, "only n = 1 is supported (got %g)", d), -1;
+    const cJSON *ign = cJSON_GetObjectItemCaseSensitive(obj, "ignore_eos");
+    if (ign && !cJSON_IsNull(ign)) {
+        if (!cJSON_IsBool(ign))
+            return set_error(job, "ignore_eos must be true or false"), -1;
+        job->ignore_eos = cJSON_IsTrue(ign);
+    }
+    return parse_stop(job, cJSON_GetObjectItemCaseSensitive(obj, "stop"));
+}
+
+/* The seed of a job that gives none: a hash of its id, so reruns agree. */
+static uint64_t default_seed(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+static int parse_id(borg_job *job, const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (cJSON_IsString(v) && v->valuestring[0])
+        return (job->id = strdup(v->valuestring)) ? 0 : -2;
+    if (cJSON_IsNumber(v) && is_integer(v->valuedouble))
+        return asprintf(&job->id, "%.0f", v->valuedouble) < 0 ? -2 : 0;
+    if (asprintf(&job->id, "line-%ld", job->line) < 0)
+        return -2;
+    if (v && !cJSON_IsNull(v))
+        return set_error(job, "%s must be a non-empty string", key), -1;
+    if (!strcmp(key, "custom_id"))
+        return set_error(job, "custom_id is required"), -1;
+    return 0;
+}
+
+static int parse_openai(borg_job *job, const cJSON *obj)
+{
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(obj, "method");
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(obj, "url");
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(obj, "body");
+    job->shape = JOB_OPENAI_CHAT;
+    if (cJSON_IsString(url) && !strcmp(url->valuestring, "/v1/completions"))
+        job->shape = JOB_OPENAI_COMPLETION;
+    int r = parse_id(job, obj, "custom_id");
+    if (r)
+        return r;
+    if (!cJSON_IsString(method) || strcmp(method->valuestring, "POST"))
+        return set_error(job, "method must be \"POST\""), -1;
+    if (!cJSON_IsString(url) || (strcmp(url->valuestring, "/v1/completions") &&
+                                 strcmp(url->valuestring, "/v1/chat/completions")))
+        return set_error(job, "url must be \"/v1/completions\" or \"/v1/chat/completions\""), -1;
+    if (!cJSON_IsObject(body))
+        return set_error(job, "body must be an object"), -1;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
+    if (cJSON_IsString(model) && !(job->model = strdup(model->valuestring)))
+        return -2;
+    job->sampling.temperature = 1.0f;
+    job->max_tokens = job->shape == JOB_OPENAI_COMPLETION ? OPENAI_COMPLETION_MAX_TOKENS : -1;
+    if ((r = parse_params(job, body)))
+        return r;
+    if (job->shape == JOB_OPENAI_CHAT)
+        return parse_messages(job, cJSON_GetObjectItemCaseSensitive(body, "messages"));
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+    if (!prompt)
+        return set_error(job, "body.prompt is required for /v1/completions"), -1;
+    return parse_prompt(job, prompt);
+}
+
+static int parse_native(borg_job *job, const cJSON *obj)
+{
+    int r = parse_id(job, obj, "id");
+    if (r)
+        return r;
+    if ((r = parse_params(job, obj)))
+        return r;
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(obj, "messages");
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(obj, "prompt_token_ids");
+    if ((messages != NULL) + (prompt != NULL) + (ids != NULL) != 1)
+        return set_error(job, "a job needs exactly one of prompt, prompt_token_ids or messages"), -1;
+    if (messages) {
+        job->shape = JOB_CHAT;
+        return parse_messages(job, messages);
+    }
+    job->shape = JOB_SIMPLE;
+    if (ids) {
+        if (!cJSON_IsArray(ids))
+            return set_error(job, "prompt_token_ids must be an array of token ids"), -1;
+        return parse_token_ids(job, ids, "prompt_token_ids");
+    }
+    if (!cJSON_IsString(prompt))
+        return set_error(job, "prompt must be a string"), -1;
+    return parse_prompt(job, prompt);
+}
+
+borg_status job_parse(const char *text, size_t len, long line, long index, borg_job *job,
+                      borg_err *err)
+{
+    memset(job, 0, sizeof *job);
+    job->line = line;
+    job->index = index;
+    job->max_tokens = DEFAULT_MAX_TOKENS;
+    job->sampling = (borg_sampling){.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f};
+
+    const char *end = NULL;
+    cJSON *obj = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    int r = 0;
+    if (!obj) {
+        size_t at = end && end >= text ? (size_t)(end - text) : 0;
+        set_error(job, "invalid JSON near byte %zu", at + 1);
+    } else if (!cJSON_IsObject(obj)) {
+        set_error(job, "a job must be a JSON object");
+    } else if (cJSON_GetObjectItemCaseSensitive(obj, "custom_id") || cJSON_GetObjectItemCaseSensitive(obj, "body")) {
+        r = parse_openai(job, obj);
+    } else {
+        r = parse_native(job, obj);
+    }
+    cJSON_Delete(obj);
+    if (!job->id && asprintf(&job->id, "line-%ld", line) < 0)
+        r = -2;
+    if (r == -2 || (r == -1 && !job->error)) {
+        job_free(job);
+        return borg_fail(err, BORG_ENOMEM, "out of memory reading the job on line %ld", line);
+    }
+    if (!job->error && !job->sampling.seed)
+        job->sampling.seed = default_seed(job->id);
+    return BORG_OK;
+}
+
+/* ---- streaming reader ---- */
+
+struct job_reader {
+    FILE *fp;
+    char *path;
+    int is_array;
+    int finished;
+    long line;     /* current line number (1-based) */
+    long index;
+    char *buf;
+    size_t len, cap;
+};
+
+static int next_char(job_reader *r)
+{
+    int c = getc(r->fp);
+    if (c == '\n')
+        r->line++;
+    return c;
+}
+
+static int skip_space(job_reader *r)
+{
+    int c;
+    do
+        c = next_char(r);
+    while (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+    return c;
+}
+
+static int buf_push(job_reader *r, char c)
+{
+    if (r->len + 1 >= r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 4096;
+        char *b = realloc(r->buf, cap);
+        if (!b)
+            return -1;
+        r->buf = b;
+        r->cap = cap;
+    }
+    r->buf[r->len++] = c;
+    return 0;
+}
+
+borg_status job_reader_open(const char *path, job_reader **out, borg_err *err)
+{
+    job_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(path))) {
+        free(r);
+        return borg_fail(err, BORG_ENOMEM, "out of memory opening %s", path);
+    }
+    r->fp = fopen(path, "rb");
+    if (!r->fp) {
+        job_reader_close(r);
+        return borg_fail(err, BORG_EINPUT, "%s: cannot open jobs file: %m", path);
+    }
+    r->line = 1;
+    int c = skip_space(r);
+    if (c == '[')
+        r->is_array = 1;
+    else if (c == EOF)
+        r->finished = 1;
+    else
+        ungetc(c, r->fp); /* JSONL: the first line starts with c */
+    *out = r;
+    return BORG_OK;
+}
+
+/* Reads one JSONL line that is not blank into buf; 0 at EOF. */
+static int read_line(job_reader *r, long *start_line)
+{
+    for (;;) {
+        r->len = 0;
+        int c, blank = 1;
+        *start_line = r->line;
+        while ((c = next_char(r)) != EOF && c != '\n') {
+            if (c != ' ' && c != '\t' && c != '\r')
+                blank = 0;
+            if (buf_push(r, (char)c))
+                return -1;
+        }
+        if (!blank)
+            return 1;
+        if (c == EOF)
+            return 0;
+    }
+}
+
+/* Reads one array element's text into buf, tracking strings and nesting so
+ * commas and brackets inside them do not end it. 0 at the closing ']'. */
+static int read_element(job_reader *r, long *start_line)
+{
+    r->len = 0;
+    int c = skip_space(r);
+    *start_line = r->line;
+    if (c == ']' || c == EOF)
+        return 0;
+    int depth = 0, in_str = 0, esc = 0;
+    for (; c != EOF; c = next_char(r)) {
+        if (!in_str && depth == 0 && (c == ',' || c == ']')) {
+            if (c == ']')
+                r->finished = 1;
+            return 1;
+        }
+        if (buf_push(r, (char)c))
+            return -1;
+        if (in_str) {
+            if (esc)
+                esc = 0;
+            else if (c == '\\')
+                esc = 1;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    r->finished = 1; /* unterminated array: this element is what is left */
+    return 1;
+}
+
+borg_status job_reader_next(job_reader *r, borg_job *job, int *done, borg_err *err)
+{
+    *done = 0;
+    if (r->finished) {
+        *done = 1;
+        return BORG_OK;
+    }
+    long start = 0;
+    int got = r->is_array ? read_element(r, &start) : read_line(r, &start);
+    if (got < 0)
+        return borg_fail(err, BORG_ENOMEM, "%s: out of memory reading line %ld", r->path, r->line);
+    if (ferror(r->fp))
+        return borg_fail(err, BORG_EIO, "%s: read error near line %ld", r->path, r->line);
+    if (got == 0) {
+        r->finished = 1;
+        *done = 1;
+        return BORG_OK;
+    }
+    borg_status st = job_parse(r->buf, r->len, start, r->index, job, err);
+    if (st == BORG_OK)
+        r->index++;
+    return st;
+}
+
+void job_reader_close(job_reader *r)
+{
+    if (!r)
+        return;
+    if (r->fp)
+        fclose(r->fp);
+    free(r->path);
+    free(r->buf);
+    free(r);
+}

@@ -1,0 +1,226 @@
+#define _GNU_SOURCE
+#include "borg/results.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct results_writer {
+    int fd;
+    char *path;
+    long counts[4];
+};
+
+const char *result_status_name(result_status s)
+{
+    static const char *const names[] = {"ok", "error", "timeout", "cancelled"};
+    return names[s];
+}
+
+borg_status results_open(const char *path, int force, results_writer **out, borg_err *err)
+{
+    results_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        return borg_fail(err, BORG_ENOMEM, "out of memory opening %s", path);
+    }
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
+    w->fd = open(path, flags, 0644);
+    if (w->fd < 0) {
+        int e = errno;
+        free(w->path);
+        free(w);
+        if (e == EEXIST)
+            return borg_fail(err, BORG_EUSAGE, "%s: results file exists; use --force to overwrite it", path);
+        return borg_fail(err, BORG_EIO, "%s: cannot create results file: %s", path, strerror(e));
+    }
+    *out = w;
+    return BORG_OK;
+}
+
+/* JSON text must be valid UTF-8; a model can emit a token that ends in the
+ * middle of a character, so invalid sequences become U+FFFD. */
+static char *utf8_repair(const char *s, size_t len)
+{
+    char *out = malloc(len * 3 + 1), *o = out;
+    if (!out)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned c = *p;
+        int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = n > 0 && p + n <= end && c != 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (ok && n > 1) {
+            unsigned cp = c & (0x7F >> n);
+            for (int i = 1; i < n; i++)
+                cp = cp << 6 | (p[i] & 0x3F);
+            static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+            ok = cp >= min_cp[n] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (ok) {
+            memcpy(o, p, (size_t)n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static cJSON *token_array(const borg_result *r)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < r->n_tokens; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(r->token_ids[i]));
+    return a;
+}
+
+static cJSON *usage_object(const borg_result *r)
+{
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", r->prompt_tokens);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)r->n_tokens);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)r->prompt_tokens + (double)r->n_tokens);
+    return u;
+}
+
+static cJSON *native_line(const borg_result *r, const char *text)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", r->job->id);
+    cJSON_AddStringToObject(o, "status", result_status_name(r->status));
+    if (r->status == RESULT_ERROR)
+        cJSON_AddStringToObject(o, "error", r->error ? r->error : "unknown error");
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddItemToObject(o, "token_ids", token_array(r));
+    if (r->finish_reason)
+        cJSON_AddStringToObject(o, "finish_reason", r->finish_reason);
+    else
+        cJSON_AddNullToObject(o, "finish_reason");
+    cJSON_AddItemToObject(o, "usage", usage_object(r));
+    cJSON *t = cJSON_AddObjectToObject(o, "timings");
+    cJSON_AddNumberToObject(t, "queue_ms", r->queue_ms);
+    cJSON_AddNumberToObject(t, "first_token_ms", r->first_token_ms);
+    cJSON_AddNumberToObject(t, "total_ms", r->total_ms);
+    return o;
+}
+
+/* The OpenAI Batch API output line: a response object with the HTTP status
+ * and the body the endpoint would have returned, or an error object. */
+static cJSON *openai_line(const borg_result *r, const char *text)
+{
+    const borg_job *job = r->job;
+    int chat = job->shape == JOB_OPENAI_CHAT;
+    char id[64], req[64], cmpl[64];
+    snprintf(id, sizeof id, "batch_req_%06ld", job->index);
+    snprintf(req, sizeof req, "req_%06ld", job->index);
+    snprintf(cmpl, sizeof cmpl, "%s-%06ld", chat ? "chatcmpl" : "cmpl", job->index);
+
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "custom_id", job->id);
+    if (r->status == RESULT_TIMEOUT || r->status == RESULT_CANCELLED) {
+        cJSON_AddNullToObject(o, "response");
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "code", r->status == RESULT_TIMEOUT ? "timeout" : "cancelled");
+        cJSON_AddStringToObject(e, "message", r->status == RESULT_TIMEOUT ? "the request ran past its time limit"
+                                                                         : "the request was cancelled");
+        return o;
+    }
+    cJSON *resp = cJSON_AddObjectToObject(o, "response");
+    cJSON_AddNumberToObject(resp, "status_code", r->status == RESULT_OK ? 200 : 400);
+    cJSON_AddStringToObject(resp, "request_id", req);
+    cJSON *body = cJSON_AddObjectToObject(resp, "body");
+    if (r->status == RESULT_ERROR) {
+        cJSON *e = cJSON_AddObjectToObject(body, "error");
+        cJSON_AddStringToObject(e, "message", r->error ? r->error : "unknown error");
+        cJSON_AddStringToObject(e, "type", "invalid_request_error");
+        cJSON_AddNullToObject(e, "param");
+        cJSON_AddNullToObject(e, "code");
+        cJSON_AddNullToObject(o, "error");
+        return o;
+    }
+    cJSON_AddStringToObject(body, "id", cmpl);
+    cJSON_AddStringToObject(body, "object", chat ? "chat.completion" : "text_completion");
+    cJSON_AddNumberToObject(body, "created", (double)time(NULL));
+    cJSON_AddStringToObject(body, "model", job->model ? job->model : "");
+    cJSON *choices = cJSON_AddArrayToObject(body, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    if (chat) {
+        cJSON *m = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(m, "role", "assistant");
+        cJSON_AddStringToObject(m, "content", text);
+    } else {
+        cJSON_AddStringToObject(c, "text", text);
+    }
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddStringToObject(c, "finish_reason", r->finish_reason ? r->finish_reason : "stop");
+    cJSON_AddItemToObject(c, "token_ids", token_array(r));
+    cJSON_AddItemToObject(body, "usage", usage_object(r));
+    cJSON_AddNullToObject(o, "error");
+    return o;
+}
+
+static borg_status write_all(results_writer *w, const char *s, size_t len, borg_err *err)
+{
+    while (len > 0) {
+        ssize_t k = write(w->fd, s, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return borg_fail(err, BORG_EIO, "%s: write failed: %s", w->path, strerror(errno));
+        s += k;
+        len -= (size_t)k;
+    }
+    return BORG_OK;
+}
+
+borg_status results_write(results_writer *w, const borg_result *r, borg_err *err)
+{
+    char *text = utf8_repair(r->text ? r->text : "", r->text ? r->text_len : 0);
+    if (!text)
+        return borg_fail(err, BORG_ENOMEM, "out of memory writing the result of '%s'", r->job->id);
+    cJSON *o = job_is_openai(r->job) ? openai_line(r, text) : native_line(r, text);
+    free(text);
+    char *line = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!line)
+        return borg_fail(err, BORG_ENOMEM, "out of memory writing the result of '%s'", r->job->id);
+    size_t len = strlen(line);
+    line[len] = '\n'; /* one write, so a crash tears at most this line */
+    borg_status st = write_all(w, line, len + 1, err);
+    free(line);
+    if (st)
+        return st;
+    if (fdatasync(w->fd) != 0 && errno != EINVAL && errno != EROFS)
+        return borg_fail(err, BORG_EIO, "%s: fdatasync failed: %s", w->path, strerror(errno));
+    w->counts[r->status]++;
+    return BORG_OK;
+}
+
+long results_count(const results_writer *w, result_status s) { return w->counts[s]; }
+
+borg_status results_close(results_writer *w, borg_err *err)
+{
+    if (!w)
+        return BORG_OK;
+    borg_status st = BORG_OK;
+    if (close(w->fd) != 0)
+        st = borg_fail(err, BORG_EIO, "%s: close failed: %s", w->path, strerror(errno));
+    free(w->path);
+    free(w);
+    return st;
+}

@@ -1,0 +1,103 @@
+#include "borg/inspect.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "borg/chat_template.h"
+#include "borg/gguf.h"
+#include "borg/model.h"
+#include "borg/quant.h"
+#include "borg/tokenizer.h"
+
+static void print_str_key(const gguf_file *f, FILE *out, const char *label, const char *key)
+{
+    gguf_str s;
+    if (gguf_has_key(f, key) && gguf_get_str(f, key, &s, NULL) == BORG_OK)
+        fprintf(out, "%-22s %.*s\n", label, (int)(s.len > 200 ? 200 : s.len), s.ptr);
+}
+
+borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err)
+{
+    gguf_file *f;
+    borg_tokenizer *tok = NULL;
+    borg_status st = gguf_open(cfg->model, &f, err);
+    if (st)
+        return st;
+    borg_hparams hp;
+    borg_model *m = NULL;
+    if ((st = model_hparams(f, &hp, err)) || (st = model_load(f, 0, hp.n_layer, 1, 1, &m, err)) ||
+        (st = tokenizer_load(f, &tok, err)))
+        goto done;
+    hp = *model_hp(m);
+
+    uint64_t count[64] = {0}, params = 0;
+    size_t bytes[64] = {0};
+    for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        uint64_t n = (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * (uint64_t)t->ne[2] * (uint64_t)t->ne[3];
+        params += n;
+        if (t->type < 64) {
+            count[t->type]++;
+            bytes[t->type] += t->nbytes;
+        }
+    }
+    gguf_str tmpl = {0};
+    if (gguf_has_key(f, "tokenizer.chat_template"))
+        gguf_get_str(f, "tokenizer.chat_template", &tmpl, NULL);
+    chat_template chat;
+    chat_template_init(tmpl.ptr, tmpl.len, tokenizer_find(tok, "<|im_start|>") >= 0, &chat, NULL);
+
+    const double kv_per_token = 2.0 * hp.n_layer * hp.n_kv_head * hp.head_dim * sizeof(float);
+    fprintf(out, "%-22s %s\n", "file", cfg->model);
+    fprintf(out, "%-22s %u\n", "gguf version", gguf_version(f));
+    print_str_key(f, out, "name", "general.name");
+    fprintf(out, "%-22s %s\n", "architecture", hp.arch);
+    fprintf(out, "%-22s %d\n", "layers", hp.n_layer);
+    fprintf(out, "%-22s %d\n", "embedding", hp.dim);
+    fprintf(out, "%-22s %d query, %d key/value (head size %d)\n", "attention heads", hp.n_head, hp.n_kv_head,
+            hp.head_dim);
+    fprintf(out, "%-22s %d\n", "feed-forward", hp.ffn_dim);
+    fprintf(out, "%-22s %d\n", "vocabulary", hp.n_vocab);
+    fprintf(out, "%-22s %d\n", "context", (int)hp.ctx_len);
+    fprintf(out, "%-22s base %g, %d dims, %s pairs\n", "rope", hp.rope_base, hp.rope_dim,
+            hp.rope_neox ? "neox" : "adjacent");
+    fprintf(out, "%-22s %g\n", "rms epsilon", hp.rms_eps);
+    fprintf(out, "%-22s %s\n", "output", gguf_tensor_find(f, "output.weight") ? "separate" : "tied to embedding");
+    fprintf(out, "%-22s %s\n", "chat template", chat_style_name(chat.style));
+    fprintf(out, "%-22s %.1f M\n", "parameters", params / 1e6);
+    fprintf(out, "%-22s %llu\n", "tensors", (unsigned long long)gguf_tensor_count(f));
+    for (uint32_t t = 0; t < 64; t++)
+        if (count[t])
+            fprintf(out, "  %-20s %llu tensors, %.1f MiB\n", dtype_name(t), (unsigned long long)count[t],
+                    bytes[t] / 1048576.0);
+    fprintf(out, "%-22s %.1f MiB\n", "weights", model_weight_bytes(m) / 1048576.0);
+    fprintf(out, "%-22s %.1f KiB per token (f32), %.1f MiB per 4096-token sequence\n", "kv cache",
+            kv_per_token / 1024.0, kv_per_token * 4096 / 1048576.0);
+    chat_template_free(&chat);
+done:
+    tokenizer_free(tok);
+    model_free(m);
+    gguf_close(f);
+    return st;
+}
+
+borg_status inspect_tokenize(const borg_config *cfg, FILE *out, borg_err *err)
+{
+    gguf_file *f;
+    borg_tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    borg_status st = gguf_open(cfg->model, &f, err);
+    if (st)
+        return st;
+    if (!(st = tokenizer_load(f, &tok, err)) &&
+        !(st = tokenizer_encode(tok, cfg->text, strlen(cfg->text), 1, !cfg->no_special, &ids, &n, err))) {
+        for (size_t i = 0; i < n; i++)
+            fprintf(out, i ? " %d" : "%d", (int)ids[i]);
+        fputc('\n', out);
+    }
+    free(ids);
+    tokenizer_free(tok);
+    gguf_close(f);
+    return st;
+}

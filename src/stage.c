@@ -1,0 +1,142 @@
+#include "borg/stage.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "borg/kvcache.h"
+#include "borg/sampler.h"
+#include "borg/threadpool.h"
+
+struct borg_stage {
+    stage_config cfg;
+    borg_model *model;
+    borg_kvcache kv;
+    borg_pool *pool;
+    borg_sampler *sampler;
+    int32_t *slot, *pos; /* per token of the current batch */
+    int cap_tokens;
+    float *rows;   /* hidden states of the sampled tokens */
+    float *logits; /* one row per sampled sequence */
+    int cap_rows;
+};
+
+borg_status stage_create(const gguf_file *f, const stage_config *cfg, borg_stage **out, borg_err *err)
+{
+    borg_stage *s = calloc(1, sizeof *s);
+    if (!s)
+        return borg_fail(err, BORG_ENOMEM, "out of memory creating a stage");
+    s->cfg = *cfg;
+    borg_status st = model_load(f, cfg->layer_begin, cfg->layer_end, cfg->first, cfg->last, &s->model, err);
+    const borg_hparams *hp = st ? NULL : model_hp(s->model);
+    if (!st)
+        st = kv_create(cfg->layer_end - cfg->layer_begin, cfg->n_slots, cfg->slot_ctx,
+                       hp->n_kv_head * hp->head_dim, &s->kv, err);
+    if (!st)
+        st = pool_create(cfg->threads, &s->pool, err);
+    if (!st && cfg->last)
+        st = sampler_create(hp->n_vocab, &s->sampler, err);
+    if (st) {
+        stage_free(s);
+        return st;
+    }
+    *out = s;
+    return BORG_OK;
+}
+
+void stage_free(borg_stage *s)
+{
+    if (!s)
+        return;
+    model_free(s->model);
+    kv_free(&s->kv);
+    pool_destroy(s->pool);
+    sampler_free(s->sampler);
+    free(s->slot);
+    free(s->pos);
+    free(s->rows);
+    free(s->logits);
+    free(s);
+}
+
+const borg_hparams *stage_hp(const borg_stage *s) { return model_hp(s->model); }
+
+size_t stage_weight_bytes(const borg_stage *s) { return model_weight_bytes(s->model); }
+
+static borg_status reserve_tokens(borg_stage *s, int n, borg_err *err)
+{
+    if (n <= s->cap_tokens)
+        return BORG_OK;
+    int32_t *slot = realloc(s->slot, sizeof *slot * (size_t)n);
+    if (slot)
+        s->slot = slot;
+    int32_t *pos = slot ? realloc(s->pos, sizeof *pos * (size_t)n) : NULL;
+    if (!pos)
+        return borg_fail(err, BORG_ENOMEM, "out of memory for a batch of %d tokens", n);
+    s->pos = pos;
+    s->cap_tokens = n;
+    return BORG_OK;
+}
+
+borg_status stage_forward(borg_stage *s, const borg_batch *b, float *x, borg_err *err)
+{
+    borg_status st = reserve_tokens(s, b->n_tokens, err);
+    if (st)
+        return st;
+    int t = 0;
+    for (int i = 0; i < b->n_seqs; i++) {
+        const batch_seq *q = &b->seqs[i];
+        if (q->n_tokens < 1 || q->pos < 0 || t + q->n_tokens > b->n_tokens)
+            return borg_fail(err, BORG_EINPUT, "batch %lld: sequence %d has a bad token range",
+                             (long long)b->id, i);
+        for (int j = 0; j < q->n_tokens; j++, t++) {
+            s->slot[t] = q->slot;
+            s->pos[t] = q->pos + j;
+        }
+    }
+    if (t != b->n_tokens)
+        return borg_fail(err, BORG_EINPUT, "batch %lld: sequences cover %d of %d tokens", (long long)b->id, t,
+                         b->n_tokens);
+    if (s->cfg.first && (st = model_embed(s->model, b->tokens, b->n_tokens, x, err)))
+        return st;
+    return model_forward(s->model, &s->kv, x, s->slot, s->pos, b->n_tokens, s->pool, err);
+}
+
+borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out,
+                         int *n_out, borg_err *err)
+{
+    const borg_hparams *hp = model_hp(s->model);
+    *n_out = 0;
+    if (b->n_seqs > s->cap_rows) {
+        float *rows = realloc(s->rows, sizeof(float) * (size_t)b->n_seqs * hp->dim);
+        if (rows)
+            s->rows = rows;
+        float *logits = rows ? realloc(s->logits, sizeof(float) * (size_t)b->n_seqs * hp->n_vocab) : NULL;
+        if (!logits)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for logits of %d sequences", b->n_seqs);
+        s->logits = logits;
+        s->cap_rows = b->n_seqs;
+    }
+    int n = 0, t = 0;
+    for (int i = 0; i < b->n_seqs; i++) {
+        t += b->seqs[i].n_tokens;
+        if (b->seqs[i].sample)
+            memcpy(s->rows + (size_t)n++ * hp->dim, x + (size_t)(t - 1) * hp->dim, sizeof(float) * hp->dim);
+    }
+    if (n == 0)
+        return BORG_OK;
+    borg_status st = model_logits(s->model, s->rows, n, s->logits, s->pool, err);
+    if (st)
+        return st;
+    int k = 0;
+    for (int i = 0; i < b->n_seqs; i++) {
+        const batch_seq *q = &b->seqs[i];
+        if (!q->sample)
+            continue;
+        out[k].req = q->req;
+        out[k].token = sampler_pick(s->sampler, s->logits + (size_t)k * hp->n_vocab, &q->sampling, q->step,
+                                    &out[k].logprob);
+        k++;
+    }
+    *n_out = k;
+    return BORG_OK;
+}
