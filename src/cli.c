@@ -13,6 +13,7 @@ static const char k_overview[] =
     "  run        run a jobs file (JSONL or JSON array) and write one result line per job\n"
     "  info       describe a model file: architecture, layers, tensor types, memory\n"
     "  tokenize   print the token ids of a text\n"
+    "  plan       print the layer split over pipeline stages and each stage's memory\n"
     "\n"
     "Run 'borg-infer <command> --help' for a command's options.\n"
     "Exit codes: 0 done, 1 failure, 2 bad input or usage, 3 incomplete (resumable).\n";
@@ -35,13 +36,27 @@ static const char k_run[] =
     "  --ctx N               context per sequence in tokens (default: min(model, 4096))\n"
     "  --slots N             sequences decoded together (default 32)\n"
     "  --batch-tokens N      token budget of one micro-batch (default 512)\n"
-    "  --quiet               no progress or summary on stderr\n";
+    "  --replicas R          independent pipelines over the stage ranks (default 1)\n"
+    "  --stages P            stages per pipeline (default: all stage ranks / R)\n"
+    "  --layers N,N,...      layers per stage, overriding the balanced split\n"
+    "  --wire-dtype T        activations between stages: f32 (default, exact), f16, bf16\n"
+    "  --quiet               no progress or summary on stderr\n"
+    "\n"
+    "Under mpirun with K ranks, rank 0 coordinates and ranks 1..K-1 run the\n"
+    "layers (K - 1 = replicas x stages); without mpirun one process does both.\n";
 
 static const char k_info[] =
     "Usage: borg-infer info --model M.gguf\n"
     "\n"
     "Prints the architecture, hyper-parameters, tensor types, parameter count and\n"
     "memory needs of a GGUF model. Exit code 2 if the file is malformed.\n";
+
+static const char k_plan[] =
+    "Usage: borg-infer plan --model M.gguf --stages P [--layers N,N,...] [--ctx N] [--slots N]\n"
+    "\n"
+    "Prints which layers each of P pipeline stages would hold (balanced by the\n"
+    "weight bytes each streams per token) and the memory each needs, without\n"
+    "running anything.\n";
 
 static const char k_tokenize[] =
     "Usage: borg-infer tokenize --model M.gguf [--no-special] TEXT\n"
@@ -56,6 +71,7 @@ void cli_usage(FILE *out, borg_command cmd)
     case CMD_RUN: fputs(k_run, out); break;
     case CMD_INFO: fputs(k_info, out); break;
     case CMD_TOKENIZE: fputs(k_tokenize, out); break;
+    case CMD_PLAN: fputs(k_plan, out); break;
     default: fputs(k_overview, out); break;
     }
 }
@@ -77,6 +93,7 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
     memset(cfg, 0, sizeof *cfg);
     cfg->slots = 32;
     cfg->batch_tokens = 512;
+    cfg->wire_dtype = WIRE_F32;
     if (argc < 2) {
         cfg->command = CMD_HELP;
         return BORG_OK;
@@ -88,6 +105,8 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         cfg->command = CMD_INFO;
     else if (!strcmp(cmd, "tokenize"))
         cfg->command = CMD_TOKENIZE;
+    else if (!strcmp(cmd, "plan"))
+        cfg->command = CMD_PLAN;
     else if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         cfg->command = CMD_HELP;
         return BORG_OK;
@@ -122,10 +141,28 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         } else if (!strcmp(a, "--threads") && sub == CMD_RUN) {
             if (!(st = parse_int(a, v, 1, 1024, &n, err)))
                 cfg->threads = (int)n, i++;
-        } else if (!strcmp(a, "--ctx") && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--replicas") && sub == CMD_RUN) {
+            if (!(st = parse_int(a, v, 1, 4096, &n, err)))
+                cfg->replicas = (int)n, i++;
+        } else if (!strcmp(a, "--stages") && (sub == CMD_RUN || sub == CMD_PLAN)) {
+            if (!(st = parse_int(a, v, 1, 256, &n, err)))
+                cfg->stages = (int)n, i++;
+        } else if (!strcmp(a, "--layers") && v && (sub == CMD_RUN || sub == CMD_PLAN)) {
+            cfg->layers = v, i++;
+        } else if (!strcmp(a, "--wire-dtype") && v && sub == CMD_RUN) {
+            if (!strcmp(v, "f32"))
+                cfg->wire_dtype = WIRE_F32;
+            else if (!strcmp(v, "f16"))
+                cfg->wire_dtype = WIRE_F16;
+            else if (!strcmp(v, "bf16"))
+                cfg->wire_dtype = WIRE_BF16;
+            else
+                return borg_fail(err, BORG_EUSAGE, "--wire-dtype must be f32, f16 or bf16 (got '%s')", v);
+            i++;
+        } else if (!strcmp(a, "--ctx") && (sub == CMD_RUN || sub == CMD_PLAN)) {
             if (!(st = parse_int(a, v, 2, 1 << 24, &n, err)))
                 cfg->ctx = (int32_t)n, i++;
-        } else if (!strcmp(a, "--slots") && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--slots") && (sub == CMD_RUN || sub == CMD_PLAN)) {
             if (!(st = parse_int(a, v, 1, 4096, &n, err)))
                 cfg->slots = (int)n, i++;
         } else if (!strcmp(a, "--batch-tokens") && sub == CMD_RUN) {
@@ -146,6 +183,8 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         return borg_fail(err, BORG_EUSAGE, "%s: --model is required", cmd);
     if (sub == CMD_RUN && (!cfg->jobs || !cfg->out))
         return borg_fail(err, BORG_EUSAGE, "run: --jobs and --out are required");
+    if (sub == CMD_PLAN && !cfg->stages)
+        return borg_fail(err, BORG_EUSAGE, "plan: --stages is required");
     if (sub == CMD_TOKENIZE && !cfg->text)
         return borg_fail(err, BORG_EUSAGE, "tokenize: give the TEXT to tokenize");
     return BORG_OK;

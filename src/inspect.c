@@ -6,6 +6,8 @@
 #include "borg/chat_template.h"
 #include "borg/gguf.h"
 #include "borg/model.h"
+#include "borg/plan.h"
+#include "borg/stage.h"
 #include "borg/quant.h"
 #include "borg/tokenizer.h"
 
@@ -98,6 +100,22 @@ borg_status inspect_tokenize(const borg_config *cfg, FILE *out, borg_err *err)
     }
     free(ids);
     tokenizer_free(tok);
+    gguf_close(f);
+    return st;
+}
+
+borg_status inspect_plan(const borg_config *cfg, FILE *out, borg_err *err)
+{
+    gguf_file *f;
+    borg_status st = gguf_open(cfg->model, &f, err);
+    if (st)
+        return st;
+    borg_hparams hp;
+    borg_plan plan;
+    if (!(st = model_hparams(f, &hp, err)) && !(st = plan_make(f, &hp, cfg->stages, cfg->layers, &plan, err))) {
+        fprintf(out, "%s: %d layers over %d stages\n", cfg->model, hp.n_layer, cfg->stages);
+        plan_print(&plan, &hp, cfg->slots, stage_slot_ctx(cfg->ctx, hp.ctx_len), out);
+    }
     gguf_close(f);
     return st;
 }

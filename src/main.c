@@ -1,5 +1,6 @@
-/* borg-infer: picks the command, runs it, maps its status to an exit code.
- * The only place that prints errors or exits. */
+/* borg-infer: joins the MPI job if there is one, gives each rank its role,
+ * runs the command and maps its status to an exit code. The only place
+ * that prints errors or exits. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,17 +8,20 @@
 #include "borg/coordinator.h"
 #include "borg/error.h"
 #include "borg/inspect.h"
+#include "borg/net.h"
+#include "borg/stage_rank.h"
 
 #define BORG_VERSION "0.1.0"
 
 static borg_command command_named(const char *name)
 {
-    if (name && !strcmp(name, "run"))
-        return CMD_RUN;
-    if (name && !strcmp(name, "info"))
-        return CMD_INFO;
-    if (name && !strcmp(name, "tokenize"))
-        return CMD_TOKENIZE;
+    static const struct {
+        const char *name;
+        borg_command cmd;
+    } table[] = {{"run", CMD_RUN}, {"info", CMD_INFO}, {"tokenize", CMD_TOKENIZE}, {"plan", CMD_PLAN}};
+    for (size_t i = 0; name && i < sizeof table / sizeof *table; i++)
+        if (!strcmp(name, table[i].name))
+            return table[i].cmd;
     return CMD_NONE;
 }
 
@@ -30,19 +34,39 @@ int main(int argc, char **argv)
         fprintf(stderr, "borg-infer: %s\n", err.msg);
         return borg_exit_code(st);
     }
-    switch (cfg.command) {
-    case CMD_HELP:
+    if (cfg.command == CMD_HELP) {
         cli_usage(stdout, command_named(cfg.text));
         return 0;
-    case CMD_VERSION:
+    }
+    if (cfg.command == CMD_VERSION) {
         printf("borg-infer %s\n", BORG_VERSION);
         return 0;
-    case CMD_INFO: st = inspect_info(&cfg, stdout, &err); break;
-    case CMD_TOKENIZE: st = inspect_tokenize(&cfg, stdout, &err); break;
-    case CMD_RUN: st = coordinator_run(&cfg, &err); break;
-    default: st = BORG_EUSAGE; break;
     }
-    if (st)
+    borg_net *net;
+    if ((st = net_init(&argc, &argv, &net, &err))) {
         fprintf(stderr, "borg-infer: %s\n", err.msg);
+        return borg_exit_code(st);
+    }
+    int rank = net_rank(net);
+    if (cfg.command == CMD_RUN)
+        st = rank == 0 ? coordinator_run(&cfg, net, &err) : stage_rank_main(&cfg, net, &err);
+    else if (rank == 0 && cfg.command == CMD_INFO)
+        st = inspect_info(&cfg, stdout, &err);
+    else if (rank == 0 && cfg.command == CMD_TOKENIZE)
+        st = inspect_tokenize(&cfg, stdout, &err);
+    else if (rank == 0 && cfg.command == CMD_PLAN)
+        st = inspect_plan(&cfg, stdout, &err);
+    if (st) {
+        if (rank)
+            fprintf(stderr, "borg-infer: rank %d: %s\n", rank, err.msg);
+        else
+            fprintf(stderr, "borg-infer: %s\n", err.msg);
+        fflush(stderr);
+        /* A coordinator that fails leaves stages waiting for batches; a
+         * stage that fails has told the coordinator, which ends the job. */
+        if (rank == 0 && net_size(net) > 1)
+            net_abort(net, borg_exit_code(st));
+    }
+    net_finalize(net);
     return borg_exit_code(st);
 }

@@ -20,6 +20,13 @@ struct borg_stage {
     int cap_rows;
 };
 
+int32_t stage_slot_ctx(int32_t requested, int32_t model_ctx)
+{
+    if (requested)
+        return requested;
+    return model_ctx < 4096 ? model_ctx : 4096;
+}
+
 borg_status stage_create(const gguf_file *f, const stage_config *cfg, borg_stage **out, borg_err *err)
 {
     borg_stage *s = calloc(1, sizeof *s);

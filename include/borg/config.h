@@ -6,8 +6,9 @@
 #include <stdio.h>
 
 #include "borg/error.h"
+#include "borg/frame.h"
 
-typedef enum { CMD_NONE, CMD_HELP, CMD_VERSION, CMD_RUN, CMD_INFO, CMD_TOKENIZE } borg_command;
+typedef enum { CMD_NONE, CMD_HELP, CMD_VERSION, CMD_RUN, CMD_INFO, CMD_TOKENIZE, CMD_PLAN } borg_command;
 
 typedef struct {
     borg_command command;
@@ -22,6 +23,10 @@ typedef struct {
     int force;
     int no_special;       /* tokenize: treat special-token text as text */
     int quiet;
+    int replicas;         /* 0: not given */
+    int stages;           /* 0: not given (plan: required) */
+    const char *layers;   /* --layers: layer counts per stage */
+    wire_dtype wire_dtype; /* activations between stages */
 } borg_config;
 
 /* Parses argv. On a usage error returns BORG_EUSAGE with a message. */

@@ -14,4 +14,7 @@ borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err);
 /* `tokenize`: the ids of cfg->text, space-separated on one line. */
 borg_status inspect_tokenize(const borg_config *cfg, FILE *out, borg_err *err);
 
+/* `plan`: the layer split over cfg->stages stages and each stage's memory. */
+borg_status inspect_plan(const borg_config *cfg, FILE *out, borg_err *err);
+
 #endif

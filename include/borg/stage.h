@@ -22,6 +22,10 @@ typedef struct {
     int threads;
 } stage_config;
 
+/* Context per sequence: the requested one, or min(model, 4096). Every
+ * rank derives it the same way from the same command line. */
+int32_t stage_slot_ctx(int32_t requested, int32_t model_ctx);
+
 borg_status stage_create(const gguf_file *f, const stage_config *cfg, borg_stage **out, borg_err *err);
 void stage_free(borg_stage *s);
 

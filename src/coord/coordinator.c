@@ -10,8 +10,10 @@
 
 #include "borg/batch.h"
 #include "borg/chat_template.h"
+#include "borg/exec.h"
 #include "borg/gguf.h"
 #include "borg/jobs.h"
+#include "borg/plan.h"
 #include "borg/results.h"
 #include "borg/scheduler.h"
 #include "borg/stage.h"
@@ -31,16 +33,30 @@ typedef struct {
     size_t text_len, text_cap;
     double t_read, t_admit, t_first;
     int64_t num;  /* request number; the ring slot is num % cap_reqs */
+    int pipe;     /* the pipeline (replica) it runs on */
     int open;
 } request;
+
+/* A pipeline as the coordinator sees it: its scheduler and the batches it
+ * has in flight (kept until they return, to release their sequences). */
+typedef struct {
+    borg_sched *sched;
+    borg_batch *flight;
+    int *busy;
+    int in_flight;
+} pipeline;
 
 typedef struct {
     const borg_config *cfg;
     gguf_file *gguf;
     borg_tokenizer *tok;
     chat_template chat;
-    borg_stage *stage;
-    borg_sched *sched;
+    borg_net *net;
+    borg_topology topo;
+    borg_exec *exec;
+    pipeline *pipes;
+    int n_pipes, depth;
+    int64_t next_batch;
     job_reader *reader;
     results_writer *out;
     int32_t slot_ctx;
@@ -51,9 +67,6 @@ typedef struct {
     int jobs_done;      /* the jobs file is exhausted */
     long prompt_tokens, gen_tokens;
     double t_start;
-    float *x;
-    int cap_x;
-    batch_result *results;
     int64_t *admitted;
 } coordinator;
 
@@ -95,7 +108,7 @@ static borg_status finish(coordinator *c, int64_t r, result_status status, const
     };
     borg_status st = results_write(c->out, &res, err);
     c->gen_tokens += q->n_gen;
-    sched_finish(c->sched, r);
+    sched_finish(c->pipes[q->pipe].sched, r);
     request_release(q);
     c->n_open--;
     return st;
@@ -171,7 +184,13 @@ static borg_status admit_job(coordinator *c, int64_t r, borg_err *err)
         free(ids);
         return finish(c, r, RESULT_OK, NULL, "length", err);
     }
-    st = sched_submit(c->sched, r, ids, (int32_t)n, &job->sampling, job->priority, err);
+    int best = 0;
+    for (int p = 1; p < c->n_pipes; p++)
+        if (sched_waiting(c->pipes[p].sched) + sched_active(c->pipes[p].sched) <
+            sched_waiting(c->pipes[best].sched) + sched_active(c->pipes[best].sched))
+            best = p;
+    q->pipe = best;
+    st = sched_submit(c->pipes[best].sched, r, ids, (int32_t)n, &job->sampling, job->priority, err);
     free(ids);
     return st;
 }
@@ -268,37 +287,70 @@ static borg_status on_token(coordinator *c, const batch_result *res, borg_err *e
     }
     if ((q->job.max_tokens >= 0 && q->n_gen >= q->job.max_tokens) || q->n_prompt + q->n_gen >= c->slot_ctx)
         return finish(c, res->req, RESULT_OK, NULL, "length", err);
-    return sched_append(c->sched, res->req, res->token, err);
+    return sched_append(c->pipes[q->pipe].sched, res->req, res->token, err);
 }
 
-static borg_status step(coordinator *c, borg_batch *b, borg_err *err)
+/* Fills every pipeline up to its depth with new micro-batches. */
+static borg_status dispatch(coordinator *c, borg_err *err)
 {
-    int n_admitted;
-    borg_status st = sched_build(c->sched, b, c->admitted, &n_admitted, err);
+    for (int p = 0; p < c->n_pipes; p++) {
+        pipeline *pl = &c->pipes[p];
+        while (pl->in_flight < c->depth) {
+            int k = 0;
+            while (pl->busy[k])
+                k++;
+            borg_batch *b = &pl->flight[k];
+            int n_admitted;
+            borg_status st = sched_build(pl->sched, b, c->admitted, &n_admitted, err);
+            if (st)
+                return st;
+            double t = now_ms();
+            for (int i = 0; i < n_admitted; i++)
+                req_at(c, c->admitted[i])->t_admit = t;
+            if (b->n_seqs == 0)
+                break;
+            b->id = c->next_batch++;
+            if ((st = exec_submit(c->exec, p, b, err)))
+                return st;
+            pl->busy[k] = 1;
+            pl->in_flight++;
+        }
+    }
+    return BORG_OK;
+}
+
+/* Takes in one returned batch: its sequences are free to be scheduled
+ * again, and each sampled token goes through the stop rules. */
+static borg_status collect(coordinator *c, borg_err *err)
+{
+    exec_done done;
+    borg_status st = exec_wait(c->exec, &done, err);
     if (st)
         return st;
-    double t = now_ms();
-    for (int i = 0; i < n_admitted; i++)
-        req_at(c, c->admitted[i])->t_admit = t;
-    if (b->n_seqs == 0)
-        return BORG_OK;
-    const borg_hparams *hp = stage_hp(c->stage);
-    if (b->n_tokens > c->cap_x) {
-        float *x = realloc(c->x, sizeof(float) * (size_t)b->n_tokens * hp->dim);
-        if (!x)
-            return borg_fail(err, BORG_ENOMEM, "out of memory for a batch of %d tokens", b->n_tokens);
-        c->x = x;
-        c->cap_x = b->n_tokens;
-    }
-    int n_out;
-    if ((st = stage_forward(c->stage, b, c->x, err)) ||
-        (st = stage_sample(c->stage, b, c->x, c->results, &n_out, err)))
-        return st;
-    sched_batch_done(c->sched, b);
-    for (int i = 0; i < n_out; i++)
-        if ((st = on_token(c, &c->results[i], err)))
+    if (done.pipe < 0 || done.pipe >= c->n_pipes)
+        return borg_fail(err, BORG_EINTERNAL, "batch %lld came back from unknown pipeline %d", (long long)done.batch_id,
+                         done.pipe);
+    pipeline *pl = &c->pipes[done.pipe];
+    int k = 0;
+    while (k < c->depth && !(pl->busy[k] && pl->flight[k].id == done.batch_id))
+        k++;
+    if (k == c->depth)
+        return borg_fail(err, BORG_EINTERNAL, "batch %lld came back but was not in flight", (long long)done.batch_id);
+    sched_batch_done(pl->sched, &pl->flight[k]);
+    pl->busy[k] = 0;
+    pl->in_flight--;
+    for (int i = 0; i < done.n; i++)
+        if ((st = on_token(c, &done.results[i], err)))
             return st;
     return BORG_OK;
+}
+
+static int in_flight(const coordinator *c)
+{
+    int n = 0;
+    for (int p = 0; p < c->n_pipes; p++)
+        n += c->pipes[p].in_flight;
+    return n;
 }
 
 static long peak_rss_kib(void)
@@ -314,17 +366,18 @@ static long peak_rss_kib(void)
     return kib;
 }
 
-static void write_summary(coordinator *c, double wall_ms)
+static void write_summary(coordinator *c, double wall_ms, const stage_stats *st, int n_st)
 {
     long ok = results_count(c->out, RESULT_OK), bad = results_count(c->out, RESULT_ERROR);
     long to = results_count(c->out, RESULT_TIMEOUT), cn = results_count(c->out, RESULT_CANCELLED);
     double tps = wall_ms > 0 ? c->gen_tokens / (wall_ms / 1e3) : 0;
-    long rss = peak_rss_kib();
-    if (!c->cfg->quiet)
+    double rss0 = peak_rss_kib() / 1024.0;
+    int quiet = c->cfg->quiet;
+    if (!quiet)
         fprintf(stderr,
                 "borg-infer: %ld jobs (%ld ok, %ld error, %ld timeout, %ld cancelled); %ld prompt + %ld generated tokens "
-                "in %.2f s (%.1f generated tokens/s); peak memory %.1f MiB\n",
-                ok + bad + to + cn, ok, bad, to, cn, c->prompt_tokens, c->gen_tokens, wall_ms / 1e3, tps, rss / 1024.0);
+                "in %.2f s (%.1f generated tokens/s)\n",
+                ok + bad + to + cn, ok, bad, to, cn, c->prompt_tokens, c->gen_tokens, wall_ms / 1e3, tps);
     cJSON *o = cJSON_CreateObject();
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
     cJSON_AddNumberToObject(jobs, "ok", ok);
@@ -335,12 +388,39 @@ static void write_summary(coordinator *c, double wall_ms)
     cJSON_AddNumberToObject(o, "generated_tokens", c->gen_tokens);
     cJSON_AddNumberToObject(o, "wall_s", wall_ms / 1e3);
     cJSON_AddNumberToObject(o, "generated_tokens_per_s", tps);
-    cJSON *mem = cJSON_AddArrayToObject(o, "ranks");
+    cJSON_AddNumberToObject(o, "replicas", c->topo.replicas);
+    cJSON_AddNumberToObject(o, "stages", c->topo.stages);
+    cJSON *ranks = cJSON_AddArrayToObject(o, "ranks");
     cJSON *r0 = cJSON_CreateObject();
     cJSON_AddNumberToObject(r0, "rank", 0);
-    cJSON_AddStringToObject(r0, "role", "coordinator+stage");
-    cJSON_AddNumberToObject(r0, "peak_rss_mib", rss / 1024.0);
-    cJSON_AddItemToArray(mem, r0);
+    cJSON_AddStringToObject(r0, "role", c->topo.replicas ? "coordinator" : "coordinator+stage");
+    cJSON_AddNumberToObject(r0, "peak_rss_mib", rss0);
+    cJSON_AddItemToArray(ranks, r0);
+    if (!quiet)
+        fprintf(stderr, "  rank 0: %s, peak memory %.1f MiB\n", c->topo.replicas ? "coordinator" : "coordinator+stage",
+                rss0);
+    for (int i = 0; i < n_st; i++) {
+        double busy = st[i].wall_s > 0 ? st[i].busy_s / st[i].wall_s : 0;
+        int rank = c->topo.replicas ? i + 1 : 0;
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "rank", rank);
+        cJSON_AddStringToObject(r, "role", "stage");
+        cJSON_AddNumberToObject(r, "replica", st[i].replica);
+        cJSON_AddNumberToObject(r, "stage", st[i].stage);
+        cJSON_AddNumberToObject(r, "layer_begin", st[i].layer_begin);
+        cJSON_AddNumberToObject(r, "layer_end", st[i].layer_end);
+        cJSON_AddNumberToObject(r, "batches", (double)st[i].batches);
+        cJSON_AddNumberToObject(r, "tokens", (double)st[i].tokens);
+        cJSON_AddNumberToObject(r, "busy_s", st[i].busy_s);
+        cJSON_AddNumberToObject(r, "wall_s", st[i].wall_s);
+        cJSON_AddNumberToObject(r, "busy_fraction", busy);
+        cJSON_AddNumberToObject(r, "peak_rss_mib", st[i].peak_rss_mib);
+        cJSON_AddItemToArray(ranks, r);
+        if (!quiet)
+            fprintf(stderr, "  rank %d: replica %d stage %d, layers %d-%d, %lld batches, busy %.0f%%, peak memory %.1f MiB\n",
+                    rank, st[i].replica, st[i].stage, st[i].layer_begin, st[i].layer_end - 1, (long long)st[i].batches,
+                    busy * 100, st[i].peak_rss_mib);
+    }
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     char *path = NULL;
@@ -355,12 +435,14 @@ static void write_summary(coordinator *c, double wall_ms)
     free(s);
 }
 
-static borg_status setup(coordinator *c, const borg_config *cfg, borg_err *err)
+static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, borg_err *err)
 {
     c->cfg = cfg;
+    c->net = net;
     c->t_start = now_ms();
     borg_status st;
-    if ((st = gguf_open(cfg->model, &c->gguf, err)) || (st = tokenizer_load(c->gguf, &c->tok, err)))
+    if ((st = topology_resolve(net_size(net), cfg->replicas, cfg->stages, &c->topo, err)) ||
+        (st = gguf_open(cfg->model, &c->gguf, err)) || (st = tokenizer_load(c->gguf, &c->tok, err)))
         return st;
     gguf_str tmpl = {0};
     if (gguf_has_key(c->gguf, "tokenizer.chat_template") &&
@@ -369,28 +451,49 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_err *err)
     if ((st = chat_template_init(tmpl.ptr, tmpl.len, tokenizer_find(c->tok, "<|im_start|>") >= 0, &c->chat, err)))
         return st;
     borg_hparams hp;
-    if ((st = model_hparams(c->gguf, &hp, err)))
+    borg_plan plan;
+    if ((st = model_hparams(c->gguf, &hp, err)) ||
+        (st = plan_make(c->gguf, &hp, c->topo.stages, cfg->layers, &plan, err)))
         return st;
-    c->slot_ctx = cfg->ctx ? cfg->ctx : (hp.ctx_len < 4096 ? hp.ctx_len : 4096);
-    stage_config sc = {
-        .layer_begin = 0,
-        .layer_end = hp.n_layer,
-        .first = 1,
-        .last = 1,
-        .n_slots = cfg->slots,
-        .slot_ctx = c->slot_ctx,
-        .threads = cfg->threads ? cfg->threads : pool_default_threads(),
-    };
-    if ((st = stage_create(c->gguf, &sc, &c->stage, err)) ||
-        (st = sched_create(cfg->slots, c->slot_ctx, cfg->batch_tokens, &c->sched, err)) ||
-        (st = job_reader_open(cfg->jobs, &c->reader, err)) ||
-        (st = results_open(cfg->out, cfg->force, &c->out, err)))
+    c->slot_ctx = stage_slot_ctx(cfg->ctx, hp.ctx_len);
+    /* Refuse a bad jobs file or an existing results file before any rank
+     * spends time loading layers. */
+    if ((st = job_reader_open(cfg->jobs, &c->reader, err)) || (st = results_open(cfg->out, cfg->force, &c->out, err)))
         return st;
-    c->cap_reqs = (int64_t)cfg->slots * (READ_AHEAD_PER_SLOT + 1);
+    if (c->topo.replicas) {
+        st = exec_create_mpi(net, &c->topo, &c->exec, err);
+    } else {
+        stage_config sc = {
+            .layer_begin = 0,
+            .layer_end = hp.n_layer,
+            .first = 1,
+            .last = 1,
+            .n_slots = cfg->slots,
+            .slot_ctx = c->slot_ctx,
+            .threads = cfg->threads ? cfg->threads : pool_default_threads(),
+        };
+        st = exec_create_local(c->gguf, &sc, &c->exec, err);
+    }
+    if (st)
+        return st;
+    c->n_pipes = exec_pipes(c->exec);
+    c->depth = exec_depth(c->exec);
+    c->pipes = calloc((size_t)c->n_pipes, sizeof *c->pipes);
+    if (!c->pipes)
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    for (int p = 0; p < c->n_pipes; p++) {
+        pipeline *pl = &c->pipes[p];
+        if ((st = sched_create(cfg->slots, c->slot_ctx, cfg->batch_tokens, &pl->sched, err)))
+            return st;
+        pl->flight = calloc((size_t)c->depth, sizeof *pl->flight);
+        pl->busy = calloc((size_t)c->depth, sizeof *pl->busy);
+        if (!pl->flight || !pl->busy)
+            return borg_fail(err, BORG_ENOMEM, "out of memory");
+    }
+    c->cap_reqs = (int64_t)cfg->slots * c->n_pipes * (READ_AHEAD_PER_SLOT + 1);
     c->reqs = calloc((size_t)c->cap_reqs, sizeof *c->reqs);
-    c->results = calloc((size_t)cfg->slots, sizeof *c->results);
     c->admitted = calloc((size_t)cfg->slots, sizeof *c->admitted);
-    if (!c->reqs || !c->results || !c->admitted)
+    if (!c->reqs || !c->admitted)
         return borg_fail(err, BORG_ENOMEM, "out of memory");
     return BORG_OK;
 }
@@ -400,38 +503,47 @@ static void teardown(coordinator *c)
     for (int64_t i = 0; c->reqs && i < c->cap_reqs; i++)
         request_release(&c->reqs[i]);
     free(c->reqs);
-    free(c->results);
     free(c->admitted);
-    free(c->x);
+    for (int p = 0; c->pipes && p < c->n_pipes; p++) {
+        for (int k = 0; k < c->depth; k++)
+            batch_free(&c->pipes[p].flight[k]);
+        free(c->pipes[p].flight);
+        free(c->pipes[p].busy);
+        sched_free(c->pipes[p].sched);
+    }
+    free(c->pipes);
+    exec_free(c->exec);
     job_reader_close(c->reader);
-    sched_free(c->sched);
-    stage_free(c->stage);
     chat_template_free(&c->chat);
     tokenizer_free(c->tok);
     gguf_close(c->gguf);
 }
 
-borg_status coordinator_run(const borg_config *cfg, borg_err *err)
+borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err)
 {
     coordinator c = {0};
-    borg_batch b;
-    batch_init(&b);
-    borg_status st = setup(&c, cfg, err);
+    borg_status st = setup(&c, cfg, net, err);
     while (!st) {
-        if ((st = read_jobs(&c, err)))
+        if ((st = read_jobs(&c, err)) || (st = dispatch(&c, err)))
             break;
-        if (c.n_open == 0 && c.jobs_done)
-            break;
-        if ((st = step(&c, &b, err)))
-            break;
-        if (b.n_seqs == 0 && sched_waiting(c.sched) == 0 && sched_active(c.sched) == 0 && c.jobs_done &&
-            c.n_open > 0) {
-            st = borg_fail(err, BORG_EINTERNAL, "%lld jobs are open but none is scheduled", (long long)c.n_open);
-            break;
+        if (in_flight(&c) == 0) {
+            if (c.n_open == 0 && c.jobs_done)
+                break;
+            /* Nothing runs, yet jobs are open: only reading more can help. */
+            if (c.jobs_done || req_at(&c, c.n_read)->open) {
+                st = borg_fail(err, BORG_EINTERNAL, "%lld jobs are open but none can be scheduled", (long long)c.n_open);
+                break;
+            }
+            continue;
         }
+        st = collect(&c, err);
     }
+    stage_stats *stats = NULL;
+    int n_stats = 0;
+    if (!st && c.exec)
+        st = exec_finish(c.exec, &stats, &n_stats, err);
     if (c.out) {
-        write_summary(&c, now_ms() - c.t_start);
+        write_summary(&c, now_ms() - c.t_start, stats, n_stats);
         borg_err cerr;
         borg_status cst = results_close(c.out, &cerr);
         if (!st && cst) {
@@ -439,7 +551,7 @@ borg_status coordinator_run(const borg_config *cfg, borg_err *err)
             *err = cerr;
         }
     }
-    batch_free(&b);
+    free(stats);
     teardown(&c);
     return st;
 }

@@ -1,0 +1,41 @@
+/* Where the coordinator's micro-batches run: on a stage inside this
+ * process, or on pipelines of stage ranks reached over MPI. Either way the
+ * coordinator submits batches to a pipeline and waits for the sampled
+ * tokens to come back, up to exec_depth batches in flight per pipeline. */
+#ifndef BORG_EXEC_H
+#define BORG_EXEC_H
+
+#include "borg/batch.h"
+#include "borg/error.h"
+#include "borg/frame.h"
+#include "borg/gguf.h"
+#include "borg/net.h"
+#include "borg/stage.h"
+#include "borg/topology.h"
+
+typedef struct borg_exec borg_exec;
+
+typedef struct {
+    int pipe;
+    int64_t batch_id;
+    int n;
+    const batch_result *results; /* valid until the next exec call */
+} exec_done;
+
+borg_status exec_create_local(const gguf_file *f, const stage_config *sc, borg_exec **out, borg_err *err);
+
+/* Waits for every stage rank to report ready (or fail). */
+borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, borg_exec **out, borg_err *err);
+
+int exec_pipes(const borg_exec *e);
+int exec_depth(const borg_exec *e);
+
+borg_status exec_submit(borg_exec *e, int pipe, const borg_batch *b, borg_err *err);
+borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err);
+
+/* Stops the stages and collects their statistics: *stats (malloc'd, one
+ * per stage) and *n. */
+borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err);
+void exec_free(borg_exec *e);
+
+#endif

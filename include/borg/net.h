@@ -1,0 +1,40 @@
+/* Moving frames between ranks over MPI point-to-point.
+ *
+ * Sends are non-blocking: net_send takes the frame's buffer (swapping in a
+ * spare) and returns at once; a bounded number may be outstanding. A rank
+ * waiting for a frame polls with short sleeps rather than blocking inside
+ * MPI, whose progress loop would keep a core busy that the compute threads
+ * of this or another rank need. */
+#ifndef BORG_NET_H
+#define BORG_NET_H
+
+#include "borg/error.h"
+#include "borg/frame.h"
+
+typedef struct borg_net borg_net;
+
+/* Joins the MPI job when the process was started by an MPI launcher
+ * (mpirun, srun); otherwise returns a single-rank net without MPI. */
+borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err);
+/* Waits for outstanding sends, then leaves MPI. */
+void net_finalize(borg_net *n);
+
+/* Ends every rank of the job at once (after a failure that leaves ranks
+ * waiting on each other); returns only without MPI. */
+void net_abort(borg_net *n, int code);
+
+int net_rank(const borg_net *n);
+int net_size(const borg_net *n);
+
+/* Sends f's frame to dest. f is left holding a spare buffer to reuse. */
+borg_status net_send(borg_net *n, int dest, frame_buf *f, borg_err *err);
+
+/* Receives the next frame from any rank into f (grown as needed); *src
+ * gets the sender. Waits at most timeout_s seconds (< 0: no limit);
+ * returns BORG_EINCOMPLETE when the time runs out. */
+borg_status net_recv(borg_net *n, frame_buf *f, int *src, double timeout_s, borg_err *err);
+
+/* Waits until every send made so far has completed. */
+borg_status net_flush(borg_net *n, borg_err *err);
+
+#endif

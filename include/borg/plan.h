@@ -1,0 +1,37 @@
+/* The layer split: which contiguous layers each pipeline stage holds.
+ *
+ * Balanced by the bytes of weights a stage reads per token (its layers,
+ * plus the output matrix on the last stage), since on both CPU and GPU a
+ * stage's time per token follows the weight bytes it streams. The
+ * embedding is only looked up, so it counts for memory, not for balance. */
+#ifndef BORG_PLAN_H
+#define BORG_PLAN_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "borg/error.h"
+#include "borg/gguf.h"
+#include "borg/model.h"
+
+#define PLAN_MAX_STAGES 256
+
+typedef struct {
+    int n_stages;
+    int begin[PLAN_MAX_STAGES]; /* stage s holds layers [begin[s], end[s]) */
+    int end[PLAN_MAX_STAGES];
+    size_t weight_bytes[PLAN_MAX_STAGES]; /* mapped and read by the stage */
+    size_t compute_bytes[PLAN_MAX_STAGES]; /* streamed per token: what balance evens out */
+    size_t kv_bytes_per_token[PLAN_MAX_STAGES];
+} borg_plan;
+
+/* The split with the smallest largest stage. layers_spec, when not NULL,
+ * overrides it: comma-separated layer counts, one per stage, summing to the
+ * model's layer count (e.g. "12,10,8"). Errors name what is wrong. */
+borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, const char *layers_spec,
+                      borg_plan *out, borg_err *err);
+
+/* Prints the split and each stage's memory, one stage a line. */
+void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, FILE *out);
+
+#endif

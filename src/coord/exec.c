@@ -1,0 +1,233 @@
+#define _GNU_SOURCE
+#include "borg/exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Batches in flight per pipeline beyond one per stage: the coordinator
+ * builds the next while the last stage samples, so no stage waits. */
+enum { EXTRA_DEPTH = 1 };
+
+typedef enum { EXEC_LOCAL, EXEC_MPI } exec_kind;
+
+struct borg_exec {
+    exec_kind kind;
+    /* local */
+    borg_stage *stage;
+    float *x;
+    size_t cap_x;
+    int64_t pending_id;
+    int has_pending;
+    stage_stats local_stats;
+    double t_first;
+    /* mpi */
+    borg_net *net;
+    borg_topology topo;
+    frame_buf out, in;
+    /* both */
+    batch_result *res;
+    int cap_res, n_res;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static borg_status reserve_results(borg_exec *e, int n, borg_err *err)
+{
+    if (n <= e->cap_res)
+        return BORG_OK;
+    batch_result *r = realloc(e->res, sizeof *r * (size_t)n);
+    if (!r)
+        return borg_fail(err, BORG_ENOMEM, "out of memory for %d results", n);
+    e->res = r;
+    e->cap_res = n;
+    return BORG_OK;
+}
+
+borg_status exec_create_local(const gguf_file *f, const stage_config *sc, borg_exec **out, borg_err *err)
+{
+    borg_exec *e = calloc(1, sizeof *e);
+    if (!e)
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    e->kind = EXEC_LOCAL;
+    borg_status st = stage_create(f, sc, &e->stage, err);
+    if (st) {
+        free(e);
+        return st;
+    }
+    e->local_stats.layer_begin = sc->layer_begin;
+    e->local_stats.layer_end = sc->layer_end;
+    *out = e;
+    return BORG_OK;
+}
+
+static borg_status remote_error(const uint8_t *p, const frame_header *h, int src, borg_err *err)
+{
+    return borg_fail(err, BORG_EIO, "rank %d: %.*s", src, (int)(h->payload_bytes > 400 ? 400 : h->payload_bytes),
+                     (const char *)p + sizeof *h);
+}
+
+/* Receives and checks one frame; a stage's ERROR frame becomes our error. */
+static borg_status recv_frame(borg_exec *e, frame_header *h, int *src, borg_err *err)
+{
+    borg_status st = net_recv(e->net, &e->in, src, -1, err);
+    if (!st)
+        st = frame_check(e->in.p, e->in.len, h, err);
+    if (!st && h->kind == FRAME_ERROR)
+        st = remote_error(e->in.p, h, *src, err);
+    return st;
+}
+
+borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, borg_exec **out, borg_err *err)
+{
+    borg_exec *e = calloc(1, sizeof *e);
+    if (!e)
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    e->kind = EXEC_MPI;
+    e->net = net;
+    e->topo = *topo;
+    borg_status st = BORG_OK;
+    for (int ready = 0; ready < topo->replicas * topo->stages && !st; ready++) {
+        frame_header h;
+        int src;
+        st = recv_frame(e, &h, &src, err);
+        if (!st && h.kind != FRAME_READY)
+            st = borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u before it was ready", src, h.kind);
+    }
+    if (st) {
+        exec_free(e);
+        return st;
+    }
+    *out = e;
+    return BORG_OK;
+}
+
+int exec_pipes(const borg_exec *e) { return e->kind == EXEC_LOCAL ? 1 : e->topo.replicas; }
+
+int exec_depth(const borg_exec *e) { return e->kind == EXEC_LOCAL ? 1 : e->topo.stages + EXTRA_DEPTH; }
+
+static borg_status local_run(borg_exec *e, const borg_batch *b, borg_err *err)
+{
+    const borg_hparams *hp = stage_hp(e->stage);
+    size_t need = (size_t)b->n_tokens * hp->dim;
+    if (need > e->cap_x) {
+        float *x = realloc(e->x, sizeof(float) * need);
+        if (!x)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for a batch of %d tokens", b->n_tokens);
+        e->x = x;
+        e->cap_x = need;
+    }
+    borg_status st = reserve_results(e, b->n_seqs, err);
+    double t = now_s();
+    if (!e->t_first)
+        e->t_first = t;
+    if (!st)
+        st = stage_forward(e->stage, b, e->x, err);
+    if (!st)
+        st = stage_sample(e->stage, b, e->x, e->res, &e->n_res, err);
+    e->local_stats.busy_s += now_s() - t;
+    e->local_stats.batches++;
+    e->local_stats.tokens += b->n_tokens;
+    return st;
+}
+
+borg_status exec_submit(borg_exec *e, int pipe, const borg_batch *b, borg_err *err)
+{
+    if (e->kind == EXEC_LOCAL) {
+        if (e->has_pending)
+            return borg_fail(err, BORG_EINTERNAL, "local stage takes one batch at a time");
+        borg_status st = local_run(e, b, err);
+        e->pending_id = b->id;
+        e->has_pending = !st;
+        return st;
+    }
+    borg_status st = frame_put_batch(&e->out, b, NULL, 0, WIRE_NONE, err);
+    return st ? st : net_send(e->net, topology_rank(&e->topo, pipe, 0), &e->out, err);
+}
+
+borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
+{
+    if (e->kind == EXEC_LOCAL) {
+        if (!e->has_pending)
+            return borg_fail(err, BORG_EINTERNAL, "waiting with no batch in flight");
+        e->has_pending = 0;
+        *done = (exec_done){0, e->pending_id, e->n_res, e->res};
+        return BORG_OK;
+    }
+    frame_header h;
+    int src;
+    borg_status st = recv_frame(e, &h, &src, err);
+    if (st)
+        return st;
+    if (h.kind != FRAME_RESULT)
+        return borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u while results were expected", src, h.kind);
+    int n;
+    if ((st = reserve_results(e, h.n_seqs, err)) || (st = frame_get_results(e->in.p, &h, e->res, &n, err)))
+        return st;
+    *done = (exec_done){(src - 1) / e->topo.stages, h.batch_id, n, e->res};
+    return BORG_OK;
+}
+
+static long peak_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kib = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err)
+{
+    int count = e->kind == EXEC_LOCAL ? 1 : e->topo.replicas * e->topo.stages;
+    stage_stats *s = calloc((size_t)count, sizeof *s);
+    if (!s)
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    *stats = s;
+    *n = count;
+    if (e->kind == EXEC_LOCAL) {
+        s[0] = e->local_stats;
+        s[0].wall_s = e->t_first ? now_s() - e->t_first : 0;
+        s[0].peak_rss_mib = peak_rss_kib() / 1024.0;
+        return BORG_OK;
+    }
+    borg_status st = BORG_OK;
+    for (int r = 1; r <= count && !st; r++) {
+        if (!(st = frame_put_control(&e->out, FRAME_SHUTDOWN, NULL, 0, err)))
+            st = net_send(e->net, r, &e->out, err);
+    }
+    for (int got = 0; got < count && !st; got++) {
+        frame_header h;
+        int src;
+        if ((st = recv_frame(e, &h, &src, err)))
+            break;
+        if (h.kind != FRAME_STATS || h.payload_bytes != sizeof(stage_stats) || src < 1 || src > count) {
+            st = borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u instead of its statistics", src, h.kind);
+            break;
+        }
+        memcpy(&s[src - 1], e->in.p + sizeof h, sizeof(stage_stats));
+    }
+    return st;
+}
+
+void exec_free(borg_exec *e)
+{
+    if (!e)
+        return;
+    stage_free(e->stage);
+    free(e->x);
+    free(e->res);
+    frame_buf_free(&e->out);
+    frame_buf_free(&e->in);
+    free(e);
+}

@@ -1,0 +1,207 @@
+#define _GNU_SOURCE
+#include "borg/net.h"
+
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Frames in flight from one rank; more would only queue in MPI. */
+enum { MAX_PENDING = 16 };
+#define FRAME_TAG 7
+
+struct borg_net {
+    int mpi; /* 0 when running without an MPI launcher */
+    int rank, size;
+    MPI_Comm comm;
+    frame_buf pending[MAX_PENDING];
+    MPI_Request req[MAX_PENDING];
+    int busy[MAX_PENDING];
+};
+
+static int launched_by_mpi(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i]))
+            return 1;
+    return 0;
+}
+
+static borg_status mpi_fail(borg_err *err, int rc, const char *what)
+{
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return borg_fail(err, BORG_EIO, "%s failed: %s", what, msg);
+}
+
+borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err)
+{
+    borg_net *n = calloc(1, sizeof *n);
+    if (!n)
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    n->size = 1;
+    if (launched_by_mpi()) {
+        int provided;
+        int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+        if (rc != MPI_SUCCESS) {
+            free(n);
+            return borg_fail(err, BORG_EIO, "MPI_Init_thread failed (code %d)", rc);
+        }
+        n->mpi = 1;
+        MPI_Comm_dup(MPI_COMM_WORLD, &n->comm);
+        MPI_Comm_set_errhandler(n->comm, MPI_ERRORS_RETURN);
+        MPI_Comm_rank(n->comm, &n->rank);
+        MPI_Comm_size(n->comm, &n->size);
+    }
+    *out = n;
+    return BORG_OK;
+}
+
+void net_finalize(borg_net *n)
+{
+    if (!n)
+        return;
+    if (n->mpi) {
+        net_flush(n, NULL);
+        MPI_Comm_free(&n->comm);
+        MPI_Finalize();
+    }
+    for (int i = 0; i < MAX_PENDING; i++)
+        frame_buf_free(&n->pending[i]);
+    free(n);
+}
+
+void net_abort(borg_net *n, int code)
+{
+    if (n && n->mpi)
+        MPI_Abort(n->comm, code);
+}
+
+int net_rank(const borg_net *n) { return n->rank; }
+int net_size(const borg_net *n) { return n->size; }
+
+static void nap(long *ns)
+{
+    struct timespec ts = {0, *ns};
+    nanosleep(&ts, NULL);
+    /* Back off to 1 ms: latency stays low when frames come quickly, and an
+     * idle rank costs next to nothing. */
+    if (*ns < 1000000)
+        *ns = *ns * 2;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Marks completed sends free; returns the index of a free slot or -1. */
+static int reap(borg_net *n, borg_err *err, borg_status *st)
+{
+    int free_slot = -1;
+    *st = BORG_OK;
+    for (int i = 0; i < MAX_PENDING; i++) {
+        if (n->busy[i]) {
+            int done = 0;
+            int rc = MPI_Test(&n->req[i], &done, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS) {
+                *st = mpi_fail(err, rc, "MPI_Test on a send");
+                n->busy[i] = 0;
+            } else if (done) {
+                n->busy[i] = 0;
+            }
+        }
+        if (!n->busy[i] && free_slot < 0)
+            free_slot = i;
+    }
+    return free_slot;
+}
+
+borg_status net_send(borg_net *n, int dest, frame_buf *f, borg_err *err)
+{
+    if (!n->mpi)
+        return borg_fail(err, BORG_EINTERNAL, "send to rank %d without MPI", dest);
+    borg_status st;
+    long ns = 20000;
+    int slot;
+    while ((slot = reap(n, err, &st)) < 0 && !st)
+        nap(&ns);
+    if (st)
+        return st;
+    frame_buf spare = n->pending[slot];
+    n->pending[slot] = *f;
+    *f = spare;
+    f->len = 0;
+    const frame_buf *out = &n->pending[slot];
+    if (out->len > (size_t)INT32_MAX)
+        return borg_fail(err, BORG_EINPUT, "frame of %zu bytes is too large to send", out->len);
+    int rc = MPI_Isend(out->p, (int)out->len, MPI_BYTE, dest, FRAME_TAG, n->comm, &n->req[slot]);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Isend");
+    n->busy[slot] = 1;
+    return BORG_OK;
+}
+
+borg_status net_recv(borg_net *n, frame_buf *f, int *src, double timeout_s, borg_err *err)
+{
+    if (!n->mpi)
+        return borg_fail(err, BORG_EINTERNAL, "receive without MPI");
+    double deadline = timeout_s >= 0 ? now_s() + timeout_s : 0;
+    long ns = 20000;
+    MPI_Status status;
+    for (;;) {
+        int flag = 0;
+        int rc = MPI_Iprobe(MPI_ANY_SOURCE, FRAME_TAG, n->comm, &flag, &status);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(err, rc, "MPI_Iprobe");
+        if (flag)
+            break;
+        borg_status st;
+        reap(n, err, &st);
+        if (st)
+            return st;
+        if (timeout_s >= 0 && now_s() > deadline)
+            return BORG_EINCOMPLETE;
+        nap(&ns);
+    }
+    int count = 0;
+    MPI_Get_count(&status, MPI_BYTE, &count);
+    if (count < 0)
+        return borg_fail(err, BORG_EIO, "frame of unknown size from rank %d", status.MPI_SOURCE);
+    if ((size_t)count > f->cap) {
+        uint8_t *p = realloc(f->p, (size_t)count);
+        if (!p)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for a frame of %d bytes", count);
+        f->p = p;
+        f->cap = (size_t)count;
+    }
+    int rc = MPI_Recv(f->p, count, MPI_BYTE, status.MPI_SOURCE, FRAME_TAG, n->comm, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPI_Recv");
+    f->len = (size_t)count;
+    *src = status.MPI_SOURCE;
+    return BORG_OK;
+}
+
+borg_status net_flush(borg_net *n, borg_err *err)
+{
+    if (!n->mpi)
+        return BORG_OK;
+    long ns = 20000;
+    for (;;) {
+        borg_status st;
+        reap(n, err, &st);
+        if (st)
+            return st;
+        int any = 0;
+        for (int i = 0; i < MAX_PENDING; i++)
+            any |= n->busy[i];
+        if (!any)
+            return BORG_OK;
+        nap(&ns);
+    }
+}

@@ -1,0 +1,182 @@
+#define _GNU_SOURCE
+#include "borg/stage_rank.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "borg/frame.h"
+#include "borg/gguf.h"
+#include "borg/plan.h"
+#include "borg/stage.h"
+#include "borg/threadpool.h"
+#include "borg/topology.h"
+
+typedef struct {
+    borg_net *net;
+    borg_topology topo;
+    int replica, index; /* which pipeline, which stage of it */
+    int next_rank;      /* 0 for the last stage: results go to the coordinator */
+    gguf_file *gguf;
+    borg_stage *stage;
+    frame_buf in, out;
+    borg_batch batch;
+    float *x;
+    size_t cap_x;
+    batch_result *res;
+    int cap_res;
+    stage_stats stats;
+    wire_dtype wire;
+} stage_rank;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double peak_rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kib = strtol(line + 6, NULL, 10);
+    if (f)
+        fclose(f);
+    return kib / 1024.0;
+}
+
+static borg_status load(stage_rank *s, const borg_config *cfg, borg_err *err)
+{
+    int rank = net_rank(s->net);
+    borg_status st = topology_resolve(net_size(s->net), cfg->replicas, cfg->stages, &s->topo, err);
+    if (st)
+        return st;
+    s->replica = (rank - 1) / s->topo.stages;
+    s->index = (rank - 1) % s->topo.stages;
+    s->next_rank = s->index == s->topo.stages - 1 ? 0 : rank + 1;
+    s->wire = cfg->wire_dtype;
+    borg_hparams hp;
+    borg_plan plan;
+    if ((st = gguf_open(cfg->model, &s->gguf, err)) || (st = model_hparams(s->gguf, &hp, err)) ||
+        (st = plan_make(s->gguf, &hp, s->topo.stages, cfg->layers, &plan, err)))
+        return st;
+    stage_config sc = {
+        .layer_begin = plan.begin[s->index],
+        .layer_end = plan.end[s->index],
+        .first = s->index == 0,
+        .last = s->index == s->topo.stages - 1,
+        .n_slots = cfg->slots,
+        .slot_ctx = stage_slot_ctx(cfg->ctx, hp.ctx_len),
+        .threads = cfg->threads ? cfg->threads : pool_default_threads(),
+    };
+    if ((st = stage_create(s->gguf, &sc, &s->stage, err)))
+        return st;
+    s->stats.stage = s->index;
+    s->stats.replica = s->replica;
+    s->stats.layer_begin = sc.layer_begin;
+    s->stats.layer_end = sc.layer_end;
+    return BORG_OK;
+}
+
+static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err)
+{
+    const borg_hparams *hp = stage_hp(s->stage);
+    borg_status st = frame_get_batch(s->in.p, h, &s->batch, &s->x, &s->cap_x, err);
+    if (st)
+        return st;
+    size_t need = (size_t)s->batch.n_tokens * hp->dim;
+    if (need > s->cap_x) {
+        float *x = realloc(s->x, sizeof(float) * need);
+        if (!x)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for a batch of %d tokens", s->batch.n_tokens);
+        s->x = x;
+        s->cap_x = need;
+    }
+    double t = now_s();
+    if ((st = stage_forward(s->stage, &s->batch, s->x, err)))
+        return st;
+    if (s->next_rank) {
+        s->stats.busy_s += now_s() - t;
+        st = frame_put_batch(&s->out, &s->batch, s->x, hp->dim, s->wire, err);
+        return st ? st : net_send(s->net, s->next_rank, &s->out, err);
+    }
+    if (s->batch.n_seqs > s->cap_res) {
+        batch_result *r = realloc(s->res, sizeof *r * (size_t)s->batch.n_seqs);
+        if (!r)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for results");
+        s->res = r;
+        s->cap_res = s->batch.n_seqs;
+    }
+    int n;
+    if ((st = stage_sample(s->stage, &s->batch, s->x, s->res, &n, err)))
+        return st;
+    s->stats.busy_s += now_s() - t;
+    st = frame_put_results(&s->out, s->batch.id, s->res, n, err);
+    return st ? st : net_send(s->net, 0, &s->out, err);
+}
+
+static borg_status serve(stage_rank *s, borg_err *err)
+{
+    double t_first = 0;
+    for (;;) {
+        int src;
+        frame_header h;
+        borg_status st = net_recv(s->net, &s->in, &src, -1, err);
+        if (!st)
+            st = frame_check(s->in.p, s->in.len, &h, err);
+        if (st)
+            return st;
+        if (h.kind == FRAME_SHUTDOWN) {
+            s->stats.wall_s = t_first ? now_s() - t_first : 0;
+            s->stats.peak_rss_mib = peak_rss_mib();
+            if ((st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err)))
+                return st;
+            return net_send(s->net, 0, &s->out, err);
+        }
+        if (h.kind != FRAME_BATCH)
+            return borg_fail(err, BORG_EINTERNAL, "unexpected frame kind %u from rank %d", h.kind, src);
+        if (!t_first)
+            t_first = now_s();
+        if ((st = run_batch(s, &h, err)))
+            return st;
+        s->stats.batches++;
+        s->stats.tokens += s->batch.n_tokens;
+    }
+}
+
+borg_status stage_rank_main(const borg_config *cfg, borg_net *net, borg_err *err)
+{
+    stage_rank s = {.net = net};
+    batch_init(&s.batch);
+    borg_status st = load(&s, cfg, err);
+    if (!st) {
+        s.stats.peak_rss_mib = peak_rss_mib();
+        st = frame_put_control(&s.out, FRAME_READY, &s.stats, sizeof s.stats, err);
+        if (!st)
+            st = net_send(net, 0, &s.out, err);
+    }
+    if (!st)
+        st = serve(&s, err);
+    if (st) {
+        /* Tell the coordinator why, so the run ends with the reason. */
+        borg_err ignored;
+        char msg[BORG_ERR_MSG + 32];
+        int len = snprintf(msg, sizeof msg, "stage %d of replica %d: %s", s.index, s.replica, err->msg);
+        if (!frame_put_control(&s.out, FRAME_ERROR, msg, (size_t)len, &ignored))
+            net_send(net, 0, &s.out, &ignored);
+    }
+    net_flush(net, NULL);
+    stage_free(s.stage);
+    gguf_close(s.gguf);
+    batch_free(&s.batch);
+    frame_buf_free(&s.in);
+    frame_buf_free(&s.out);
+    free(s.x);
+    free(s.res);
+    return st;
+}

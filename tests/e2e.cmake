@@ -1,0 +1,30 @@
+# End to end on the default model: the example batch, and the layer-split
+# invariance of every job in inputs/ through MPI pipelines.
+set(BORG_E2E ${CMAKE_CURRENT_SOURCE_DIR}/e2e)
+file(GLOB BORG_INPUT_JOBS ${CMAKE_SOURCE_DIR}/inputs/*.jsonl)
+
+add_test(NAME e2e_example
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_example.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL}
+          --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
+
+add_test(NAME e2e_example_pipeline
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_example.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --np 3 --threads 1
+          --mpiexec ${MPIEXEC_EXECUTABLE} --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
+
+add_test(NAME e2e_split_invariance
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_split_invariance.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL}
+          --mpiexec ${MPIEXEC_EXECUTABLE} --uneven 3,20,7 ${BORG_INPUT_JOBS})
+set_tests_properties(e2e_example e2e_example_pipeline e2e_split_invariance PROPERTIES
+  ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 900)
+
+add_test(NAME e2e_formats
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_formats.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
+add_test(NAME e2e_formats_pipeline
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_formats.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --np 3 --mpiexec ${MPIEXEC_EXECUTABLE})
+set_tests_properties(e2e_formats e2e_formats_pipeline PROPERTIES
+  ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)

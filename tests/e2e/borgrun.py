@@ -1,0 +1,80 @@
+"""Helpers for the end-to-end tests: run borg-infer (alone or under
+mpiexec) on a jobs file and read back what it wrote."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def mpi_env():
+    env = dict(os.environ)
+    # CI containers run as root; Open MPI refuses that unless told it is fine.
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return env
+
+
+def run(borg, model, jobs, out=None, np=1, mpiexec=None, extra=(), timeout=600, check=True):
+    """Runs a batch; returns (returncode, stderr, results, summary)."""
+    if out is None:
+        fd, out = tempfile.mkstemp(suffix=".jsonl")
+        os.close(fd)
+    cmd = [borg, "run", "--model", model, "--jobs", jobs, "--out", out, "--force", *extra]
+    if np > 1:
+        cmd = [mpiexec, "--oversubscribe", "--bind-to", "none", "-np", str(np), *cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env())
+    if check and p.returncode != 0:
+        sys.exit(f"FAIL: {' '.join(cmd)} exited {p.returncode}\n{p.stderr}")
+    results = read_results(out) if os.path.exists(out) else []
+    summary = None
+    if os.path.exists(out + ".summary.json"):
+        with open(out + ".summary.json") as f:
+            summary = json.load(f)
+    return p.returncode, p.stderr, results, summary
+
+
+def read_results(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def count_jobs(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if text.lstrip().startswith("["):
+        return len(json.loads(text))
+    return sum(1 for line in text.splitlines() if line.strip())
+
+
+def result_id(r):
+    return r.get("custom_id", r.get("id"))
+
+
+def token_ids(r):
+    if "custom_id" in r:
+        return r["response"]["body"]["choices"][0]["token_ids"]
+    return r["token_ids"]
+
+
+def text_of(r):
+    if "custom_id" in r:
+        choice = r["response"]["body"]["choices"][0]
+        return choice["message"]["content"] if "message" in choice else choice["text"]
+    return r["text"]
+
+
+class Checker:
+    def __init__(self, name):
+        self.name, self.passed, self.failed = name, 0, 0
+
+    def check(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"{self.name}: FAILED: {what}", file=sys.stderr)
+
+    def done(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)

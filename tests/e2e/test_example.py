@@ -1,0 +1,32 @@
+"""The example batch on the default model: one result per job, all ok, and
+answers that make sense (the capital of France is Paris)."""
+import argparse
+
+from borgrun import Checker, count_jobs, result_id, run, text_of, token_ids
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--borg", required=True)
+ap.add_argument("--model", required=True)
+ap.add_argument("--jobs", required=True)
+ap.add_argument("--np", type=int, default=1)
+ap.add_argument("--mpiexec")
+ap.add_argument("--threads", default="2")
+args = ap.parse_args()
+
+c = Checker("example")
+_, stderr, results, summary = run(args.borg, args.model, args.jobs, np=args.np, mpiexec=args.mpiexec,
+                                  extra=["--threads", args.threads])
+by_id = {result_id(r): r for r in results}
+c.check(len(results) == count_jobs(args.jobs), f"{len(results)} results for {count_jobs(args.jobs)} jobs")
+c.check(len(by_id) == len(results), "every id appears once")
+for r in results:
+    status = r.get("status", "ok" if r.get("response", {}).get("status_code") == 200 else "error")
+    c.check(status == "ok", f"{result_id(r)} has status {status}: {r}")
+    c.check(len(token_ids(r)) > 0, f"{result_id(r)} generated tokens")
+c.check("Paris" in text_of(by_id["capital-france"]), f"capital-france: {text_of(by_id['capital-france'])!r}")
+c.check("Paris" in text_of(by_id["chat-capital"]), f"chat-capital: {text_of(by_id['chat-capital'])!r}")
+c.check("\n" not in text_of(by_id["list-colors"]), "the stop string ends list-colors before a newline")
+c.check(summary is not None and summary["jobs"]["ok"] == len(results), "summary counts the jobs")
+for r in results:
+    print(f"{result_id(r)}: {text_of(r)!r}")
+c.done()
