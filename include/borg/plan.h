@@ -1,9 +1,11 @@
 /* The layer split: which contiguous layers each pipeline stage holds.
  *
- * Balanced by the bytes of weights a stage reads per token (its layers,
- * plus the output matrix on the last stage), since on both CPU and GPU a
- * stage's time per token follows the weight bytes it streams. The
- * embedding is only looked up, so it counts for memory, not for balance. */
+ * Balanced by the weights a stage multiplies per token: its layers' and,
+ * on the last stage, the output matrix's, counted in parameters. Within
+ * one tensor type that is the same as balancing bytes; across types it is
+ * not, and parameters are what costs: a Q8_0 output head takes as long per
+ * parameter as the Q4_1 layers beside it, not twice as long. The embedding
+ * is only looked up, so it counts for memory, not for balance. */
 #ifndef BORG_PLAN_H
 #define BORG_PLAN_H
 
@@ -21,7 +23,7 @@ typedef struct {
     int begin[PLAN_MAX_STAGES]; /* stage s holds layers [begin[s], end[s]) */
     int end[PLAN_MAX_STAGES];
     size_t weight_bytes[PLAN_MAX_STAGES]; /* mapped and read by the stage */
-    size_t compute_bytes[PLAN_MAX_STAGES]; /* streamed per token: what balance evens out */
+    size_t params[PLAN_MAX_STAGES];       /* multiplied per token: what balance evens out */
     size_t kv_bytes_per_token[PLAN_MAX_STAGES];
 } borg_plan;
 

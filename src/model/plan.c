@@ -3,23 +3,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t layer_bytes(const gguf_file *f, int layer)
+static size_t elements(const gguf_tensor *t)
+{
+    return (size_t)t->ne[0] * (size_t)t->ne[1] * (size_t)t->ne[2] * (size_t)t->ne[3];
+}
+
+/* Bytes and parameters of one layer's tensors. */
+static void layer_size(const gguf_file *f, int layer, size_t *bytes, size_t *params)
 {
     char prefix[32];
     int n = snprintf(prefix, sizeof prefix, "blk.%d.", layer);
-    size_t total = 0;
+    *bytes = *params = 0;
     for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
-        if (!strncmp(t->name, prefix, (size_t)n))
-            total += t->nbytes;
+        if (!strncmp(t->name, prefix, (size_t)n)) {
+            *bytes += t->nbytes;
+            *params += elements(t);
+        }
     }
-    return total;
 }
 
 static size_t tensor_bytes(const gguf_file *f, const char *name)
 {
     const gguf_tensor *t = gguf_tensor_find(f, name);
     return t ? t->nbytes : 0;
+}
+
+static size_t tensor_params(const gguf_file *f, const char *name)
+{
+    const gguf_tensor *t = gguf_tensor_find(f, name);
+    return t ? elements(t) : 0;
 }
 
 /* Contiguous split of n items into k parts minimising the largest part's
@@ -99,14 +112,16 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
     if (n_stages > hp->n_layer)
         return borg_fail(err, BORG_EUSAGE, "%d stages for %d layers: each stage needs at least one layer", n_stages,
                          hp->n_layer);
-    size_t *cost = malloc(sizeof *cost * (size_t)hp->n_layer);
+    size_t *cost = malloc(sizeof *cost * (size_t)hp->n_layer * 2);
     if (!cost)
         return borg_fail(err, BORG_ENOMEM, "out of memory planning the split");
+    size_t *bytes = cost + hp->n_layer;
     for (int l = 0; l < hp->n_layer; l++)
-        cost[l] = layer_bytes(f, l);
+        layer_size(f, l, &bytes[l], &cost[l]);
     int tied = !gguf_tensor_find(f, "output.weight");
-    size_t head = tensor_bytes(f, "output_norm.weight") +
-                  tensor_bytes(f, tied ? "token_embd.weight" : "output.weight");
+    const char *head_name = tied ? "token_embd.weight" : "output.weight";
+    size_t head = tensor_params(f, head_name);
+    size_t head_bytes = tensor_bytes(f, "output_norm.weight") + tensor_bytes(f, head_name);
     int cut[PLAN_MAX_STAGES + 1];
     borg_status st = layers_spec ? parse_layers(layers_spec, hp->n_layer, n_stages, cut, err)
                                  : balance(cost, hp->n_layer, n_stages, head, cut, err);
@@ -119,12 +134,13 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
     for (int s = 0; s < n_stages; s++) {
         out->begin[s] = cut[s];
         out->end[s] = cut[s + 1];
-        for (int l = cut[s]; l < cut[s + 1]; l++)
-            out->compute_bytes[s] += cost[l];
-        out->weight_bytes[s] = out->compute_bytes[s];
+        for (int l = cut[s]; l < cut[s + 1]; l++) {
+            out->params[s] += cost[l];
+            out->weight_bytes[s] += bytes[l];
+        }
         if (s == n_stages - 1) {
-            out->compute_bytes[s] += head;
-            out->weight_bytes[s] += head;
+            out->params[s] += head;
+            out->weight_bytes[s] += head_bytes;
         }
         /* A tied embedding on a single stage is already counted as its head. */
         if (s == 0 && !(tied && n_stages == 1))
@@ -137,14 +153,14 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
 
 void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, FILE *out)
 {
-    fprintf(out, "%-6s %-10s %-8s %12s %12s %14s\n", "stage", "layers", "count", "weights MiB", "stream MiB",
+    fprintf(out, "%-6s %-10s %-8s %12s %12s %14s\n", "stage", "layers", "count", "weights MiB", "M params",
             "kv MiB (max)");
     for (int s = 0; s < p->n_stages; s++) {
         char range[32];
         snprintf(range, sizeof range, "%d-%d", p->begin[s], p->end[s] - 1);
         double kv = (double)p->kv_bytes_per_token[s] * n_slots * slot_ctx / 1048576.0;
         fprintf(out, "%-6d %-10s %-8d %12.1f %12.1f %14.1f%s%s\n", s, range, p->end[s] - p->begin[s],
-                p->weight_bytes[s] / 1048576.0, p->compute_bytes[s] / 1048576.0, kv, s == 0 ? "  +embedding" : "",
+                p->weight_bytes[s] / 1048576.0, p->params[s] / 1e6, kv, s == 0 ? "  +embedding" : "",
                 s == p->n_stages - 1 ? "  +output head" : "");
     }
     fprintf(out, "(%d layers; KV for %d slots x %d positions, reserved lazily: only what is used is resident)\n",
