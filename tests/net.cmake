@@ -1,0 +1,4 @@
+# Wire frames between ranks.
+borg_add_unit(test_frame ${CMAKE_CURRENT_SOURCE_DIR}/test_frame.c)
+add_test(NAME test_frame COMMAND test_frame)
+set_tests_properties(test_frame PROPERTIES TIMEOUT 60)
