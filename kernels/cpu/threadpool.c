@@ -79,14 +79,16 @@ borg_status pool_create(int n_threads, borg_pool **out, borg_err *err)
     }
     for (int t = 1; t < n_threads; t++) {
         worker_arg *wa = malloc(sizeof *wa);
+        if (wa) {
+            wa->pool = p;
+            wa->index = t;
+        }
         if (!wa || pthread_create(&p->workers[t - 1], NULL, worker_main, wa) != 0) {
             free(wa);
             p->n_threads = t; /* only join the ones that started */
             pool_destroy(p);
             return borg_fail(err, BORG_EINTERNAL, "cannot start worker thread %d", t);
         }
-        wa->pool = p;
-        wa->index = t;
     }
     *out = p;
     return BORG_OK;
