@@ -34,7 +34,8 @@ lines = [
     '{"id": "zero", "prompt": "x", "max_tokens": 0}',
     '{"id": "eos-ignored", "prompt": "Hi", "max_tokens": 6, "ignore_eos": true}',
 ]
-bad = {"broken": 6, "wrongtype": 7, "negative": 8, "empty": 9, "toolong": 10}
+# Invalid JSON has no readable id: its result is named after its line.
+bad = {"line-6": 6, "wrongtype": 7, "negative": 8, "empty": 9, "toolong": 10}
 tmp = tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
 jobs = os.path.join(tmp, "mixed.jsonl")
 with open(jobs, "w") as f:
