@@ -80,6 +80,8 @@ static borg_status load(stage_rank *s, const borg_config *cfg, borg_err *err)
     s->stats.replica = s->replica;
     s->stats.layer_begin = sc.layer_begin;
     s->stats.layer_end = sc.layer_end;
+    s->stats.kv_slots = sc.n_slots;
+    s->stats.slot_ctx = sc.slot_ctx;
     return BORG_OK;
 }
 
@@ -122,6 +124,8 @@ static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err
 
 static borg_status serve(stage_rank *s, borg_err *err)
 {
+    /* Busy fraction is over the span this stage had batches: from the first
+     * arriving to the last leaving, not the wait for shutdown after it. */
     double t_first = 0;
     for (;;) {
         int src;
@@ -132,7 +136,6 @@ static borg_status serve(stage_rank *s, borg_err *err)
         if (st)
             return st;
         if (h.kind == FRAME_SHUTDOWN) {
-            s->stats.wall_s = t_first ? now_s() - t_first : 0;
             s->stats.peak_rss_mib = peak_rss_mib();
             if ((st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err)))
                 return st;
@@ -144,6 +147,7 @@ static borg_status serve(stage_rank *s, borg_err *err)
             t_first = now_s();
         if ((st = run_batch(s, &h, err)))
             return st;
+        s->stats.wall_s = now_s() - t_first;
         s->stats.batches++;
         s->stats.tokens += s->batch.n_tokens;
     }

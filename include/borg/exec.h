@@ -27,6 +27,9 @@ borg_status exec_create_local(const gguf_file *f, const stage_config *sc, borg_e
 /* Waits for every stage rank to report ready (or fail). */
 borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, borg_exec **out, borg_err *err);
 
+/* The KV capacity every stage reported: sequences and positions each. */
+void exec_kv_capacity(const borg_exec *e, int *slots, int32_t *slot_ctx);
+
 int exec_pipes(const borg_exec *e);
 int exec_depth(const borg_exec *e);
 

@@ -67,6 +67,8 @@ typedef struct {
     int32_t stage;
     int32_t replica;
     int32_t layer_begin, layer_end;
+    int32_t kv_slots;   /* sequences the stage's KV cache holds */
+    int32_t slot_ctx;   /* positions per sequence */
     int64_t crc_errors;
 } stage_stats;
 

@@ -478,21 +478,25 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
         return st;
     c->n_pipes = exec_pipes(c->exec);
     c->depth = exec_depth(c->exec);
+    int kv_slots;
+    exec_kv_capacity(c->exec, &kv_slots, &c->slot_ctx);
+    if (kv_slots < 1 || c->slot_ctx < 2)
+        return borg_fail(err, BORG_EINTERNAL, "the stages reported no KV capacity");
     c->pipes = calloc((size_t)c->n_pipes, sizeof *c->pipes);
     if (!c->pipes)
         return borg_fail(err, BORG_ENOMEM, "out of memory");
     for (int p = 0; p < c->n_pipes; p++) {
         pipeline *pl = &c->pipes[p];
-        if ((st = sched_create(cfg->slots, c->slot_ctx, cfg->batch_tokens, &pl->sched, err)))
+        if ((st = sched_create(kv_slots, c->slot_ctx, cfg->batch_tokens, &pl->sched, err)))
             return st;
         pl->flight = calloc((size_t)c->depth, sizeof *pl->flight);
         pl->busy = calloc((size_t)c->depth, sizeof *pl->busy);
         if (!pl->flight || !pl->busy)
             return borg_fail(err, BORG_ENOMEM, "out of memory");
     }
-    c->cap_reqs = (int64_t)cfg->slots * c->n_pipes * (READ_AHEAD_PER_SLOT + 1);
+    c->cap_reqs = (int64_t)kv_slots * c->n_pipes * (READ_AHEAD_PER_SLOT + 1);
     c->reqs = calloc((size_t)c->cap_reqs, sizeof *c->reqs);
-    c->admitted = calloc((size_t)cfg->slots, sizeof *c->admitted);
+    c->admitted = calloc((size_t)kv_slots, sizeof *c->admitted);
     if (!c->reqs || !c->admitted)
         return borg_fail(err, BORG_ENOMEM, "out of memory");
     return BORG_OK;

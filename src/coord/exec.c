@@ -27,6 +27,8 @@ struct borg_exec {
     borg_topology topo;
     frame_buf out, in;
     /* both */
+    int kv_slots;     /* sequences every stage's KV cache holds */
+    int32_t slot_ctx; /* positions per sequence */
     batch_result *res;
     int cap_res, n_res;
 };
@@ -63,6 +65,10 @@ borg_status exec_create_local(const gguf_file *f, const stage_config *sc, borg_e
     }
     e->local_stats.layer_begin = sc->layer_begin;
     e->local_stats.layer_end = sc->layer_end;
+    e->local_stats.kv_slots = sc->n_slots;
+    e->local_stats.slot_ctx = sc->slot_ctx;
+    e->kv_slots = sc->n_slots;
+    e->slot_ctx = sc->slot_ctx;
     *out = e;
     return BORG_OK;
 }
@@ -97,8 +103,17 @@ borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, borg_exec 
         frame_header h;
         int src;
         st = recv_frame(e, &h, &src, err);
-        if (!st && h.kind != FRAME_READY)
+        if (!st && (h.kind != FRAME_READY || h.payload_bytes != sizeof(stage_stats)))
             st = borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u before it was ready", src, h.kind);
+        if (!st) {
+            stage_stats cap;
+            memcpy(&cap, e->in.p + sizeof h, sizeof cap);
+            /* Admission works against the smallest cache any stage holds. */
+            if (!e->kv_slots || cap.kv_slots < e->kv_slots)
+                e->kv_slots = cap.kv_slots;
+            if (!e->slot_ctx || cap.slot_ctx < e->slot_ctx)
+                e->slot_ctx = cap.slot_ctx;
+        }
     }
     if (st) {
         exec_free(e);
@@ -106,6 +121,12 @@ borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, borg_exec 
     }
     *out = e;
     return BORG_OK;
+}
+
+void exec_kv_capacity(const borg_exec *e, int *slots, int32_t *slot_ctx)
+{
+    *slots = e->kv_slots;
+    *slot_ctx = e->slot_ctx;
 }
 
 int exec_pipes(const borg_exec *e) { return e->kind == EXEC_LOCAL ? 1 : e->topo.replicas; }
@@ -132,6 +153,7 @@ static borg_status local_run(borg_exec *e, const borg_batch *b, borg_err *err)
     if (!st)
         st = stage_sample(e->stage, b, e->x, e->res, &e->n_res, err);
     e->local_stats.busy_s += now_s() - t;
+    e->local_stats.wall_s = now_s() - e->t_first;
     e->local_stats.batches++;
     e->local_stats.tokens += b->n_tokens;
     return st;
@@ -197,7 +219,6 @@ borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err
     *n = count;
     if (e->kind == EXEC_LOCAL) {
         s[0] = e->local_stats;
-        s[0].wall_s = e->t_first ? now_s() - e->t_first : 0;
         s[0].peak_rss_mib = peak_rss_kib() / 1024.0;
         return BORG_OK;
     }
