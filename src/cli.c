@@ -14,6 +14,7 @@ static const char k_overview[] =
     "  info       describe a model file: architecture, layers, tensor types, memory\n"
     "  tokenize   print the token ids of a text\n"
     "  plan       print the layer split over pipeline stages and each stage's memory\n"
+    "  cancel     end jobs of a running run (given --run-dir) with status cancelled\n"
     "\n"
     "Run 'borg-infer <command> --help' for a command's options.\n"
     "Exit codes: 0 done, 1 failure, 2 bad input or usage, 3 incomplete (resumable).\n";
@@ -32,6 +33,8 @@ static const char k_run[] =
     "  --jobs PATH           jobs file (required)\n"
     "  --out PATH            results file (required; never overwritten without --force)\n"
     "  --force               overwrite an existing results file\n"
+    "  --resume              keep the results already in RESULTS (dropping a line torn by\n"
+    "                        a crash) and run only the jobs that have none\n"
     "  --threads N           compute threads (default: the CPUs this process may use)\n"
     "  --ctx N               context per sequence in tokens (default: min(model, 4096))\n"
     "  --slots N             sequences decoded together (default 32)\n"
@@ -40,6 +43,11 @@ static const char k_run[] =
     "  --stages P            stages per pipeline (default: all stage ranks / R)\n"
     "  --layers N,N,...      layers per stage, overriding the balanced split\n"
     "  --wire-dtype T        activations between stages: f32 (default, exact), f16, bf16\n"
+    "  --run-dir DIR         directory through which `borg-infer cancel` reaches this run\n"
+    "  --drain-s S           after SIGTERM/SIGUSR1/SIGINT, finish work in flight for up to S\n"
+    "                        seconds, then exit 3 (resumable) (default 30)\n"
+    "  --deadline S          run-wide time limit: jobs still running then end with status\n"
+    "                        timeout, unread jobs are left for --resume (exit 3)\n"
     "  --quiet               no progress or summary on stderr\n"
     "\n"
     "Under mpirun with K ranks, rank 0 coordinates and ranks 1..K-1 run the\n"
@@ -58,6 +66,13 @@ static const char k_plan[] =
     "weight bytes each streams per token) and the memory each needs, without\n"
     "running anything.\n";
 
+static const char k_cancel[] =
+    "Usage: borg-infer cancel --run-dir DIR ID...\n"
+    "\n"
+    "Asks the run started with --run-dir DIR to end the jobs with these ids\n"
+    "(status cancelled, with the text produced so far). Jobs not yet read are\n"
+    "cancelled when they are.\n";
+
 static const char k_tokenize[] =
     "Usage: borg-infer tokenize --model M.gguf [--no-special] TEXT\n"
     "\n"
@@ -72,6 +87,7 @@ void cli_usage(FILE *out, borg_command cmd)
     case CMD_INFO: fputs(k_info, out); break;
     case CMD_TOKENIZE: fputs(k_tokenize, out); break;
     case CMD_PLAN: fputs(k_plan, out); break;
+    case CMD_CANCEL: fputs(k_cancel, out); break;
     default: fputs(k_overview, out); break;
     }
 }
@@ -94,6 +110,7 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
     cfg->slots = 32;
     cfg->batch_tokens = 512;
     cfg->wire_dtype = WIRE_F32;
+    cfg->drain_s = 30;
     if (argc < 2) {
         cfg->command = CMD_HELP;
         return BORG_OK;
@@ -107,6 +124,8 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         cfg->command = CMD_TOKENIZE;
     else if (!strcmp(cmd, "plan"))
         cfg->command = CMD_PLAN;
+    else if (!strcmp(cmd, "cancel"))
+        cfg->command = CMD_CANCEL;
     else if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         cfg->command = CMD_HELP;
         return BORG_OK;
@@ -126,7 +145,25 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             cfg->command = CMD_HELP;
             cfg->text = cmd; /* which command's help */
             return BORG_OK;
-        } else if (!strcmp(a, "--model") && v) {
+        } else if (!strcmp(a, "--run-dir") && v && (sub == CMD_RUN || sub == CMD_CANCEL)) {
+            cfg->run_dir = v, i++;
+        } else if ((!strcmp(a, "--drain-s") || !strcmp(a, "--deadline")) && sub == CMD_RUN) {
+            char *end;
+            double d = v ? strtod(v, &end) : -1;
+            if (!v || *end || end == v || !(d >= 0 && d < 1e9))
+                return borg_fail(err, BORG_EUSAGE, "%s needs a number of seconds (got '%s')", a, v ? v : "");
+            if (!strcmp(a, "--drain-s"))
+                cfg->drain_s = d;
+            else
+                cfg->deadline_s = d;
+            i++;
+        } else if (sub == CMD_CANCEL && a[0] != '-') {
+            if (!cfg->cancel_ids)
+                cfg->cancel_ids = argv + i;
+            if (cfg->cancel_ids + cfg->n_cancel_ids != argv + i)
+                return borg_fail(err, BORG_EUSAGE, "cancel: give the ids after the options");
+            cfg->n_cancel_ids++;
+        } else if (!strcmp(a, "--model") && v && sub != CMD_CANCEL) {
             cfg->model = v, i++;
         } else if (!strcmp(a, "--jobs") && v && sub == CMD_RUN) {
             cfg->jobs = v, i++;
@@ -134,6 +171,8 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             cfg->out = v, i++;
         } else if (!strcmp(a, "--force") && sub == CMD_RUN) {
             cfg->force = 1;
+        } else if (!strcmp(a, "--resume") && sub == CMD_RUN) {
+            cfg->resume = 1;
         } else if (!strcmp(a, "--quiet") && sub == CMD_RUN) {
             cfg->quiet = 1;
         } else if (!strcmp(a, "--no-special") && sub == CMD_TOKENIZE) {
@@ -179,10 +218,17 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         if (st)
             return st;
     }
+    if (sub == CMD_CANCEL) {
+        if (!cfg->run_dir || !cfg->n_cancel_ids)
+            return borg_fail(err, BORG_EUSAGE, "cancel: give --run-dir and at least one job id");
+        return BORG_OK;
+    }
     if (!cfg->model)
         return borg_fail(err, BORG_EUSAGE, "%s: --model is required", cmd);
     if (sub == CMD_RUN && (!cfg->jobs || !cfg->out))
         return borg_fail(err, BORG_EUSAGE, "run: --jobs and --out are required");
+    if (cfg->force && cfg->resume)
+        return borg_fail(err, BORG_EUSAGE, "run: --force and --resume contradict each other");
     if (sub == CMD_PLAN && !cfg->stages)
         return borg_fail(err, BORG_EUSAGE, "plan: --stages is required");
     if (sub == CMD_TOKENIZE && !cfg->text)

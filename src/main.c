@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "borg/config.h"
+#include "borg/control.h"
 #include "borg/coordinator.h"
 #include "borg/error.h"
 #include "borg/inspect.h"
@@ -18,7 +19,7 @@ static borg_command command_named(const char *name)
     static const struct {
         const char *name;
         borg_command cmd;
-    } table[] = {{"run", CMD_RUN}, {"info", CMD_INFO}, {"tokenize", CMD_TOKENIZE}, {"plan", CMD_PLAN}};
+    } table[] = {{"run", CMD_RUN}, {"info", CMD_INFO}, {"tokenize", CMD_TOKENIZE}, {"plan", CMD_PLAN}, {"cancel", CMD_CANCEL}};
     for (size_t i = 0; name && i < sizeof table / sizeof *table; i++)
         if (!strcmp(name, table[i].name))
             return table[i].cmd;
@@ -42,14 +43,23 @@ int main(int argc, char **argv)
         printf("borg-infer %s\n", BORG_VERSION);
         return 0;
     }
+    if (cfg.command == CMD_CANCEL) {
+        if ((st = control_request_cancel(cfg.run_dir, cfg.cancel_ids, cfg.n_cancel_ids, &err)))
+            fprintf(stderr, "borg-infer: %s\n", err.msg);
+        return borg_exit_code(st);
+    }
     borg_net *net;
     if ((st = net_init(&argc, &argv, &net, &err))) {
         fprintf(stderr, "borg-infer: %s\n", err.msg);
         return borg_exit_code(st);
     }
     int rank = net_rank(net);
-    if (cfg.command == CMD_RUN)
-        st = rank == 0 ? coordinator_run(&cfg, net, &err) : stage_rank_main(&cfg, net, &err);
+    if (cfg.command == CMD_RUN && rank == 0) {
+        st = coordinator_run(&cfg, net, &err);
+    } else if (cfg.command == CMD_RUN) {
+        control_ignore_signals();
+        st = stage_rank_main(&cfg, net, &err);
+    }
     else if (rank == 0 && cfg.command == CMD_INFO)
         st = inspect_info(&cfg, stdout, &err);
     else if (rank == 0 && cfg.command == CMD_TOKENIZE)
@@ -64,7 +74,7 @@ int main(int argc, char **argv)
         fflush(stderr);
         /* A coordinator that fails leaves stages waiting for batches; a
          * stage that fails has told the coordinator, which ends the job. */
-        if (rank == 0 && net_size(net) > 1)
+        if (rank == 0 && net_size(net) > 1 && st != BORG_EINCOMPLETE)
             net_abort(net, borg_exit_code(st));
     }
     net_finalize(net);

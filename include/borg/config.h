@@ -8,7 +8,7 @@
 #include "borg/error.h"
 #include "borg/frame.h"
 
-typedef enum { CMD_NONE, CMD_HELP, CMD_VERSION, CMD_RUN, CMD_INFO, CMD_TOKENIZE, CMD_PLAN } borg_command;
+typedef enum { CMD_NONE, CMD_HELP, CMD_VERSION, CMD_RUN, CMD_INFO, CMD_TOKENIZE, CMD_PLAN, CMD_CANCEL } borg_command;
 
 typedef struct {
     borg_command command;
@@ -21,12 +21,18 @@ typedef struct {
     int slots;            /* sequences resident at once */
     int batch_tokens;     /* token budget of one micro-batch */
     int force;
+    int resume;           /* keep the results file's lines; run only jobs without one */
     int no_special;       /* tokenize: treat special-token text as text */
     int quiet;
     int replicas;         /* 0: not given */
     int stages;           /* 0: not given (plan: required) */
     const char *layers;   /* --layers: layer counts per stage */
     wire_dtype wire_dtype; /* activations between stages */
+    const char *run_dir;  /* where `cancel` leaves requests for a running run */
+    double drain_s;       /* after a stop signal: time to finish work in flight */
+    double deadline_s;    /* run-wide time limit; 0: none */
+    char **cancel_ids;    /* cancel: the ids (into argv) */
+    int n_cancel_ids;
 } borg_config;
 
 /* Parses argv. On a usage error returns BORG_EUSAGE with a message. */

@@ -30,9 +30,19 @@ const char *result_status_name(result_status s);
 
 typedef struct results_writer results_writer;
 
-/* Creates path for writing. An existing file is refused unless force is
- * set: results are never overwritten by accident. */
-borg_status results_open(const char *path, int force, results_writer **out, borg_err *err);
+/* Opens path for appending results. A new file is created. An existing
+ * one is refused unless force (start over: it is truncated) or resume is
+ * set: results are never overwritten by accident. With resume the lines
+ * already there are kept, a last line torn by a crash is dropped, and
+ * their ids are remembered for results_take_done. */
+borg_status results_open(const char *path, int force, int resume, results_writer **out, borg_err *err);
+
+/* 1 if the resumed file already holds a result for a job with this id
+ * (each such result answers one job with that id). */
+int results_take_done(results_writer *w, const char *id);
+
+/* Results found in the file when it was resumed. */
+long results_resumed(const results_writer *w);
 borg_status results_write(results_writer *w, const borg_result *r, borg_err *err);
 /* Number of lines written, by status. */
 long results_count(const results_writer *w, result_status s);

@@ -43,6 +43,10 @@ borg_status sched_append(borg_sched *s, int64_t req, int32_t token, borg_err *er
  * in the queue. */
 void sched_finish(borg_sched *s, int64_t req);
 
+/* With admission off (a run draining before it stops), waiting requests
+ * stay queued and only admitted ones are scheduled. */
+void sched_set_admission(borg_sched *s, int on);
+
 int sched_waiting(const borg_sched *s);
 int sched_active(const borg_sched *s);
 int sched_in_flight(const borg_sched *s);

@@ -10,6 +10,7 @@
 
 #include "borg/batch.h"
 #include "borg/chat_template.h"
+#include "borg/control.h"
 #include "borg/exec.h"
 #include "borg/gguf.h"
 #include "borg/jobs.h"
@@ -68,6 +69,9 @@ typedef struct {
     long prompt_tokens, gen_tokens;
     double t_start;
     int64_t *admitted;
+    run_control *control;
+    int stopping;       /* a stop signal or the deadline: read no more jobs */
+    double drain_until; /* after a stop signal: when in-flight work is dropped */
 } coordinator;
 
 static double now_ms(void)
@@ -160,6 +164,8 @@ static borg_status admit_job(coordinator *c, int64_t r, borg_err *err)
     const borg_job *job = &q->job;
     if (job->error)
         return finish(c, r, RESULT_ERROR, job->error, NULL, err);
+    if (control_cancelled(c->control, job->id))
+        return finish(c, r, RESULT_CANCELLED, NULL, NULL, err);
     int32_t *ids;
     size_t n;
     char *why = NULL;
@@ -199,7 +205,7 @@ static borg_status admit_job(coordinator *c, int64_t r, borg_err *err)
 static borg_status read_jobs(coordinator *c, borg_err *err)
 {
     /* A long job holding its ring slot pauses reading until it finishes. */
-    while (!c->jobs_done && !req_at(c, c->n_read)->open) {
+    while (!c->jobs_done && !c->stopping && !req_at(c, c->n_read)->open) {
         request *q = req_at(c, c->n_read);
         int done;
         borg_status st = job_reader_next(c->reader, &q->job, &done, err);
@@ -208,6 +214,10 @@ static borg_status read_jobs(coordinator *c, borg_err *err)
         if (done) {
             c->jobs_done = 1;
             break;
+        }
+        if (results_take_done(c->out, q->job.id)) {
+            job_free(&q->job);
+            continue;
         }
         q->open = 1;
         q->t_read = now_ms();
@@ -288,6 +298,46 @@ static borg_status on_token(coordinator *c, const batch_result *res, borg_err *e
     if ((q->job.max_tokens >= 0 && q->n_gen >= q->job.max_tokens) || q->n_prompt + q->n_gen >= c->slot_ctx)
         return finish(c, res->req, RESULT_OK, NULL, "length", err);
     return sched_append(c->pipes[q->pipe].sched, res->req, res->token, err);
+}
+
+/* Ends open requests that ran past their own timeout_s, were cancelled, or
+ * (with past_deadline) are still running at the run's deadline. */
+static borg_status end_overdue(coordinator *c, int past_deadline, borg_err *err)
+{
+    double t = now_ms();
+    for (int64_t i = 0; i < c->cap_reqs; i++) {
+        request *q = &c->reqs[i];
+        if (!q->open)
+            continue;
+        borg_status st = BORG_OK;
+        if (past_deadline || (q->job.timeout_s > 0 && t - q->t_read > q->job.timeout_s * 1e3))
+            st = finish(c, q->num, RESULT_TIMEOUT, NULL, NULL, err);
+        else if (control_cancelled(c->control, q->job.id))
+            st = finish(c, q->num, RESULT_CANCELLED, NULL, NULL, err);
+        if (st)
+            return st;
+    }
+    return BORG_OK;
+}
+
+/* Reacts to what came from outside since the last step: cancellations,
+ * timeouts, the deadline, a stop signal. */
+static borg_status watch(coordinator *c, borg_err *err)
+{
+    borg_status st = control_poll(c->control, err);
+    if (st)
+        return st;
+    int past_deadline = c->cfg->deadline_s > 0 && now_ms() - c->t_start > c->cfg->deadline_s * 1e3;
+    if ((past_deadline || control_stop_requested()) && !c->stopping) {
+        c->stopping = 1;
+        c->drain_until = now_ms() + c->cfg->drain_s * 1e3;
+        for (int p = 0; p < c->n_pipes; p++)
+            sched_set_admission(c->pipes[p].sched, 0);
+        if (!c->cfg->quiet)
+            fprintf(stderr, "borg-infer: %s: reading no more jobs; finishing what is running%s\n",
+                    past_deadline ? "deadline reached" : "stop signal", past_deadline ? "" : " (--drain-s)");
+    }
+    return end_overdue(c, past_deadline, err);
 }
 
 /* Fills every pipeline up to its depth with new micro-batches. */
@@ -373,6 +423,8 @@ static void write_summary(coordinator *c, double wall_ms, const stage_stats *st,
     double tps = wall_ms > 0 ? c->gen_tokens / (wall_ms / 1e3) : 0;
     double rss0 = peak_rss_kib() / 1024.0;
     int quiet = c->cfg->quiet;
+    if (!quiet && results_resumed(c->out))
+        fprintf(stderr, "borg-infer: resumed: %ld results were already in %s\n", results_resumed(c->out), c->cfg->out);
     if (!quiet)
         fprintf(stderr,
                 "borg-infer: %ld jobs (%ld ok, %ld error, %ld timeout, %ld cancelled); %ld prompt + %ld generated tokens "
@@ -384,6 +436,7 @@ static void write_summary(coordinator *c, double wall_ms, const stage_stats *st,
     cJSON_AddNumberToObject(jobs, "error", bad);
     cJSON_AddNumberToObject(jobs, "timeout", to);
     cJSON_AddNumberToObject(jobs, "cancelled", cn);
+    cJSON_AddNumberToObject(o, "resumed", results_resumed(c->out));
     cJSON_AddNumberToObject(o, "prompt_tokens", c->prompt_tokens);
     cJSON_AddNumberToObject(o, "generated_tokens", c->gen_tokens);
     cJSON_AddNumberToObject(o, "wall_s", wall_ms / 1e3);
@@ -456,9 +509,11 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
         (st = plan_make(c->gguf, &hp, c->topo.stages, cfg->layers, &plan, err)))
         return st;
     c->slot_ctx = stage_slot_ctx(cfg->ctx, hp.ctx_len);
+    if ((st = control_open(cfg->run_dir, &c->control, err)))
+        return st;
     /* Refuse a bad jobs file or an existing results file before any rank
      * spends time loading layers. */
-    if ((st = job_reader_open(cfg->jobs, &c->reader, err)) || (st = results_open(cfg->out, cfg->force, &c->out, err)))
+    if ((st = job_reader_open(cfg->jobs, &c->reader, err)) || (st = results_open(cfg->out, cfg->force, cfg->resume, &c->out, err)))
         return st;
     if (c->topo.replicas) {
         st = exec_create_mpi(net, &c->topo, &c->exec, err);
@@ -517,6 +572,7 @@ static void teardown(coordinator *c)
     }
     free(c->pipes);
     exec_free(c->exec);
+    control_close(c->control);
     job_reader_close(c->reader);
     chat_template_free(&c->chat);
     tokenizer_free(c->tok);
@@ -526,12 +582,13 @@ static void teardown(coordinator *c)
 borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err)
 {
     coordinator c = {0};
+    control_catch_signals();
     borg_status st = setup(&c, cfg, net, err);
     while (!st) {
-        if ((st = read_jobs(&c, err)) || (st = dispatch(&c, err)))
+        if ((st = watch(&c, err)) || (st = read_jobs(&c, err)) || (st = dispatch(&c, err)))
             break;
         if (in_flight(&c) == 0) {
-            if (c.n_open == 0 && c.jobs_done)
+            if ((c.n_open == 0 && c.jobs_done) || c.stopping)
                 break;
             /* Nothing runs, yet jobs are open: only reading more can help. */
             if (c.jobs_done || req_at(&c, c.n_read)->open) {
@@ -540,12 +597,23 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
             }
             continue;
         }
+        if (c.stopping && now_ms() > c.drain_until)
+            break; /* what is still in flight is dropped: --resume reruns it */
         st = collect(&c, err);
     }
+    if (!st && (c.n_open > 0 || !c.jobs_done))
+        st = borg_fail(err, BORG_EINCOMPLETE, "stopped with %lld job(s) unfinished%s; rerun with --resume to finish",
+                       (long long)c.n_open, c.jobs_done ? "" : " and more unread");
     stage_stats *stats = NULL;
     int n_stats = 0;
-    if (!st && c.exec)
-        st = exec_finish(c.exec, &stats, &n_stats, err);
+    if ((!st || st == BORG_EINCOMPLETE) && c.exec) {
+        borg_err ferr;
+        borg_status fst = exec_finish(c.exec, &stats, &n_stats, &ferr);
+        if (fst) {
+            st = fst;
+            *err = ferr;
+        }
+    }
     if (c.out) {
         write_summary(&c, now_ms() - c.t_start, stats, n_stats);
         borg_err cerr;

@@ -232,6 +232,10 @@ borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err
         int src;
         if ((st = recv_frame(e, &h, &src, err)))
             break;
+        if (h.kind == FRAME_RESULT) {
+            got--; /* a batch that was in flight when the run stopped: dropped */
+            continue;
+        }
         if (h.kind != FRAME_STATS || h.payload_bytes != sizeof(stage_stats) || src < 1 || src > count) {
             st = borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u instead of its statistics", src, h.kind);
             break;

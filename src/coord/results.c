@@ -10,10 +10,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Ids already in a resumed file, with how many results each has, so a
+ * jobs file that repeats an id is resumed occurrence by occurrence. */
+typedef struct {
+    char **keys;
+    long *counts;
+    size_t cap, n;
+} id_counts;
+
 struct results_writer {
     int fd;
     char *path;
     long counts[4];
+    id_counts done;
+    long resumed;
 };
 
 const char *result_status_name(result_status s)
@@ -22,26 +32,144 @@ const char *result_status_name(result_status s)
     return names[s];
 }
 
-borg_status results_open(const char *path, int force, results_writer **out, borg_err *err)
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+static size_t id_slot(const id_counts *m, const char *id)
+{
+    size_t i = hash_str(id) & (m->cap - 1);
+    while (m->keys[i] && strcmp(m->keys[i], id))
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static int id_add(id_counts *m, const char *id)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        id_counts bigger = {0};
+        bigger.cap = m->cap ? 2 * m->cap : 1024;
+        bigger.keys = calloc(bigger.cap, sizeof *bigger.keys);
+        bigger.counts = calloc(bigger.cap, sizeof *bigger.counts);
+        if (!bigger.keys || !bigger.counts) {
+            free(bigger.keys);
+            free(bigger.counts);
+            return -1;
+        }
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) {
+                size_t j = id_slot(&bigger, m->keys[i]);
+                bigger.keys[j] = m->keys[i];
+                bigger.counts[j] = m->counts[i];
+            }
+        bigger.n = m->n;
+        free(m->keys);
+        free(m->counts);
+        *m = bigger;
+    }
+    size_t i = id_slot(m, id);
+    if (!m->keys[i]) {
+        if (!(m->keys[i] = strdup(id)))
+            return -1;
+        m->n++;
+    }
+    m->counts[i]++;
+    return 0;
+}
+
+static void id_free(id_counts *m)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->keys[i]);
+    free(m->keys);
+    free(m->counts);
+    memset(m, 0, sizeof *m);
+}
+
+/* Reads the ids of an existing results file and cuts off a last line that
+ * a crash left torn (no newline, or not JSON). A damaged line anywhere else
+ * means the file is not ours to append to. */
+static borg_status read_existing(results_writer *w, borg_err *err)
+{
+    FILE *f = fdopen(dup(w->fd), "r");
+    if (!f)
+        return borg_fail(err, BORG_EIO, "%s: cannot read results to resume: %s", w->path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    off_t good_end = 0;
+    long line_no = 0;
+    borg_status st = BORG_OK;
+    while (!st && (len = getline(&line, &cap, f)) > 0) {
+        line_no++;
+        int complete = line[len - 1] == '\n';
+        cJSON *o = complete ? cJSON_ParseWithLength(line, (size_t)len) : NULL;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "custom_id");
+        if (!id)
+            id = cJSON_GetObjectItemCaseSensitive(o, "id");
+        if (cJSON_IsString(id)) {
+            if (id_add(&w->done, id->valuestring))
+                st = borg_fail(err, BORG_ENOMEM, "out of memory reading %s", w->path);
+            w->resumed++;
+            good_end += len;
+        } else if (getc(f) != EOF || (complete && o)) {
+            st = borg_fail(err, BORG_EINPUT, "%s: line %ld is not a result line; refusing to resume into it", w->path,
+                           line_no);
+        }
+        cJSON_Delete(o);
+    }
+    free(line);
+    fclose(f);
+    if (!st && ftruncate(w->fd, good_end) != 0)
+        st = borg_fail(err, BORG_EIO, "%s: cannot drop a torn last line: %s", w->path, strerror(errno));
+    if (!st && lseek(w->fd, 0, SEEK_END) < 0)
+        st = borg_fail(err, BORG_EIO, "%s: %s", w->path, strerror(errno));
+    return st;
+}
+
+borg_status results_open(const char *path, int force, int resume, results_writer **out, borg_err *err)
 {
     results_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->path = strdup(path))) {
         free(w);
         return borg_fail(err, BORG_ENOMEM, "out of memory opening %s", path);
     }
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL);
+    int flags = O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : force ? O_TRUNC : O_EXCL);
     w->fd = open(path, flags, 0644);
     if (w->fd < 0) {
         int e = errno;
         free(w->path);
         free(w);
         if (e == EEXIST)
-            return borg_fail(err, BORG_EUSAGE, "%s: results file exists; use --force to overwrite it", path);
+            return borg_fail(err, BORG_EUSAGE, "%s: results file exists; use --resume to finish it or --force to overwrite it",
+                             path);
         return borg_fail(err, BORG_EIO, "%s: cannot create results file: %s", path, strerror(e));
+    }
+    borg_status st = resume ? read_existing(w, err) : BORG_OK;
+    if (st) {
+        results_close(w, NULL);
+        return st;
     }
     *out = w;
     return BORG_OK;
 }
+
+int results_take_done(results_writer *w, const char *id)
+{
+    if (!w->done.n)
+        return 0;
+    size_t i = id_slot(&w->done, id);
+    if (!w->done.keys[i] || w->done.counts[i] == 0)
+        return 0;
+    w->done.counts[i]--;
+    return 1;
+}
+
+long results_resumed(const results_writer *w) { return w->resumed; }
 
 /* JSON text must be valid UTF-8; a model can emit a token that ends in the
  * middle of a character, so invalid sequences become U+FFFD. */
@@ -220,6 +348,7 @@ borg_status results_close(results_writer *w, borg_err *err)
     borg_status st = BORG_OK;
     if (close(w->fd) != 0)
         st = borg_fail(err, BORG_EIO, "%s: close failed: %s", w->path, strerror(errno));
+    id_free(&w->done);
     free(w->path);
     free(w);
     return st;

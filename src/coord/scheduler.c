@@ -26,6 +26,7 @@ struct borg_sched {
     int n_in_flight;
     int64_t next_order;
     int rr;              /* slot to start prefill from, so long prompts share the budget */
+    int closed;          /* admission off */
 };
 
 borg_status sched_create(int n_slots, int32_t slot_ctx, int batch_tokens, borg_sched **out,
@@ -114,7 +115,7 @@ static int next_waiting(const borg_sched *s)
 static void admit(borg_sched *s, int64_t *admitted, int *n_admitted)
 {
     *n_admitted = 0;
-    for (int slot = 0; slot < s->n_slots && s->n_waiting > 0; slot++) {
+    for (int slot = 0; !s->closed && slot < s->n_slots && s->n_waiting > 0; slot++) {
         if (s->slots[slot])
             continue;
         int w = next_waiting(s);
@@ -224,6 +225,8 @@ void sched_finish(borg_sched *s, int64_t req)
             return;
         }
 }
+
+void sched_set_admission(borg_sched *s, int on) { s->closed = !on; }
 
 int sched_waiting(const borg_sched *s) { return s->n_waiting; }
 int sched_active(const borg_sched *s) { return s->n_active; }

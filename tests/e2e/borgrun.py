@@ -20,7 +20,8 @@ def run(borg, model, jobs, out=None, np=1, mpiexec=None, extra=(), timeout=600, 
     if out is None:
         fd, out = tempfile.mkstemp(suffix=".jsonl")
         os.close(fd)
-    cmd = [borg, "run", "--model", model, "--jobs", jobs, "--out", out, "--force", *extra]
+    overwrite = [] if "--resume" in extra else ["--force"]
+    cmd = [borg, "run", "--model", model, "--jobs", jobs, "--out", out, *overwrite, *extra]
     if np > 1:
         cmd = [mpiexec, "--oversubscribe", "--bind-to", "none", "-np", str(np), *cmd]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env())
