@@ -136,6 +136,8 @@ static borg_status serve(stage_rank *s, borg_err *err)
         if (st)
             return st;
         if (h.kind == FRAME_SHUTDOWN) {
+            if (s->next_rank && (st = net_send(s->net, s->next_rank, &s->in, err)))
+                return st;
             s->stats.peak_rss_mib = peak_rss_mib();
             if ((st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err)))
                 return st;

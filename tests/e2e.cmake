@@ -28,3 +28,13 @@ add_test(NAME e2e_formats_pipeline
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --np 3 --mpiexec ${MPIEXEC_EXECUTABLE})
 set_tests_properties(e2e_formats e2e_formats_pipeline PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)
+
+# Nothing lost: resume, stop signals, deadline, timeouts, cancellation.
+add_test(NAME e2e_resume
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_resume.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
+add_test(NAME e2e_resume_pipeline
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_resume.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --np 3 --mpiexec ${MPIEXEC_EXECUTABLE})
+set_tests_properties(e2e_resume e2e_resume_pipeline PROPERTIES
+  ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)

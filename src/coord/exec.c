@@ -222,10 +222,13 @@ borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err
         s[0].peak_rss_mib = peak_rss_kib() / 1024.0;
         return BORG_OK;
     }
+    /* Shutdown enters each pipeline at its first stage and is passed on by
+     * each stage behind the batches before it, so no stage leaves while a
+     * batch is still on its way to it. */
     borg_status st = BORG_OK;
-    for (int r = 1; r <= count && !st; r++) {
+    for (int p = 0; p < e->topo.replicas && !st; p++) {
         if (!(st = frame_put_control(&e->out, FRAME_SHUTDOWN, NULL, 0, err)))
-            st = net_send(e->net, r, &e->out, err);
+            st = net_send(e->net, topology_rank(&e->topo, p, 0), &e->out, err);
     }
     for (int got = 0; got < count && !st; got++) {
         frame_header h;

@@ -35,7 +35,8 @@ def launch(out, *extra):
     cmd = [args.borg, "run", "--model", args.model, "--jobs", jobs, "--out", out, *threads, *extra]
     if args.np > 1:
         cmd = [args.mpiexec, "--oversubscribe", "--bind-to", "none", "-np", str(args.np), *cmd]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env())
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
+                            start_new_session=True)
 
 
 def wait_for_lines(path, n, proc, limit=120):
@@ -77,15 +78,18 @@ with open(torn, "w") as f:
     f.write(lines[3][: len(lines[3]) // 2])
 finish_with_resume(torn, "torn line")
 
-# SIGTERM (what Slurm sends before a time limit): drain, exit 3, resumable.
+# A stop signal (what Slurm sends before a time limit): drain, exit 3,
+# resumable. mpirun passes SIGUSR1 on to the ranks (SIGTERM it takes as an
+# order to kill them, which the kill -9 case below covers).
+stop = signal.SIGUSR1 if args.np > 1 else signal.SIGTERM
 out = os.path.join(tmp, "sigterm.jsonl")
 proc = launch(out, "--drain-s", "0.5")
-c.check(wait_for_lines(out, 2, proc), "SIGTERM run produced results first")
-proc.send_signal(signal.SIGTERM)
+c.check(wait_for_lines(out, 2, proc), "signalled run produced results first")
+proc.send_signal(stop)
 _, err = proc.communicate(timeout=120)
-c.check(proc.returncode == 3, f"SIGTERM exits 3 (got {proc.returncode}): {err[-400:]}")
-c.check(len(read_results(out)) < N, "SIGTERM stopped the run before the end")
-finish_with_resume(out, "SIGTERM")
+c.check(proc.returncode == 3, f"{stop.name} exits 3 (got {proc.returncode}): {err[-400:]}")
+c.check(len(read_results(out)) < N, f"{stop.name} stopped the run before the end")
+finish_with_resume(out, stop.name)
 
 # kill -9 of rank 0 (or of mpirun): whatever was written is kept.
 out = os.path.join(tmp, "kill.jsonl")
@@ -96,12 +100,21 @@ proc.communicate(timeout=60)
 c.check(len(read_results(out)) < N, "kill -9 stopped the run before the end")
 finish_with_resume(out, "kill -9")
 
-# --deadline: jobs running then end as timeout; unread jobs are left for --resume.
+# --deadline: jobs running then end as timeout; jobs not yet read (more
+# than the coordinator reads ahead) are left for --resume.
+many = os.path.join(tmp, "many.jsonl")
+with open(many, "w") as f:
+    for i in range(60):
+        f.write(json.dumps({"id": f"m{i}", "prompt": f"Say {i}.", "max_tokens": 24, "ignore_eos": True}) + "\n")
 out = os.path.join(tmp, "deadline.jsonl")
-rc, _, results, _ = run(args.borg, args.model, jobs, out=out, np=args.np, mpiexec=args.mpiexec,
+rc, _, results, _ = run(args.borg, args.model, many, out=out, np=args.np, mpiexec=args.mpiexec,
                         extra=[*threads, "--deadline", "1.5"], check=False)
-c.check(rc == 3, f"--deadline exits 3 (got {rc})")
+c.check(rc == 3, f"--deadline exits 3 with jobs unread (got {rc})")
 c.check(any(r.get("status") == "timeout" for r in results), "jobs running at the deadline end as timeout")
+rc, _, results, _ = run(args.borg, args.model, many, out=out, np=args.np, mpiexec=args.mpiexec,
+                        extra=[*threads, "--resume"], check=False)
+ids = [result_id(r) for r in results]
+c.check(rc == 0 and sorted(ids) == sorted(f"m{i}" for i in range(60)), "--resume answers the rest, each job once")
 
 # Per-job timeout and cancellation: only those jobs.
 tc_jobs = os.path.join(tmp, "tc.jsonl")
@@ -116,7 +129,8 @@ cmd = [args.borg, "run", "--model", args.model, "--jobs", tc_jobs, "--out", out,
        "--ctx", "4096"]
 if args.np > 1:
     cmd = [args.mpiexec, "--oversubscribe", "--bind-to", "none", "-np", str(args.np), *cmd]
-proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env())
+proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
+                        start_new_session=True)
 c.check(wait_for_lines(out, 1, proc), "the quick job finishes first")
 time.sleep(0.5)
 p = subprocess.run([args.borg, "cancel", "--run-dir", run_dir, "doomed"], capture_output=True, text=True)
