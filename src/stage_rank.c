@@ -131,10 +131,20 @@ static borg_status serve(stage_rank *s, borg_err *err)
         int src;
         frame_header h;
         borg_status st = net_recv(s->net, &s->in, &src, -1, err);
-        if (!st)
-            st = frame_check(s->in.p, s->in.len, &h, err);
         if (st)
             return st;
+        if ((st = frame_check(s->in.p, s->in.len, &h, err))) {
+            /* A damaged frame is never used: the coordinator sends its batch
+             * again from the first stage. */
+            int64_t id = frame_peek_batch(s->in.p, s->in.len);
+            s->stats.crc_errors++;
+            fprintf(stderr, "borg-infer: rank %d: %s; asking for batch %lld again\n", net_rank(s->net), err->msg,
+                    (long long)id);
+            if ((st = frame_put_control(&s->out, FRAME_RETRY, &id, sizeof id, err)) ||
+                (st = net_send(s->net, 0, &s->out, err)))
+                return st;
+            continue;
+        }
         if (h.kind == FRAME_SHUTDOWN) {
             if (s->next_rank && (st = net_send(s->net, s->next_rank, &s->in, err)))
                 return st;

@@ -38,3 +38,9 @@ add_test(NAME e2e_resume_pipeline
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --np 3 --mpiexec ${MPIEXEC_EXECUTABLE})
 set_tests_properties(e2e_resume e2e_resume_pipeline PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)
+
+add_test(NAME e2e_damaged_frame
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_crc.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --mpiexec ${MPIEXEC_EXECUTABLE}
+          --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
+set_tests_properties(e2e_damaged_frame PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)

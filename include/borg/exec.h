@@ -18,6 +18,7 @@ typedef struct borg_exec borg_exec;
 typedef struct {
     int pipe;
     int64_t batch_id;
+    int retry;                   /* the batch was damaged on the way: submit it again */
     int n;
     const batch_result *results; /* valid until the next exec call */
 } exec_done;
@@ -35,6 +36,9 @@ int exec_depth(const borg_exec *e);
 
 borg_status exec_submit(borg_exec *e, int pipe, const borg_batch *b, borg_err *err);
 borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err);
+
+/* Damaged frames this rank received. */
+int64_t exec_crc_errors(const borg_exec *e);
 
 /* Stops the stages and collects their statistics: *stats (malloc'd, one
  * per stage) and *n. */

@@ -38,7 +38,8 @@ typedef enum {
     FRAME_SHUTDOWN = 3, /* coordinator -> every stage */
     FRAME_STATS = 4,    /* stage -> coordinator on shutdown: busy time, memory */
     FRAME_ERROR = 5,    /* stage -> coordinator: the stage cannot go on, and why */
-    FRAME_READY = 6     /* stage -> coordinator at start-up: layers loaded, KV cache reserved */
+    FRAME_READY = 6,    /* stage -> coordinator at start-up: layers loaded, KV cache reserved */
+    FRAME_RETRY = 7     /* stage -> coordinator: a batch arrived damaged; payload: its int64 id */
 } frame_kind;
 
 typedef enum { WIRE_NONE = 0, WIRE_F32 = 1, WIRE_F16 = 2, WIRE_BF16 = 3 } wire_dtype;
@@ -100,6 +101,10 @@ borg_status frame_put_control(frame_buf *f, frame_kind kind, const void *payload
  * fills *h. BORG_EINPUT names what is wrong and the batch id. p need not be
  * aligned. The CRC is over the header with crc = 0, then the payload. */
 borg_status frame_check(const uint8_t *p, size_t len, frame_header *h, borg_err *err);
+
+/* The batch id a frame's header claims, without trusting the rest (to ask
+ * for a damaged batch again); -1 when too short to have a header. */
+int64_t frame_peek_batch(const uint8_t *p, size_t len);
 
 /* Decoders of a checked frame (p 4-byte aligned, as malloc'd buffers are).
  * frame_get_batch checks each sequence (n_tokens >= 1, slot and pos >= 0,

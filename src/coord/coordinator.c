@@ -385,7 +385,11 @@ static borg_status collect(coordinator *c, borg_err *err)
     while (k < c->depth && !(pl->busy[k] && pl->flight[k].id == done.batch_id))
         k++;
     if (k == c->depth)
-        return borg_fail(err, BORG_EINTERNAL, "batch %lld came back but was not in flight", (long long)done.batch_id);
+        return borg_fail(err, done.retry ? BORG_EINCOMPLETE : BORG_EINTERNAL,
+                         "batch %lld came back %s but was not in flight", (long long)done.batch_id,
+                         done.retry ? "damaged beyond recognition" : "");
+    if (done.retry)
+        return exec_submit(c->exec, done.pipe, &pl->flight[k], err);
     sched_batch_done(pl->sched, &pl->flight[k]);
     pl->busy[k] = 0;
     pl->in_flight--;
@@ -441,6 +445,12 @@ static void write_summary(coordinator *c, double wall_ms, const stage_stats *st,
     cJSON_AddNumberToObject(o, "generated_tokens", c->gen_tokens);
     cJSON_AddNumberToObject(o, "wall_s", wall_ms / 1e3);
     cJSON_AddNumberToObject(o, "generated_tokens_per_s", tps);
+    int64_t crc = exec_crc_errors(c->exec);
+    for (int i = 0; i < n_st; i++)
+        crc += st[i].crc_errors;
+    cJSON_AddNumberToObject(o, "damaged_frames", (double)crc);
+    if (!quiet && crc)
+        fprintf(stderr, "  %lld damaged frame(s) detected and their batches recomputed\n", (long long)crc);
     cJSON_AddNumberToObject(o, "replicas", c->topo.replicas);
     cJSON_AddNumberToObject(o, "stages", c->topo.stages);
     cJSON *ranks = cJSON_AddArrayToObject(o, "ranks");

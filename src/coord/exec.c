@@ -25,6 +25,7 @@ struct borg_exec {
     /* mpi */
     borg_net *net;
     borg_topology topo;
+    int64_t crc_errors;
     frame_buf out, in;
     /* both */
     int kv_slots;     /* sequences every stage's KV cache holds */
@@ -129,6 +130,8 @@ void exec_kv_capacity(const borg_exec *e, int *slots, int32_t *slot_ctx)
     *slot_ctx = e->slot_ctx;
 }
 
+int64_t exec_crc_errors(const borg_exec *e) { return e->crc_errors; }
+
 int exec_pipes(const borg_exec *e) { return e->kind == EXEC_LOCAL ? 1 : e->topo.replicas; }
 
 int exec_depth(const borg_exec *e) { return e->kind == EXEC_LOCAL ? 1 : e->topo.stages + EXTRA_DEPTH; }
@@ -179,20 +182,37 @@ borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
         if (!e->has_pending)
             return borg_fail(err, BORG_EINTERNAL, "waiting with no batch in flight");
         e->has_pending = 0;
-        *done = (exec_done){0, e->pending_id, e->n_res, e->res};
+        *done = (exec_done){0, e->pending_id, 0, e->n_res, e->res};
         return BORG_OK;
     }
     frame_header h;
     int src;
-    borg_status st = recv_frame(e, &h, &src, err);
+    borg_status st = net_recv(e->net, &e->in, &src, -1, err);
     if (st)
         return st;
+    int pipe = (src - 1) / e->topo.stages;
+    borg_err damage;
+    if (frame_check(e->in.p, e->in.len, &h, &damage)) {
+        e->crc_errors++;
+        *done = (exec_done){pipe, frame_peek_batch(e->in.p, e->in.len), 1, 0, NULL};
+        fprintf(stderr, "borg-infer: rank %d sent a damaged frame: %s; recomputing batch %lld\n", src, damage.msg,
+                (long long)done->batch_id);
+        return BORG_OK;
+    }
+    if (h.kind == FRAME_ERROR)
+        return remote_error(e->in.p, &h, src, err);
+    if (h.kind == FRAME_RETRY && h.payload_bytes == sizeof(int64_t)) {
+        int64_t id;
+        memcpy(&id, e->in.p + sizeof h, sizeof id);
+        *done = (exec_done){pipe, id, 1, 0, NULL};
+        return BORG_OK;
+    }
     if (h.kind != FRAME_RESULT)
         return borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u while results were expected", src, h.kind);
     int n;
     if ((st = reserve_results(e, h.n_seqs, err)) || (st = frame_get_results(e->in.p, &h, e->res, &n, err)))
         return st;
-    *done = (exec_done){(src - 1) / e->topo.stages, h.batch_id, n, e->res};
+    *done = (exec_done){pipe, h.batch_id, 0, n, e->res};
     return BORG_OK;
 }
 
@@ -235,7 +255,7 @@ borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err
         int src;
         if ((st = recv_frame(e, &h, &src, err)))
             break;
-        if (h.kind == FRAME_RESULT) {
+        if (h.kind == FRAME_RESULT || h.kind == FRAME_RETRY) {
             got--; /* a batch that was in flight when the run stopped: dropped */
             continue;
         }

@@ -277,7 +277,8 @@ borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result
 
 static int is_control(uint32_t kind)
 {
-    return kind == FRAME_SHUTDOWN || kind == FRAME_STATS || kind == FRAME_ERROR || kind == FRAME_READY;
+    return kind == FRAME_SHUTDOWN || kind == FRAME_STATS || kind == FRAME_ERROR || kind == FRAME_READY ||
+           kind == FRAME_RETRY;
 }
 
 borg_status frame_put_control(frame_buf *f, frame_kind kind, const void *payload, size_t len, borg_err *err)
@@ -427,4 +428,13 @@ borg_status frame_get_results(const uint8_t *p, const frame_header *h, batch_res
     }
     *n = h->n_seqs;
     return BORG_OK;
+}
+
+int64_t frame_peek_batch(const uint8_t *p, size_t len)
+{
+    frame_header h;
+    if (len < sizeof h)
+        return -1;
+    memcpy(&h, p, sizeof h);
+    return h.batch_id;
 }

@@ -2,6 +2,7 @@
 #include "borg/net.h"
 
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,8 @@ enum { MAX_PENDING = 16 };
 
 struct borg_net {
     int mpi; /* 0 when running without an MPI launcher */
+    long sends;       /* frames sent so far */
+    long corrupt_at;  /* test fault: damage the frame with this number (1-based); 0: never */
     int rank, size;
     MPI_Comm comm;
     frame_buf pending[MAX_PENDING];
@@ -55,6 +58,14 @@ borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err)
         MPI_Comm_rank(n->comm, &n->rank);
         MPI_Comm_size(n->comm, &n->size);
     }
+    /* BORG_TEST_CORRUPT_FRAME=RANK:N makes rank RANK flip one payload bit of
+     * the N-th frame it sends, after its CRC was computed. For the tests of
+     * frame checking only. */
+    const char *fault = getenv("BORG_TEST_CORRUPT_FRAME");
+    int fault_rank;
+    long fault_n;
+    if (fault && sscanf(fault, "%d:%ld", &fault_rank, &fault_n) == 2 && fault_rank == n->rank)
+        n->corrupt_at = fault_n;
     *out = n;
     return BORG_OK;
 }
@@ -137,6 +148,8 @@ borg_status net_send(borg_net *n, int dest, frame_buf *f, borg_err *err)
     *f = spare;
     f->len = 0;
     const frame_buf *out = &n->pending[slot];
+    if (++n->sends == n->corrupt_at && out->len > sizeof(frame_header))
+        out->p[out->len - 1] ^= 0x10;
     if (out->len > (size_t)INT32_MAX)
         return borg_fail(err, BORG_EINPUT, "frame of %zu bytes is too large to send", out->len);
     int rc = MPI_Isend(out->p, (int)out->len, MPI_BYTE, dest, FRAME_TAG, n->comm, &n->req[slot]);
