@@ -21,7 +21,8 @@ int borg_exit_code(borg_status s)
     case BORG_OK: return 0;
     case BORG_EUSAGE:
     case BORG_EINPUT: return 2;
-    case BORG_EINCOMPLETE: return 3;
+    case BORG_EINCOMPLETE:
+    case BORG_EPEER: return 3;
     default: return 1;
     }
 }

@@ -50,20 +50,20 @@ static double peak_rss_mib(void)
     return kib / 1024.0;
 }
 
-static borg_status load(stage_rank *s, const borg_config *cfg, borg_err *err)
+/* Loads this rank's layers for topology s->topo (layers: the --layers
+ * split, or NULL for the balanced one) and reports ready. */
+static borg_status load(stage_rank *s, const borg_config *cfg, const char *layers, borg_err *err)
 {
     int rank = net_rank(s->net);
-    borg_status st = topology_resolve(net_size(s->net), cfg->replicas, cfg->stages, &s->topo, err);
-    if (st)
-        return st;
     s->replica = (rank - 1) / s->topo.stages;
     s->index = (rank - 1) % s->topo.stages;
     s->next_rank = s->index == s->topo.stages - 1 ? 0 : rank + 1;
     s->wire = cfg->wire_dtype;
     borg_hparams hp;
     borg_plan plan;
-    if ((st = gguf_open(cfg->model, &s->gguf, err)) || (st = model_hparams(s->gguf, &hp, err)) ||
-        (st = plan_make(s->gguf, &hp, s->topo.stages, cfg->layers, &plan, err)))
+    borg_status st;
+    if ((!s->gguf && (st = gguf_open(cfg->model, &s->gguf, err))) || (st = model_hparams(s->gguf, &hp, err)) ||
+        (st = plan_make(s->gguf, &hp, s->topo.stages, layers, &plan, err)))
         return st;
     stage_config sc = {
         .layer_begin = plan.begin[s->index],
@@ -74,6 +74,8 @@ static borg_status load(stage_rank *s, const borg_config *cfg, borg_err *err)
         .slot_ctx = stage_slot_ctx(cfg->ctx, hp.ctx_len),
         .threads = cfg->threads ? cfg->threads : pool_default_threads(),
     };
+    stage_free(s->stage);
+    s->stage = NULL;
     if ((st = stage_create(s->gguf, &sc, &s->stage, err)))
         return st;
     s->stats.stage = s->index;
@@ -82,7 +84,10 @@ static borg_status load(stage_rank *s, const borg_config *cfg, borg_err *err)
     s->stats.layer_end = sc.layer_end;
     s->stats.kv_slots = sc.n_slots;
     s->stats.slot_ctx = sc.slot_ctx;
-    return BORG_OK;
+    s->stats.peak_rss_mib = peak_rss_mib();
+    if ((st = frame_put_control(&s->out, FRAME_READY, &s->stats, sizeof s->stats, err)))
+        return st;
+    return net_send(s->net, 0, &s->out, err);
 }
 
 static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err)
@@ -165,20 +170,39 @@ static borg_status serve(stage_rank *s, borg_err *err)
     }
 }
 
+/* After a rank failed: joins the survivors and takes this rank's share of
+ * the layers in the new shape. Its KV cache starts empty: the coordinator
+ * replays every request that was in flight. */
+static borg_status rejoin(stage_rank *s, borg_err *err)
+{
+    int failed[PLAN_MAX_STAGES * 4], n_failed, coordinator_lost;
+    borg_status st = net_recover(s->net, failed, &n_failed, &coordinator_lost, err);
+    if (st)
+        return st;
+    if (coordinator_lost)
+        return borg_fail(err, BORG_EPEER, "the coordinator (rank 0) failed; rerun with --resume");
+    borg_topology before = s->topo;
+    topology_after_failure(net_size(s->net), &before, &s->topo);
+    return BORG_OK;
+}
+
 borg_status stage_rank_main(const borg_config *cfg, borg_net *net, borg_err *err)
 {
     stage_rank s = {.net = net};
     batch_init(&s.batch);
-    borg_status st = load(&s, cfg, err);
-    if (!st) {
-        s.stats.peak_rss_mib = peak_rss_mib();
-        st = frame_put_control(&s.out, FRAME_READY, &s.stats, sizeof s.stats, err);
+    const char *layers = cfg->layers;
+    borg_status st = topology_resolve(net_size(net), cfg->replicas, cfg->stages, &s.topo, err);
+    while (!st) {
+        st = load(&s, cfg, layers, err);
         if (!st)
-            st = net_send(net, 0, &s.out, err);
+            st = serve(&s, err);
+        if (st != BORG_EPEER || !net_can_recover(net))
+            break;
+        /* The new shape has its own stage count: the --layers split no longer fits. */
+        layers = NULL;
+        st = rejoin(&s, err);
     }
-    if (!st)
-        st = serve(&s, err);
-    if (st) {
+    if (st && st != BORG_EPEER) {
         /* Tell the coordinator why, so the run ends with the reason. */
         borg_err ignored;
         char msg[BORG_ERR_MSG + 32];
@@ -186,7 +210,8 @@ borg_status stage_rank_main(const borg_config *cfg, borg_net *net, borg_err *err
         if (!frame_put_control(&s.out, FRAME_ERROR, msg, (size_t)len, &ignored))
             net_send(net, 0, &s.out, &ignored);
     }
-    net_flush(net, NULL);
+    if (st != BORG_EPEER)
+        net_flush(net, NULL);
     stage_free(s.stage);
     gguf_close(s.gguf);
     batch_free(&s.batch);

@@ -15,7 +15,8 @@ typedef enum {
     BORG_EINCOMPLETE = 3, /* run stopped early, resumable: exit code 3 */
     BORG_ENOMEM = 4,
     BORG_EIO = 5,
-    BORG_EINTERNAL = 6
+    BORG_EINTERNAL = 6,
+    BORG_EPEER = 7        /* another rank of the job failed: recover, or stop resumable (exit 3) */
 } borg_status;
 
 #define BORG_ERR_MSG 512

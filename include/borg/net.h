@@ -37,4 +37,17 @@ borg_status net_recv(borg_net *n, frame_buf *f, int *src, double timeout_s, borg
 /* Waits until every send made so far has completed. */
 borg_status net_flush(borg_net *n, borg_err *err);
 
+/* Sends, receives and flushes return BORG_EPEER when a rank of the job has
+ * failed, which only an MPI with ULFM (Open MPI 5 run with
+ * `mpirun --with-ft ulfm`) reports; others end the whole job instead.
+ * 1 when this build can recover from that. */
+int net_can_recover(const borg_net *n);
+
+/* After BORG_EPEER, on every surviving rank: revokes the communicator so
+ * every survivor learns of the failure, shrinks it to the survivors
+ * (keeping their order, so rank 0 stays rank 0 while it lives), and agrees
+ * on the result. *coordinator_lost is set when old rank 0 was among the
+ * failed. failed (room for the old size) gets the old ranks that failed. */
+borg_status net_recover(borg_net *n, int *failed, int *n_failed, int *coordinator_lost, borg_err *err);
+
 #endif

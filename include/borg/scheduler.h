@@ -23,9 +23,12 @@ borg_status sched_create(int n_slots, int32_t slot_ctx, int batch_tokens, borg_s
 void sched_free(borg_sched *s);
 
 /* Queues request req with its prompt (copied). n_prompt must be in
- * [1, slot_ctx). */
+ * [1, slot_ctx). first_step numbers the first token it will generate: 0,
+ * or for a request replayed after a failure (its prompt then ending with
+ * the tokens it had generated) how many it had, so that sampling draws
+ * continue where they were. */
 borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt,
-                         const borg_sampling *sampling, int priority, borg_err *err);
+                         int32_t first_step, const borg_sampling *sampling, int priority, borg_err *err);
 
 /* Fills b (cleared first) with the next micro-batch; b->n_seqs == 0 when
  * nothing is ready. Newly admitted requests are reported through

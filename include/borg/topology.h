@@ -16,6 +16,11 @@ typedef struct {
  * Default: one replica over every stage rank. */
 borg_status topology_resolve(int world, int replicas, int stages, borg_topology *t, borg_err *err);
 
+/* The shape survivors take after a failure left `world` ranks: as many
+ * replicas as before if the stage ranks still divide evenly, else the most
+ * that do, so that every surviving rank has work. */
+void topology_after_failure(int world, const borg_topology *before, borg_topology *after);
+
 static inline int topology_rank(const borg_topology *t, int replica, int stage)
 {
     return 1 + replica * t->stages + stage;

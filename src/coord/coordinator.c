@@ -28,6 +28,7 @@ enum { READ_AHEAD_PER_SLOT = 2 };
 typedef struct {
     borg_job job;
     int32_t n_prompt;
+    int32_t *prompt;  /* its tokens, kept to replay it after a failure */
     int32_t *gen;
     int32_t n_gen, cap_gen;
     char *text;
@@ -45,6 +46,7 @@ typedef struct {
     borg_batch *flight;
     int *busy;
     int in_flight;
+    int kv_slots;
 } pipeline;
 
 typedef struct {
@@ -71,6 +73,7 @@ typedef struct {
     int64_t *admitted;
     run_control *control;
     int stopping;       /* a stop signal or the deadline: read no more jobs */
+    int recoveries;
     double drain_until; /* after a stop signal: when in-flight work is dropped */
 } coordinator;
 
@@ -86,6 +89,7 @@ static request *req_at(coordinator *c, int64_t r) { return &c->reqs[r % c->cap_r
 static void request_release(request *q)
 {
     job_free(&q->job);
+    free(q->prompt);
     free(q->gen);
     free(q->text);
     memset(q, 0, sizeof *q);
@@ -158,6 +162,32 @@ static borg_status prompt_tokens(coordinator *c, request *q, int32_t **ids, size
     return st;
 }
 
+/* Queues a request on the least loaded pipeline. A request that has
+ * generated tokens already (replayed after a failure) goes in with them
+ * appended to its prompt and goes on from there. */
+static borg_status submit(coordinator *c, request *q, borg_err *err)
+{
+    int best = 0;
+    for (int p = 1; p < c->n_pipes; p++)
+        if (sched_waiting(c->pipes[p].sched) + sched_active(c->pipes[p].sched) <
+            sched_waiting(c->pipes[best].sched) + sched_active(c->pipes[best].sched))
+            best = p;
+    q->pipe = best;
+    int32_t n = q->n_prompt + q->n_gen;
+    int32_t *tokens = q->prompt;
+    if (q->n_gen) {
+        if (!(tokens = malloc(sizeof *tokens * (size_t)n)))
+            return borg_fail(err, BORG_ENOMEM, "out of memory replaying '%s'", q->job.id);
+        memcpy(tokens, q->prompt, sizeof *tokens * (size_t)q->n_prompt);
+        memcpy(tokens + q->n_prompt, q->gen, sizeof *tokens * (size_t)q->n_gen);
+    }
+    borg_status st = sched_submit(c->pipes[best].sched, q->num, tokens, n, q->n_gen, &q->job.sampling,
+                                  q->job.priority, err);
+    if (tokens != q->prompt)
+        free(tokens);
+    return st;
+}
+
 static borg_status admit_job(coordinator *c, int64_t r, borg_err *err)
 {
     request *q = req_at(c, r);
@@ -190,15 +220,8 @@ static borg_status admit_job(coordinator *c, int64_t r, borg_err *err)
         free(ids);
         return finish(c, r, RESULT_OK, NULL, "length", err);
     }
-    int best = 0;
-    for (int p = 1; p < c->n_pipes; p++)
-        if (sched_waiting(c->pipes[p].sched) + sched_active(c->pipes[p].sched) <
-            sched_waiting(c->pipes[best].sched) + sched_active(c->pipes[best].sched))
-            best = p;
-    q->pipe = best;
-    st = sched_submit(c->pipes[best].sched, r, ids, (int32_t)n, &job->sampling, job->priority, err);
-    free(ids);
-    return st;
+    q->prompt = ids;
+    return submit(c, q, err);
 }
 
 /* Reads jobs until the look-ahead window is full or the file ends. */
@@ -449,6 +472,7 @@ static void write_summary(coordinator *c, double wall_ms, const stage_stats *st,
     for (int i = 0; i < n_st; i++)
         crc += st[i].crc_errors;
     cJSON_AddNumberToObject(o, "damaged_frames", (double)crc);
+    cJSON_AddNumberToObject(o, "recoveries", c->recoveries);
     if (!quiet && crc)
         fprintf(stderr, "  %lld damaged frame(s) detected and their batches recomputed\n", (long long)crc);
     cJSON_AddNumberToObject(o, "replicas", c->topo.replicas);
@@ -498,6 +522,116 @@ static void write_summary(coordinator *c, double wall_ms, const stage_stats *st,
     free(s);
 }
 
+static void close_pipelines(coordinator *c)
+{
+    for (int p = 0; c->pipes && p < c->n_pipes; p++) {
+        for (int k = 0; k < c->depth; k++)
+            batch_free(&c->pipes[p].flight[k]);
+        free(c->pipes[p].flight);
+        free(c->pipes[p].busy);
+        sched_free(c->pipes[p].sched);
+    }
+    free(c->pipes);
+    c->pipes = NULL;
+    c->n_pipes = 0;
+}
+
+/* A scheduler per pipeline the executor offers, sized by the KV capacity
+ * its stages reported. */
+static borg_status open_pipelines(coordinator *c, borg_err *err)
+{
+    int kv_slots;
+    exec_kv_capacity(c->exec, &kv_slots, &c->slot_ctx);
+    if (kv_slots < 1 || c->slot_ctx < 2)
+        return borg_fail(err, BORG_EINTERNAL, "the stages reported no KV capacity");
+    c->n_pipes = exec_pipes(c->exec);
+    c->depth = exec_depth(c->exec);
+    c->pipes = calloc((size_t)c->n_pipes, sizeof *c->pipes);
+    int64_t *admitted = realloc(c->admitted, sizeof *admitted * (size_t)kv_slots);
+    if (!c->pipes || !admitted)
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    c->admitted = admitted;
+    for (int p = 0; p < c->n_pipes; p++) {
+        pipeline *pl = &c->pipes[p];
+        borg_status st = sched_create(kv_slots, c->slot_ctx, c->cfg->batch_tokens, &pl->sched, err);
+        if (st)
+            return st;
+        pl->kv_slots = kv_slots;
+        pl->flight = calloc((size_t)c->depth, sizeof *pl->flight);
+        pl->busy = calloc((size_t)c->depth, sizeof *pl->busy);
+        if (!pl->flight || !pl->busy)
+            return borg_fail(err, BORG_ENOMEM, "out of memory");
+    }
+    return BORG_OK;
+}
+
+/* Creates the executor: the stage ranks of the current topology, or a
+ * stage in this process holding every layer when there are none. */
+static borg_status open_exec(coordinator *c, borg_err *err)
+{
+    if (c->topo.replicas)
+        return exec_create_mpi(c->net, &c->topo, &c->exec, err);
+    borg_hparams hp;
+    borg_status st = model_hparams(c->gguf, &hp, err);
+    if (st)
+        return st;
+    stage_config sc = {
+        .layer_begin = 0,
+        .layer_end = hp.n_layer,
+        .first = 1,
+        .last = 1,
+        .n_slots = c->cfg->slots,
+        .slot_ctx = stage_slot_ctx(c->cfg->ctx, hp.ctx_len),
+        .threads = c->cfg->threads ? c->cfg->threads : pool_default_threads(),
+    };
+    return exec_create_local(c->gguf, &sc, &c->exec, err);
+}
+
+/* A stage rank failed (ULFM): the survivors shrink the job, the layers are
+ * split again over the stage ranks left (rank 0 takes them all if none
+ * is), and every request that was running is replayed from its prompt
+ * plus the tokens it had produced, on fresh KV caches. */
+static borg_status recover(coordinator *c, borg_err *err)
+{
+    double t0 = now_ms();
+    int failed[PLAN_MAX_STAGES * 4], n_failed, lost;
+    borg_status st = net_recover(c->net, failed, &n_failed, &lost, err);
+    if (st)
+        return st;
+    char names[256] = "";
+    for (int i = 0, len = 0; i < n_failed && len < (int)sizeof names - 16; i++)
+        len += snprintf(names + len, sizeof names - (size_t)len, "%s%d", i ? ", " : "", failed[i]);
+    borg_topology before = c->topo;
+    topology_after_failure(net_size(c->net), &before, &c->topo);
+    close_pipelines(c);
+    exec_free(c->exec);
+    c->exec = NULL;
+    if ((st = open_exec(c, err)) || (st = open_pipelines(c, err)))
+        return st;
+    int replayed = 0;
+    for (int64_t i = 0; i < c->cap_reqs; i++) {
+        request *q = &c->reqs[i];
+        if (q->open && q->prompt) {
+            if ((st = submit(c, q, err)))
+                return st;
+            replayed++;
+        }
+    }
+    borg_hparams hp;
+    borg_plan plan;
+    char map[512] = "rank 0 holds every layer";
+    if (c->topo.replicas && !model_hparams(c->gguf, &hp, NULL) && !plan_make(c->gguf, &hp, c->topo.stages, NULL, &plan, NULL)) {
+        int len = snprintf(map, sizeof map, "%d replica(s) of %d stage(s), layers", c->topo.replicas, c->topo.stages);
+        for (int s = 0; s < plan.n_stages && len < (int)sizeof map - 16; s++)
+            len += snprintf(map + len, sizeof map - (size_t)len, " %d-%d", plan.begin[s], plan.end[s] - 1);
+    }
+    c->recoveries++;
+    fprintf(stderr, "borg-infer: rank(s) %s failed (of %d); recovered on %d rank(s): %s; %d request(s) replayed; "
+                    "recovery took %.2f s\n",
+            names, before.world, net_size(c->net), map, replayed, (now_ms() - t0) / 1e3);
+    return BORG_OK;
+}
+
 static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, borg_err *err)
 {
     c->cfg = cfg;
@@ -525,44 +659,14 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
      * spends time loading layers. */
     if ((st = job_reader_open(cfg->jobs, &c->reader, err)) || (st = results_open(cfg->out, cfg->force, cfg->resume, &c->out, err)))
         return st;
-    if (c->topo.replicas) {
-        st = exec_create_mpi(net, &c->topo, &c->exec, err);
-    } else {
-        stage_config sc = {
-            .layer_begin = 0,
-            .layer_end = hp.n_layer,
-            .first = 1,
-            .last = 1,
-            .n_slots = cfg->slots,
-            .slot_ctx = c->slot_ctx,
-            .threads = cfg->threads ? cfg->threads : pool_default_threads(),
-        };
-        st = exec_create_local(c->gguf, &sc, &c->exec, err);
-    }
-    if (st)
+    if ((st = open_exec(c, err)))
         return st;
-    c->n_pipes = exec_pipes(c->exec);
-    c->depth = exec_depth(c->exec);
-    int kv_slots;
-    exec_kv_capacity(c->exec, &kv_slots, &c->slot_ctx);
-    if (kv_slots < 1 || c->slot_ctx < 2)
-        return borg_fail(err, BORG_EINTERNAL, "the stages reported no KV capacity");
-    c->pipes = calloc((size_t)c->n_pipes, sizeof *c->pipes);
-    if (!c->pipes)
-        return borg_fail(err, BORG_ENOMEM, "out of memory");
-    for (int p = 0; p < c->n_pipes; p++) {
-        pipeline *pl = &c->pipes[p];
-        if ((st = sched_create(kv_slots, c->slot_ctx, cfg->batch_tokens, &pl->sched, err)))
-            return st;
-        pl->flight = calloc((size_t)c->depth, sizeof *pl->flight);
-        pl->busy = calloc((size_t)c->depth, sizeof *pl->busy);
-        if (!pl->flight || !pl->busy)
-            return borg_fail(err, BORG_ENOMEM, "out of memory");
-    }
+    if ((st = open_pipelines(c, err)))
+        return st;
+    int kv_slots = c->pipes[0].kv_slots;
     c->cap_reqs = (int64_t)kv_slots * c->n_pipes * (READ_AHEAD_PER_SLOT + 1);
     c->reqs = calloc((size_t)c->cap_reqs, sizeof *c->reqs);
-    c->admitted = calloc((size_t)kv_slots, sizeof *c->admitted);
-    if (!c->reqs || !c->admitted)
+    if (!c->reqs)
         return borg_fail(err, BORG_ENOMEM, "out of memory");
     return BORG_OK;
 }
@@ -573,14 +677,7 @@ static void teardown(coordinator *c)
         request_release(&c->reqs[i]);
     free(c->reqs);
     free(c->admitted);
-    for (int p = 0; c->pipes && p < c->n_pipes; p++) {
-        for (int k = 0; k < c->depth; k++)
-            batch_free(&c->pipes[p].flight[k]);
-        free(c->pipes[p].flight);
-        free(c->pipes[p].busy);
-        sched_free(c->pipes[p].sched);
-    }
-    free(c->pipes);
+    close_pipelines(c);
     exec_free(c->exec);
     control_close(c->control);
     job_reader_close(c->reader);
@@ -595,8 +692,11 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
     control_catch_signals();
     borg_status st = setup(&c, cfg, net, err);
     while (!st) {
-        if ((st = watch(&c, err)) || (st = read_jobs(&c, err)) || (st = dispatch(&c, err)))
+        if ((st = watch(&c, err)) || (st = read_jobs(&c, err)) || (st = dispatch(&c, err))) {
+            if (st == BORG_EPEER && net_can_recover(net) && !(st = recover(&c, err)))
+                continue;
             break;
+        }
         if (in_flight(&c) == 0) {
             if ((c.n_open == 0 && c.jobs_done) || c.stopping)
                 break;
@@ -610,6 +710,8 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
         if (c.stopping && now_ms() > c.drain_until)
             break; /* what is still in flight is dropped: --resume reruns it */
         st = collect(&c, err);
+        if (st == BORG_EPEER && net_can_recover(net))
+            st = recover(&c, err);
     }
     if (!st && (c.n_open > 0 || !c.jobs_done))
         st = borg_fail(err, BORG_EINCOMPLETE, "stopped with %lld job(s) unfinished%s; rerun with --resume to finish",

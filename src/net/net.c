@@ -2,10 +2,21 @@
 #include "borg/net.h"
 
 #include <mpi.h>
+#if defined(__has_include)
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h>
+#endif
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#if defined(OMPI_HAVE_MPI_EXT_FTMPI) && OMPI_HAVE_MPI_EXT_FTMPI
+#define BORG_ULFM 1
+#else
+#define BORG_ULFM 0
+#endif
 
 /* Frames in flight from one rank; more would only queue in MPI. */
 enum { MAX_PENDING = 16 };
@@ -33,6 +44,12 @@ static int launched_by_mpi(void)
 
 static borg_status mpi_fail(borg_err *err, int rc, const char *what)
 {
+#if BORG_ULFM
+    int cls = 0;
+    MPI_Error_class(rc, &cls);
+    if (cls == MPIX_ERR_PROC_FAILED || cls == MPIX_ERR_PROC_FAILED_PENDING || cls == MPIX_ERR_REVOKED)
+        return borg_fail(err, BORG_EPEER, "%s: a rank of the job has failed", what);
+#endif
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
     MPI_Error_string(rc, msg, &len);
@@ -217,4 +234,56 @@ borg_status net_flush(borg_net *n, borg_err *err)
             return BORG_OK;
         nap(&ns);
     }
+}
+
+int net_can_recover(const borg_net *n) { return n->mpi && BORG_ULFM; }
+
+borg_status net_recover(borg_net *n, int *failed, int *n_failed, int *coordinator_lost, borg_err *err)
+{
+    *n_failed = 0;
+    *coordinator_lost = 0;
+#if BORG_ULFM
+    /* Sends still pending went to the old communicator: they are void. */
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (n->busy[i]) {
+            MPI_Request_free(&n->req[i]);
+            n->busy[i] = 0;
+        }
+    MPIX_Comm_revoke(n->comm);
+    MPI_Comm shrunk;
+    int rc = MPIX_Comm_shrink(n->comm, &shrunk);
+    if (rc != MPI_SUCCESS)
+        return borg_fail(err, BORG_EPEER, "MPIX_Comm_shrink failed (code %d)", rc);
+    MPI_Group old_group, new_group, failed_group;
+    MPI_Comm_group(n->comm, &old_group);
+    MPI_Comm_group(shrunk, &new_group);
+    MPI_Group_difference(old_group, new_group, &failed_group);
+    int k = 0;
+    MPI_Group_size(failed_group, &k);
+    for (int i = 0; i < k && failed; i++) {
+        int translated;
+        MPI_Group_translate_ranks(failed_group, 1, &i, old_group, &translated);
+        failed[i] = translated;
+        if (translated == 0)
+            *coordinator_lost = 1;
+    }
+    *n_failed = k;
+    MPI_Group_free(&failed_group);
+    MPI_Group_free(&new_group);
+    MPI_Group_free(&old_group);
+    MPI_Comm_free(&n->comm);
+    n->comm = shrunk;
+    MPI_Comm_set_errhandler(n->comm, MPI_ERRORS_RETURN);
+    /* All survivors leave recovery together, on the same membership. */
+    int flag = 1;
+    rc = MPIX_Comm_agree(n->comm, &flag);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, rc, "MPIX_Comm_agree");
+    MPI_Comm_rank(n->comm, &n->rank);
+    MPI_Comm_size(n->comm, &n->size);
+    return BORG_OK;
+#else
+    (void)failed;
+    return borg_fail(err, BORG_EPEER, "this MPI cannot recover from a failed rank (no ULFM)");
+#endif
 }

@@ -26,3 +26,18 @@ borg_status topology_resolve(int world, int replicas, int stages, borg_topology 
     t->stages = stages;
     return BORG_OK;
 }
+
+void topology_after_failure(int world, const borg_topology *before, borg_topology *after)
+{
+    after->world = world;
+    if (world <= 1) {
+        after->replicas = 0;
+        after->stages = 1;
+        return;
+    }
+    int workers = world - 1, r = before->replicas < workers ? before->replicas : workers;
+    while (r > 1 && workers % r)
+        r--;
+    after->replicas = r < 1 ? 1 : r;
+    after->stages = workers / after->replicas;
+}
