@@ -44,3 +44,9 @@ add_test(NAME e2e_damaged_frame
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --mpiexec ${MPIEXEC_EXECUTABLE}
           --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
 set_tests_properties(e2e_damaged_frame PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)
+
+# A stage rank killed mid-batch: ULFM recovery, or (without it) --resume.
+add_test(NAME e2e_rank_failure
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_ulfm.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --mpiexec ${MPIEXEC_EXECUTABLE})
+set_tests_properties(e2e_rank_failure PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 900)

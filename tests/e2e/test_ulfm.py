@@ -1,0 +1,116 @@
+"""A stage rank killed (kill -9) mid-batch under ULFM (mpirun --with-ft
+ulfm): the run finishes, every job has exactly one result line, the tokens
+are those of a run without the failure, and the log names the failed rank,
+the new layer map and the recovery time. For the first, a middle and the
+last stage of one pipeline, a stage of one of two replicas, and every
+stage rank of a 1-stage pipeline (rank 0 then runs the layers itself).
+Without --with-ft the same kill ends the run, and --resume completes it."""
+import argparse
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+from borgrun import Checker, mpi_env, read_results, result_id, run, token_ids
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--borg", required=True)
+ap.add_argument("--model", required=True)
+ap.add_argument("--mpiexec", required=True)
+args = ap.parse_args()
+
+tmp = tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
+jobs = os.path.join(tmp, "jobs.jsonl")
+N = 12
+with open(jobs, "w") as f:
+    for i in range(N):
+        f.write(json.dumps({"id": f"job{i}", "prompt": f"Count from {i} to {i + 30}:", "max_tokens": 30,
+                            "ignore_eos": True}) + "\n")
+common = ["--threads", "1", "--slots", "4"]
+c = Checker("ulfm")
+_, _, base, _ = run(args.borg, args.model, jobs, extra=["--threads", "2", "--slots", "4"])
+want = {result_id(r): token_ids(r) for r in base}
+
+
+def rank_pids():
+    pids = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if args.borg.encode() not in cmd or b"\0run\0" not in cmd or jobs.encode() not in cmd:
+            continue
+        for e in env:
+            if e.startswith(b"OMPI_COMM_WORLD_RANK="):
+                pids[int(e.split(b"=")[1])] = int(pid)
+    return pids
+
+
+def kill_run(name, np, victims, extra=(), ft=True, after=3):
+    out = os.path.join(tmp, name + ".jsonl")
+    cmd = [args.mpiexec, *(["--with-ft", "ulfm"] if ft else []), "--oversubscribe", "--bind-to", "none",
+           "-np", str(np), args.borg, "run", "--model", args.model, "--jobs", jobs, "--out", out, "--force",
+           *common, *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
+                            start_new_session=True)
+    end = time.time() + 120
+    while time.time() < end and proc.poll() is None:
+        if os.path.exists(out) and sum(1 for _ in open(out)) >= after:
+            break
+        time.sleep(0.05)
+    pids = rank_pids()
+    for v in victims:
+        if v in pids:
+            os.kill(pids[v], 9)
+    t_kill = time.time()
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        _, err = proc.communicate()
+    c.check(all(v in pids for v in victims), f"{name}: found ranks {victims} to kill (saw {sorted(pids)})")
+    return proc.returncode, err, out, time.time() - t_kill
+
+
+def check_recovered(name, np, victims, extra=()):
+    rc, err, out, _ = kill_run(name, np, victims, extra)
+    results = read_results(out)
+    ids = [result_id(r) for r in results]
+    c.check(rc == 0, f"{name}: the run finishes (exit {rc}): {err[-600:]}")
+    c.check(sorted(ids) == sorted(want), f"{name}: every job exactly once ({len(ids)} lines)")
+    c.check(all(token_ids(r) == want[result_id(r)] for r in results if result_id(r) in want),
+            f"{name}: tokens identical to a run without the failure")
+    m = re.search(r"rank\(s\) ([\d, ]+) failed .* recovered on \d+ rank\(s\): (.*); \d+ request\(s\) replayed; "
+                  r"recovery took ([\d.]+) s", err)
+    c.check(m is not None and all(str(v) in m.group(1) for v in victims),
+            f"{name}: the log names the failed rank, the new layer map and the recovery time")
+    if m:
+        print(f"{name}: failed {m.group(1)}; new map: {m.group(2)}; recovery {m.group(3)} s")
+
+
+check_recovered("first stage of 3", 4, [1])
+check_recovered("middle stage of 3", 4, [2])
+check_recovered("last stage of 3", 4, [3])
+check_recovered("a stage of replica 1 of 2", 5, [3], ["--replicas", "2"])
+check_recovered("the only stage", 2, [1])
+
+# Without ULFM the kill ends the run; the results written are intact and
+# --resume completes the batch.
+rc, err, out, took = kill_run("no ulfm", 3, [2], ft=False)
+c.check(rc != 0, f"no ULFM: the run ends with a failure exit (got {rc})")
+c.check(took < 60, f"no ULFM: it ends within the detection time ({took:.1f} s)")
+before = read_results(out)
+c.check(0 < len(before) < N, f"no ULFM: the results written are intact ({len(before)} lines)")
+rc, _, results, _ = run(args.borg, args.model, jobs, out=out, extra=["--threads", "2", "--slots", "4", "--resume"],
+                        check=False)
+c.check(rc == 0 and sorted(result_id(r) for r in results) == sorted(want), "no ULFM: --resume completes the batch")
+c.check(all(token_ids(r) == want[result_id(r)] for r in results), "no ULFM: the resumed tokens are identical")
+c.done()
