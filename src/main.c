@@ -77,6 +77,6 @@ int main(int argc, char **argv)
         if (rank == 0 && net_size(net) > 1 && st != BORG_EINCOMPLETE)
             net_abort(net, borg_exit_code(st));
     }
-    net_finalize(net);
+    net_finalize(net, borg_exit_code(st));
     return borg_exit_code(st);
 }

@@ -27,6 +27,9 @@ typedef struct {
     batch_result *res;
     int cap_res;
     stage_stats stats;
+    /* Busy fraction is over the span this stage had batches: from the first
+     * arriving to the last leaving, not the wait for shutdown after it. */
+    double t_first;
     wire_dtype wire;
 } stage_rank;
 
@@ -129,9 +132,6 @@ static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err
 
 static borg_status serve(stage_rank *s, borg_err *err)
 {
-    /* Busy fraction is over the span this stage had batches: from the first
-     * arriving to the last leaving, not the wait for shutdown after it. */
-    double t_first = 0;
     for (;;) {
         int src;
         frame_header h;
@@ -160,11 +160,11 @@ static borg_status serve(stage_rank *s, borg_err *err)
         }
         if (h.kind != FRAME_BATCH)
             return borg_fail(err, BORG_EINTERNAL, "unexpected frame kind %u from rank %d", h.kind, src);
-        if (!t_first)
-            t_first = now_s();
+        if (!s->t_first)
+            s->t_first = now_s();
         if ((st = run_batch(s, &h, err)))
             return st;
-        s->stats.wall_s = now_s() - t_first;
+        s->stats.wall_s = now_s() - s->t_first;
         s->stats.batches++;
         s->stats.tokens += s->batch.n_tokens;
     }

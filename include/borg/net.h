@@ -16,8 +16,9 @@ typedef struct borg_net borg_net;
 /* Joins the MPI job when the process was started by an MPI launcher
  * (mpirun, srun); otherwise returns a single-rank net without MPI. */
 borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err);
-/* Waits for outstanding sends, then leaves MPI. */
-void net_finalize(borg_net *n);
+/* Waits for outstanding sends, then leaves MPI; exit_code is what the
+ * process will exit with (used if leaving MPI hangs after a failure). */
+void net_finalize(borg_net *n, int exit_code);
 
 /* Ends every rank of the job at once (after a failure that leaves ranks
  * waiting on each other); returns only without MPI. */

@@ -2,6 +2,8 @@
 #include "borg/net.h"
 
 #include <mpi.h>
+#include <signal.h>
+#include <unistd.h>
 #if defined(__has_include)
 #if __has_include(<mpi-ext.h>)
 #include <mpi-ext.h>
@@ -18,12 +20,16 @@
 #define BORG_ULFM 0
 #endif
 
+/* Seconds MPI_Finalize may take after a recovery. */
+enum { FINALIZE_LIMIT_S = 10 };
+
 /* Frames in flight from one rank; more would only queue in MPI. */
 enum { MAX_PENDING = 16 };
 #define FRAME_TAG 7
 
 struct borg_net {
     int mpi; /* 0 when running without an MPI launcher */
+    int recovered; /* the job lost a rank on the way */
     long sends;       /* frames sent so far */
     long corrupt_at;  /* test fault: damage the frame with this number (1-based); 0: never */
     int rank, size;
@@ -70,6 +76,7 @@ borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err)
             return borg_fail(err, BORG_EIO, "MPI_Init_thread failed (code %d)", rc);
         }
         n->mpi = 1;
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         MPI_Comm_dup(MPI_COMM_WORLD, &n->comm);
         MPI_Comm_set_errhandler(n->comm, MPI_ERRORS_RETURN);
         MPI_Comm_rank(n->comm, &n->rank);
@@ -87,14 +94,32 @@ borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err)
     return BORG_OK;
 }
 
-void net_finalize(borg_net *n)
+/* The exit code a process leaves with if MPI_Finalize hangs (below). */
+static volatile sig_atomic_t g_exit_code;
+
+static void finalize_timed_out(int sig)
+{
+    (void)sig;
+    _exit(g_exit_code);
+}
+
+void net_finalize(borg_net *n, int exit_code)
 {
     if (!n)
         return;
     if (n->mpi) {
         net_flush(n, NULL);
         MPI_Comm_free(&n->comm);
+        /* After a rank failed, Open MPI 5's MPI_Finalize can wait forever
+         * on the dead rank (seen about one run in three). The results are
+         * written by then; leave with our own code rather than hang. */
+        if (n->recovered) {
+            g_exit_code = exit_code;
+            signal(SIGALRM, finalize_timed_out);
+            alarm(FINALIZE_LIMIT_S);
+        }
         MPI_Finalize();
+        alarm(0);
     }
     for (int i = 0; i < MAX_PENDING; i++)
         frame_buf_free(&n->pending[i]);
@@ -243,13 +268,25 @@ borg_status net_recover(borg_net *n, int *failed, int *n_failed, int *coordinato
     *n_failed = 0;
     *coordinator_lost = 0;
 #if BORG_ULFM
-    /* Sends still pending went to the old communicator: they are void. */
-    for (int i = 0; i < MAX_PENDING; i++)
-        if (n->busy[i]) {
-            MPI_Request_free(&n->req[i]);
-            n->busy[i] = 0;
-        }
     MPIX_Comm_revoke(n->comm);
+    /* Sends still pending went to the old communicator: the revoke makes
+     * them complete (in error), and they are void. Freeing them instead
+     * would report that error to MPI_COMM_WORLD's handler. */
+    long ns = 20000;
+    for (int tries = 0; tries < 2000; tries++) {
+        int any = 0;
+        for (int i = 0; i < MAX_PENDING; i++) {
+            int done = 0;
+            if (n->busy[i] && (MPI_Test(&n->req[i], &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || done))
+                n->busy[i] = 0;
+            any |= n->busy[i];
+        }
+        if (!any)
+            break;
+        nap(&ns);
+    }
+    for (int i = 0; i < MAX_PENDING; i++)
+        n->busy[i] = 0;
     MPI_Comm shrunk;
     int rc = MPIX_Comm_shrink(n->comm, &shrunk);
     if (rc != MPI_SUCCESS)
@@ -281,6 +318,7 @@ borg_status net_recover(borg_net *n, int *failed, int *n_failed, int *coordinato
         return mpi_fail(err, rc, "MPIX_Comm_agree");
     MPI_Comm_rank(n->comm, &n->rank);
     MPI_Comm_size(n->comm, &n->size);
+    n->recovered = 1;
     return BORG_OK;
 #else
     (void)failed;

@@ -102,6 +102,36 @@ check_recovered("last stage of 3", 4, [3])
 check_recovered("a stage of replica 1 of 2", 5, [3], ["--replicas", "2"])
 check_recovered("the only stage", 2, [1])
 
+# A stage that is alive but stops answering (SIGSTOP) is declared dead by
+# ULFM's heartbeat detector: the run completes without it.
+out = os.path.join(tmp, "sigstop.jsonl")
+cmd = [args.mpiexec, "--with-ft", "ulfm", "--mca", "mpi_ft_detector", "true", "--mca", "mpi_ft_detector_timeout", "2",
+       "--mca", "mpi_ft_detector_period", "0.5", "--oversubscribe", "--bind-to", "none", "-np", "4", args.borg, "run",
+       "--model", args.model, "--jobs", jobs, "--out", out, "--force", *common]
+proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
+                        start_new_session=True)
+end = time.time() + 120
+while time.time() < end and not (os.path.exists(out) and sum(1 for _ in open(out)) >= 3):
+    time.sleep(0.05)
+stopped = rank_pids().get(2)
+if stopped:
+    os.kill(stopped, 19)  # SIGSTOP
+end = time.time() + 120
+while time.time() < end and sum(1 for _ in open(out)) < N:
+    time.sleep(0.1)
+results = read_results(out)
+c.check(stopped is not None, "SIGSTOP: found rank 2")
+c.check(sorted(result_id(r) for r in results) == sorted(want), "SIGSTOP: every job answered without the stopped stage")
+c.check(all(token_ids(r) == want[result_id(r)] for r in results), "SIGSTOP: tokens identical")
+if stopped:
+    os.kill(stopped, 9)  # let mpirun collect it
+try:
+    _, err = proc.communicate(timeout=60)
+except subprocess.TimeoutExpired:
+    os.killpg(proc.pid, 9)
+    _, err = proc.communicate()
+c.check("rank(s) 2 failed" in err, f"SIGSTOP: the stopped rank is reported failed: {err[-300:]}")
+
 # Without ULFM the kill ends the run; the results written are intact and
 # --resume completes the batch.
 rc, err, out, took = kill_run("no ulfm", 3, [2], ft=False)
