@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "borg/stage_rank.h"
+#include "borg/proc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,26 +33,6 @@ typedef struct {
     double t_first;
     wire_dtype wire;
 } stage_rank;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double peak_rss_mib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6))
-            kib = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib / 1024.0;
-}
 
 /* Loads this rank's layers for topology s->topo (layers: the --layers
  * split, or NULL for the balanced one) and reports ready. */
@@ -87,7 +68,7 @@ static borg_status load(stage_rank *s, const borg_config *cfg, const char *layer
     s->stats.layer_end = sc.layer_end;
     s->stats.kv_slots = sc.n_slots;
     s->stats.slot_ctx = sc.slot_ctx;
-    s->stats.peak_rss_mib = peak_rss_mib();
+    s->stats.peak_rss_mib = proc_peak_rss_mib();
     if ((st = frame_put_control(&s->out, FRAME_READY, &s->stats, sizeof s->stats, err)))
         return st;
     return net_send(s->net, 0, &s->out, err);
@@ -107,11 +88,11 @@ static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err
         s->x = x;
         s->cap_x = need;
     }
-    double t = now_s();
+    double t = proc_now_s();
     if ((st = stage_forward(s->stage, &s->batch, s->x, err)))
         return st;
     if (s->next_rank) {
-        s->stats.busy_s += now_s() - t;
+        s->stats.busy_s += proc_now_s() - t;
         st = frame_put_batch(&s->out, &s->batch, s->x, hp->dim, s->wire, err);
         return st ? st : net_send(s->net, s->next_rank, &s->out, err);
     }
@@ -125,7 +106,7 @@ static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err
     int n;
     if ((st = stage_sample(s->stage, &s->batch, s->x, s->res, &n, err)))
         return st;
-    s->stats.busy_s += now_s() - t;
+    s->stats.busy_s += proc_now_s() - t;
     st = frame_put_results(&s->out, s->batch.id, s->res, n, err);
     return st ? st : net_send(s->net, 0, &s->out, err);
 }
@@ -153,7 +134,7 @@ static borg_status serve(stage_rank *s, borg_err *err)
         if (h.kind == FRAME_SHUTDOWN) {
             if (s->next_rank && (st = net_send(s->net, s->next_rank, &s->in, err)))
                 return st;
-            s->stats.peak_rss_mib = peak_rss_mib();
+            s->stats.peak_rss_mib = proc_peak_rss_mib();
             if ((st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err)))
                 return st;
             return net_send(s->net, 0, &s->out, err);
@@ -161,10 +142,10 @@ static borg_status serve(stage_rank *s, borg_err *err)
         if (h.kind != FRAME_BATCH)
             return borg_fail(err, BORG_EINTERNAL, "unexpected frame kind %u from rank %d", h.kind, src);
         if (!s->t_first)
-            s->t_first = now_s();
+            s->t_first = proc_now_s();
         if ((st = run_batch(s, &h, err)))
             return st;
-        s->stats.wall_s = now_s() - s->t_first;
+        s->stats.wall_s = proc_now_s() - s->t_first;
         s->stats.batches++;
         s->stats.tokens += s->batch.n_tokens;
     }

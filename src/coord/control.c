@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "borg/control.h"
+#include "borg/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,13 +43,6 @@ struct run_control {
     char **ids;
     int n_ids, cap_ids;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 borg_status control_open(const char *run_dir, run_control **out, borg_err *err)
 {
@@ -101,7 +95,7 @@ borg_status control_poll(run_control *c, borg_err *err)
 {
     if (!c->cancel_path)
         return BORG_OK;
-    double t = now_s();
+    double t = proc_now_s();
     if (t - c->last_poll < 0.25)
         return BORG_OK;
     c->last_poll = t;

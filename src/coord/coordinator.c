@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "borg/coordinator.h"
+#include "borg/proc.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -77,12 +78,7 @@ typedef struct {
     double drain_until; /* after a stop signal: when in-flight work is dropped */
 } coordinator;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+static double now_ms(void) { return proc_now_s() * 1e3; }
 
 static request *req_at(coordinator *c, int64_t r) { return &c->reqs[r % c->cap_reqs]; }
 
@@ -430,25 +426,12 @@ static int in_flight(const coordinator *c)
     return n;
 }
 
-static long peak_rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6))
-            kib = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 static void write_summary(coordinator *c, double wall_ms, const stage_stats *st, int n_st)
 {
     long ok = results_count(c->out, RESULT_OK), bad = results_count(c->out, RESULT_ERROR);
     long to = results_count(c->out, RESULT_TIMEOUT), cn = results_count(c->out, RESULT_CANCELLED);
     double tps = wall_ms > 0 ? c->gen_tokens / (wall_ms / 1e3) : 0;
-    double rss0 = peak_rss_kib() / 1024.0;
+    double rss0 = proc_peak_rss_mib();
     int quiet = c->cfg->quiet;
     if (!quiet && results_resumed(c->out))
         fprintf(stderr, "borg-infer: resumed: %ld results were already in %s\n", results_resumed(c->out), c->cfg->out);

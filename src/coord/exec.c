@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "borg/exec.h"
+#include "borg/proc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +34,6 @@ struct borg_exec {
     batch_result *res;
     int cap_res, n_res;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static borg_status reserve_results(borg_exec *e, int n, borg_err *err)
 {
@@ -148,15 +142,15 @@ static borg_status local_run(borg_exec *e, const borg_batch *b, borg_err *err)
         e->cap_x = need;
     }
     borg_status st = reserve_results(e, b->n_seqs, err);
-    double t = now_s();
+    double t = proc_now_s();
     if (!e->t_first)
         e->t_first = t;
     if (!st)
         st = stage_forward(e->stage, b, e->x, err);
     if (!st)
         st = stage_sample(e->stage, b, e->x, e->res, &e->n_res, err);
-    e->local_stats.busy_s += now_s() - t;
-    e->local_stats.wall_s = now_s() - e->t_first;
+    e->local_stats.busy_s += proc_now_s() - t;
+    e->local_stats.wall_s = proc_now_s() - e->t_first;
     e->local_stats.batches++;
     e->local_stats.tokens += b->n_tokens;
     return st;
@@ -216,19 +210,6 @@ borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
     return BORG_OK;
 }
 
-static long peak_rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM:", 6))
-            kib = strtol(line + 6, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err)
 {
     int count = e->kind == EXEC_LOCAL ? 1 : e->topo.replicas * e->topo.stages;
@@ -239,7 +220,7 @@ borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err
     *n = count;
     if (e->kind == EXEC_LOCAL) {
         s[0] = e->local_stats;
-        s[0].peak_rss_mib = peak_rss_kib() / 1024.0;
+        s[0].peak_rss_mib = proc_peak_rss_mib();
         return BORG_OK;
     }
     /* Shutdown enters each pipeline at its first stage and is passed on by

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "borg/net.h"
+#include "borg/proc.h"
 
 #include <mpi.h>
 #include <signal.h>
@@ -145,13 +146,6 @@ static void nap(long *ns)
         *ns = *ns * 2;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Marks completed sends free; returns the index of a free slot or -1. */
 static int reap(borg_net *n, borg_err *err, borg_status *st)
 {
@@ -205,7 +199,7 @@ borg_status net_recv(borg_net *n, frame_buf *f, int *src, double timeout_s, borg
 {
     if (!n->mpi)
         return borg_fail(err, BORG_EINTERNAL, "receive without MPI");
-    double deadline = timeout_s >= 0 ? now_s() + timeout_s : 0;
+    double deadline = timeout_s >= 0 ? proc_now_s() + timeout_s : 0;
     long ns = 20000;
     MPI_Status status;
     for (;;) {
@@ -219,7 +213,7 @@ borg_status net_recv(borg_net *n, frame_buf *f, int *src, double timeout_s, borg
         reap(n, err, &st);
         if (st)
             return st;
-        if (timeout_s >= 0 && now_s() > deadline)
+        if (timeout_s >= 0 && proc_now_s() > deadline)
             return BORG_EINCOMPLETE;
         nap(&ns);
     }
