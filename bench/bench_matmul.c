@@ -1,0 +1,134 @@
+/* matmul() throughput for every weight type at a few batch sizes, on the
+ * shapes of SmolLM2-135M (FFN down, FFN up/gate, output head).
+ *
+ * Usage: bench_matmul [--threads N] [--reps N] [--type NAME] [--this-path-only]
+ * Prints the median time of the repetitions as GFLOP/s (2*rows*cols*nb per
+ * call) and GB/s of weights read, for the kernels this CPU selects, then
+ * runs itself again with BORG_NO_AVX2=1 for the portable kernels. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "borg/matmul.h"
+#include "random_weights.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int bench_one(const borg_mat *w, int64_t nb, borg_pool *pool, int reps, double *median_s)
+{
+    float *x = malloc(sizeof(float) * (size_t)(nb * w->cols));
+    float *y = malloc(sizeof(float) * (size_t)(nb * w->rows));
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    if (!x || !y || !t) {
+        free(x), free(y), free(t);
+        return -1;
+    }
+    for (int64_t i = 0; i < nb * w->cols; i++)
+        x[i] = rw_float();
+    int rc = matmul(w, x, nb, y, pool) ? -1 : 0; /* warm-up: caches, pages */
+    for (int r = 0; r < reps && !rc; r++) {
+        double t0 = now_s();
+        rc = matmul(w, x, nb, y, pool) ? -1 : 0;
+        t[r] = now_s() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    *median_s = t[reps / 2];
+    free(x), free(y), free(t);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 1, reps = 7, this_only = 0;
+    const char *only_type = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--type") && i + 1 < argc)
+            only_type = argv[++i];
+        else if (!strcmp(argv[i], "--this-path-only"))
+            this_only = 1;
+        else {
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--type NAME] [--this-path-only]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (reps < 1)
+        reps = 1;
+    borg_pool *pool = NULL;
+    borg_err err = {0};
+    if (pool_create(threads, &pool, &err)) {
+        fprintf(stderr, "bench_matmul: %s\n", err.msg);
+        return 1;
+    }
+
+    static const int64_t shapes[][2] = {{576, 1536}, {1536, 576}, {49152, 576}};
+    static const int64_t nbs[] = {1, 8, 32, 64};
+    printf("# matmul: path %s, %d thread(s), median of %d\n", matmul_isa(), threads, reps);
+    printf("%-11s %-5s %4s %10s %9s %8s\n", "rows x cols", "type", "nb", "ms", "GFLOP/s", "GB/s");
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        for (int ti = 0; ti < RW_N_TYPES; ti++) {
+            borg_dtype t = rw_types[ti];
+            if (only_type && strcmp(only_type, dtype_name(t)))
+                continue;
+            int64_t rows = shapes[s][0], cols = shapes[s][1];
+            char shape[32];
+            snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
+            if (cols % dtype_block_elems(t)) {
+                printf("%-11s %-5s    - (cols not a multiple of the block)\n", shape, dtype_name(t));
+                continue;
+            }
+            borg_mat w = rw_matrix(t, rows, cols);
+            if (!w.data) {
+                fprintf(stderr, "bench_matmul: out of memory\n");
+                return 1;
+            }
+            for (size_t n = 0; n < sizeof nbs / sizeof nbs[0]; n++) {
+                double sec;
+                if (bench_one(&w, nbs[n], pool, reps, &sec)) {
+                    fprintf(stderr, "bench_matmul: out of memory\n");
+                    return 1;
+                }
+                double flop = 2.0 * (double)rows * (double)cols * (double)nbs[n];
+                double bytes = (double)w.row_bytes * (double)rows;
+                printf("%-11s %-5s %4lld %10.3f %9.2f %8.2f\n", shape, dtype_name(t), (long long)nbs[n],
+                       1e3 * sec, flop / sec * 1e-9, bytes / sec * 1e-9);
+                fflush(stdout);
+            }
+            free((void *)w.data);
+        }
+    }
+    pool_destroy(pool);
+
+    if (this_only || getenv("BORG_NO_AVX2") || !strcmp(matmul_isa(), "portable"))
+        return 0;
+    printf("\n");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("BORG_NO_AVX2", "1", 1);
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+        return 1;
+    return WEXITSTATUS(status);
+}

@@ -1,0 +1,186 @@
+/* matmul() on every weight type against dequantize_row + a double-precision
+ * dot, and its promise that a (row, vector) result is bit-identical
+ * whatever the batch size, the vector's place in it, or the thread count.
+ * Runs on the path the CPU selects; ctest runs it again with BORG_NO_AVX2=1
+ * for the portable one. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "borg/matmul.h"
+#include "borg/matmul_kernels.h"
+#include "check.h"
+#include "random_weights.h"
+
+/* Allowed |y - reference| as a fraction of sum_k |w_k x_k|: f32 sums of up
+ * to ~1000 products in 8 lanes stay well inside it. */
+#define REL_TOL 1e-5
+
+static float *random_vectors(int64_t n)
+{
+    float *x = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n && x; i++)
+        x[i] = rw_float();
+    return x;
+}
+
+static const char *row_at(const borg_mat *w, int64_t r)
+{
+    return (const char *)w->data + (size_t)r * w->row_bytes;
+}
+
+/* Columns to test a type at: one register step or less, one chunk, and
+ * more than one chunk (matmul.c's KC is 1024), with an odd tail where the
+ * type allows. */
+static int test_cols(borg_dtype t, int64_t out[3])
+{
+    switch (dtype_block_elems(t)) {
+    case 1: out[0] = 5, out[1] = 576, out[2] = 1031; return 3;
+    case 32: out[0] = 32, out[1] = 576, out[2] = 1056; return 3;
+    default: out[0] = 256, out[1] = 1280; return 2;
+    }
+}
+
+static void check_accuracy(borg_dtype t, int64_t rows, int64_t cols, int64_t nb, borg_pool *pool)
+{
+    borg_mat w = rw_matrix(t, rows, cols);
+    float *x = random_vectors(nb * cols), *y = malloc(sizeof(float) * (size_t)(nb * rows));
+    float *wrow = malloc(sizeof(float) * (size_t)cols);
+    CHECK(w.data && x && y && wrow);
+    if (!w.data || !x || !y || !wrow)
+        goto out;
+    CHECK(matmul(&w, x, nb, y, pool) == BORG_OK);
+    double worst = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        dequantize_row(t, row_at(&w, r), wrow, cols);
+        for (int64_t b = 0; b < nb; b++) {
+            double dot = 0, mag = 0;
+            for (int64_t k = 0; k < cols; k++) {
+                dot += (double)wrow[k] * x[b * cols + k];
+                mag += fabs((double)wrow[k] * x[b * cols + k]);
+            }
+            double err = fabs(y[b * rows + r] - dot) / (mag > 0 ? mag : 1);
+            if (!(err <= worst))
+                worst = err;
+        }
+    }
+    if (!(worst <= REL_TOL))
+        fprintf(stderr, "%s %lldx%lld nb=%lld: relative error %.3g\n", dtype_name(t), (long long)rows,
+                (long long)cols, (long long)nb, worst);
+    CHECK(worst <= REL_TOL);
+out:
+    free((void *)w.data), free(x), free(y), free(wrow);
+}
+
+/* y of one vector v computed alone and inside batches, with 1 to 3
+ * threads: every result must have the same bits as alone on one thread. */
+static void check_determinism(borg_dtype t, int64_t rows, int64_t cols, borg_pool **pools)
+{
+    static const int64_t batch[] = {1, 2, 3, 7, 17, 17, 64, 150};
+    static const int64_t place[] = {0, 1, 2, 6, 5, 16, 33, 149};
+    const int64_t max_nb = 150;
+    borg_mat w = rw_matrix(t, rows, cols);
+    float *x = random_vectors(max_nb * cols), *v = random_vectors(cols);
+    float *y = malloc(sizeof(float) * (size_t)(max_nb * rows)), *alone = malloc(sizeof(float) * (size_t)rows);
+    CHECK(w.data && x && v && y && alone);
+    if (!w.data || !x || !v || !y || !alone)
+        goto out;
+    CHECK(matmul(&w, v, 1, alone, NULL) == BORG_OK);
+    for (int p = 0; p < 3; p++)
+        for (size_t i = 0; i < sizeof batch / sizeof batch[0]; i++) {
+            memcpy(x + place[i] * cols, v, sizeof(float) * (size_t)cols);
+            CHECK(matmul(&w, x, batch[i], y, pools[p]) == BORG_OK);
+            int same = !memcmp(y + place[i] * rows, alone, sizeof(float) * (size_t)rows);
+            if (!same)
+                fprintf(stderr, "%s %lldx%lld: batch %lld place %lld, %d thread(s) differs from alone\n",
+                        dtype_name(t), (long long)rows, (long long)cols, (long long)batch[i],
+                        (long long)place[i], pool_threads(pools[p]));
+            CHECK(same);
+            /* the others of the batch are overwritten with fresh vectors so
+             * each place sees different neighbours */
+            for (int64_t k = 0; k < cols; k++)
+                x[place[i] * cols + k] = rw_float();
+        }
+out:
+    free((void *)w.data), free(x), free(v), free(y), free(alone);
+}
+
+#ifdef BORG_HAVE_AVX2_KERNELS
+/* The AVX2 dequantizers against dequantize_row: bit-exact where the value is
+ * a product, within one rounding of d * q where it is d * q + m (an FMA). */
+static void check_dequant_avx2(borg_dtype t)
+{
+    const int64_t cols = 1024;
+    borg_mat w = rw_matrix(t, 1, cols);
+    float *ref = malloc(sizeof(float) * cols), *got = malloc(sizeof(float) * cols);
+    CHECK(w.data && ref && got);
+    if (!w.data || !ref || !got)
+        goto out;
+    dequantize_row(t, w.data, ref, cols);
+    const int64_t half = cols / 2; /* from an offset too, as matmul's chunks do */
+    mm_dequant_avx2(t, w.data, 0, half, got);
+    mm_dequant_avx2(t, w.data, half, cols - half, got + half);
+    const int fused = t == BORG_DT_Q4_1 || t == BORG_DT_Q4_K || t == BORG_DT_Q5_K;
+    float scale = 0;
+    for (int64_t k = 0; k < cols; k++)
+        scale = fabsf(ref[k]) > scale ? fabsf(ref[k]) : scale;
+    int64_t bad = 0;
+    for (int64_t k = 0; k < cols; k++)
+        if (fused ? !(fabsf(got[k] - ref[k]) <= 0x1p-23f * scale) : memcmp(&got[k], &ref[k], 4))
+            bad++;
+    if (bad)
+        fprintf(stderr, "%s: %lld of %lld dequantized values differ\n", dtype_name(t), (long long)bad,
+                (long long)cols);
+    CHECK(bad == 0);
+out:
+    free((void *)w.data), free(ref), free(got);
+}
+#endif
+
+static void check_vec_dot(void)
+{
+    for (int64_t n = 0; n < 100; n += 7) {
+        float *a = random_vectors(n + 1), *b = random_vectors(n + 1);
+        double dot = 0, mag = 0;
+        for (int64_t k = 0; k < n; k++) {
+            dot += (double)a[k] * b[k];
+            mag += fabs((double)a[k] * b[k]);
+        }
+        CHECK(fabs(vec_dot_f32(a, b, n) - dot) <= REL_TOL * mag);
+        free(a), free(b);
+    }
+}
+
+int main(void)
+{
+    printf("matmul path: %s\n", matmul_isa());
+    borg_pool *pools[3] = {NULL, NULL, NULL};
+    borg_err err;
+    for (int p = 0; p < 3; p++)
+        if (pool_create(p + 1, &pools[p], &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+    static const int64_t rows[] = {1, 7, 37};
+    static const int64_t nbs[] = {1, 2, 3, 7, 17, 64};
+    for (int ti = 0; ti < RW_N_TYPES; ti++) {
+        borg_dtype t = rw_types[ti];
+        int64_t cols[3];
+        int n_cols = test_cols(t, cols);
+        for (int c = 0; c < n_cols; c++) {
+            for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+                for (size_t n = 0; n < sizeof nbs / sizeof nbs[0]; n++)
+                    check_accuracy(t, rows[r], cols[c], nbs[n], pools[n % 3]);
+            check_determinism(t, 37, cols[c], pools);
+        }
+#ifdef BORG_HAVE_AVX2_KERNELS
+        if (!strcmp(matmul_isa(), "avx2-fma"))
+            check_dequant_avx2(t);
+#endif
+    }
+    check_vec_dot();
+    for (int p = 0; p < 3; p++)
+        pool_destroy(pools[p]);
+    return check_report();
+}
