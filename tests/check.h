@@ -17,6 +17,19 @@ static int check_passed, check_failed;
         }                                                                            \
     } while (0)
 
+/* CHECK with a printf-style explanation of what was expected. */
+#define CHECKF(cond, ...)                                                                 \
+    do {                                                                                  \
+        if (cond)                                                                         \
+            check_passed++;                                                               \
+        else {                                                                            \
+            check_failed++;                                                               \
+            fprintf(stderr, "%s:%d: check failed: ", __FILE__, __LINE__);                 \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fputc('\n', stderr);                                                          \
+        }                                                                                 \
+    } while (0)
+
 #define CHECK_STR(got, want)                                                                        \
     do {                                                                                            \
         const char *g_ = (got), *w_ = (want);                                                       \

@@ -8,19 +8,7 @@
 #include "borg/gguf.h"
 #include "borg/quant.h"
 
-static int n_pass, n_fail;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            n_pass++;                                                                              \
-        } else {                                                                                   \
-            n_fail++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static uint32_t bits_of(float f)
 {
@@ -48,14 +36,14 @@ static void check_type(const gguf_file *f, borg_dtype t)
     snprintf(ref_name, sizeof ref_name, "q.%s.ref", dtype_name(t));
     const gguf_tensor *q = gguf_tensor_find(f, name);
     const gguf_tensor *r = gguf_tensor_find(f, ref_name);
-    CHECK(q && r, "tensors %s / %s present", name, ref_name);
+    CHECKF(q && r, "tensors %s / %s present", name, ref_name);
     if (!q || !r)
         return;
-    CHECK(q->type == (uint32_t)t && r->type == BORG_DT_F32, "%s types", name);
-    CHECK(q->ne[0] == r->ne[0] && q->ne[1] == r->ne[1], "%s shape matches reference", name);
+    CHECKF(q->type == (uint32_t)t && r->type == BORG_DT_F32, "%s types", name);
+    CHECKF(q->ne[0] == r->ne[0] && q->ne[1] == r->ne[1], "%s shape matches reference", name);
     int64_t ne0 = q->ne[0], rows = q->ne[1];
     size_t rb = dtype_row_bytes(t, ne0);
-    CHECK(rb * (size_t)rows == q->nbytes, "%s: row bytes %zu x %lld rows == nbytes %zu", name, rb,
+    CHECKF(rb * (size_t)rows == q->nbytes, "%s: row bytes %zu x %lld rows == nbytes %zu", name, rb,
           (long long)rows, q->nbytes);
 
     int exact = !(t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K);
@@ -81,7 +69,7 @@ static void check_type(const gguf_file *f, borg_dtype t)
                 max_diff = diff;
         }
     }
-    CHECK(bad == 0, "%s: %d mismatching elements", name, bad);
+    CHECKF(bad == 0, "%s: %d mismatching elements", name, bad);
     printf("%s %-5s %lld rows x %lld elems, max |diff| %g\n", bad ? "FAIL" : "ok  ", dtype_name(t),
            (long long)rows, (long long)ne0, max_diff);
     free(out);
@@ -101,16 +89,16 @@ static void check_meta(void)
         {BORG_DT_Q4_K, "Q4_K", 256, 144}, {BORG_DT_Q5_K, "Q5_K", 256, 176}, {BORG_DT_Q6_K, "Q6_K", 256, 210},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
-        CHECK(dtype_supported(tab[i].t), "%s supported", tab[i].name);
-        CHECK(strcmp(dtype_name(tab[i].t), tab[i].name) == 0, "name of %d", (int)tab[i].t);
-        CHECK(dtype_block_elems(tab[i].t) == tab[i].elems, "%s block elems", tab[i].name);
-        CHECK(dtype_block_bytes(tab[i].t) == tab[i].bytes, "%s block bytes", tab[i].name);
-        CHECK(dtype_row_bytes(tab[i].t, tab[i].elems * 3) == tab[i].bytes * 3, "%s row bytes", tab[i].name);
+        CHECKF(dtype_supported(tab[i].t), "%s supported", tab[i].name);
+        CHECKF(strcmp(dtype_name(tab[i].t), tab[i].name) == 0, "name of %d", (int)tab[i].t);
+        CHECKF(dtype_block_elems(tab[i].t) == tab[i].elems, "%s block elems", tab[i].name);
+        CHECKF(dtype_block_bytes(tab[i].t) == tab[i].bytes, "%s block bytes", tab[i].name);
+        CHECKF(dtype_row_bytes(tab[i].t, tab[i].elems * 3) == tab[i].bytes * 3, "%s row bytes", tab[i].name);
     }
     static const uint32_t unsupported[] = {4, 5, 6, 7, 9, 10, 11, 15, 24, 28, 31, 99, 0xffffffffu};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
-        CHECK(!dtype_supported(unsupported[i]), "type %u unsupported", unsupported[i]);
-        CHECK(strcmp(dtype_name(unsupported[i]), "unknown") == 0, "type %u named unknown", unsupported[i]);
+        CHECKF(!dtype_supported(unsupported[i]), "type %u unsupported", unsupported[i]);
+        CHECKF(strcmp(dtype_name(unsupported[i]), "unknown") == 0, "type %u named unknown", unsupported[i]);
     }
     printf("ok   dtype tables\n");
 }
@@ -120,7 +108,7 @@ static void check_f16_fixture(const gguf_file *f)
 {
     const gguf_tensor *src = gguf_tensor_find(f, "f16_round.src");
     const gguf_tensor *ref = gguf_tensor_find(f, "f16_round.ref");
-    CHECK(src && ref && src->ne[0] == ref->ne[0], "f16_round tensors present");
+    CHECKF(src && ref && src->ne[0] == ref->ne[0], "f16_round tensors present");
     if (!src || !ref)
         return;
     int bad = 0;
@@ -133,7 +121,7 @@ static void check_f16_fixture(const gguf_file *f)
         if (got != want && bad++ < 5)
             printf("  f32_to_f16(%.9g = 0x%08x) = 0x%04x, numpy 0x%04x\n", x, bits_of(x), got, want);
     }
-    CHECK(bad == 0, "f32_to_f16 vs numpy: %d mismatches of %lld", bad, (long long)src->ne[0]);
+    CHECKF(bad == 0, "f32_to_f16 vs numpy: %d mismatches of %lld", bad, (long long)src->ne[0]);
     printf("%s f32_to_f16 vs numpy (%lld values)\n", bad ? "FAIL" : "ok  ", (long long)src->ne[0]);
 }
 
@@ -164,7 +152,7 @@ static void check_f16_properties(void)
         if (f32_to_f16(x) != h && bad++ < 5)
             printf("  round trip 0x%04x -> 0x%04x\n", h, f32_to_f16(x));
     }
-    CHECK(bad == 0, "exhaustive f16 round trip");
+    CHECKF(bad == 0, "exhaustive f16 round trip");
 
     /* Halfway between adjacent halves goes to the even one; just off it goes to the nearer. */
     int bad_rne = 0;
@@ -180,23 +168,23 @@ static void check_f16_properties(void)
             bad_rne++ < 5)
             printf("  rounding between 0x%04x and 0x%04x: mid -> 0x%04x\n", h, h + 1, got);
     }
-    CHECK(bad_rne == 0, "round to nearest even at every halfway point");
+    CHECKF(bad_rne == 0, "round to nearest even at every halfway point");
 
-    CHECK(f32_to_f16(65504.0f) == 0x7bff, "max half");
-    CHECK(f32_to_f16(nextafterf(65520.0f, 0)) == 0x7bff, "just below 65520 rounds down");
-    CHECK(f32_to_f16(65520.0f) == 0x7c00, "65520 overflows to inf");
-    CHECK(f32_to_f16(-1e30f) == 0xfc00, "-1e30 -> -inf");
-    CHECK(f32_to_f16(INFINITY) == 0x7c00 && f32_to_f16(-INFINITY) == 0xfc00, "inf");
-    CHECK(is_half_nan(f32_to_f16(NAN)), "NaN stays NaN");
-    CHECK(is_half_nan(f32_to_f16(float_of(0x7f800001u))), "NaN with payload only in low bits stays NaN");
-    CHECK((f32_to_f16(float_of(0xffc00000u)) & 0x8000) != 0, "NaN sign kept");
-    CHECK(f32_to_f16(0x1p-24f) == 0x0001, "smallest subnormal");
-    CHECK(f32_to_f16(0x1p-25f) == 0x0000, "2^-25 ties to even (zero)");
-    CHECK(f32_to_f16(nextafterf(0x1p-25f, 1.0f)) == 0x0001, "just above 2^-25 rounds up");
-    CHECK(f32_to_f16(-0x1p-25f) == 0x8000, "-2^-25 -> -0");
-    CHECK(f32_to_f16(0x1p-14f - 0x1p-25f) == 0x0400, "rounding carries into the smallest normal");
-    CHECK(f32_to_f16(float_of(1)) == 0 && f32_to_f16(-0.0f) == 0x8000, "f32 subnormal and -0");
-    CHECK(f16_to_f32(0x0001) == 0x1p-24f && f16_to_f32(0x8000) == 0.0f && signbit(f16_to_f32(0x8000)),
+    CHECKF(f32_to_f16(65504.0f) == 0x7bff, "max half");
+    CHECKF(f32_to_f16(nextafterf(65520.0f, 0)) == 0x7bff, "just below 65520 rounds down");
+    CHECKF(f32_to_f16(65520.0f) == 0x7c00, "65520 overflows to inf");
+    CHECKF(f32_to_f16(-1e30f) == 0xfc00, "-1e30 -> -inf");
+    CHECKF(f32_to_f16(INFINITY) == 0x7c00 && f32_to_f16(-INFINITY) == 0xfc00, "inf");
+    CHECKF(is_half_nan(f32_to_f16(NAN)), "NaN stays NaN");
+    CHECKF(is_half_nan(f32_to_f16(float_of(0x7f800001u))), "NaN with payload only in low bits stays NaN");
+    CHECKF((f32_to_f16(float_of(0xffc00000u)) & 0x8000) != 0, "NaN sign kept");
+    CHECKF(f32_to_f16(0x1p-24f) == 0x0001, "smallest subnormal");
+    CHECKF(f32_to_f16(0x1p-25f) == 0x0000, "2^-25 ties to even (zero)");
+    CHECKF(f32_to_f16(nextafterf(0x1p-25f, 1.0f)) == 0x0001, "just above 2^-25 rounds up");
+    CHECKF(f32_to_f16(-0x1p-25f) == 0x8000, "-2^-25 -> -0");
+    CHECKF(f32_to_f16(0x1p-14f - 0x1p-25f) == 0x0400, "rounding carries into the smallest normal");
+    CHECKF(f32_to_f16(float_of(1)) == 0 && f32_to_f16(-0.0f) == 0x8000, "f32 subnormal and -0");
+    CHECKF(f16_to_f32(0x0001) == 0x1p-24f && f16_to_f32(0x8000) == 0.0f && signbit(f16_to_f32(0x8000)),
           "f16_to_f32 subnormal / -0");
     printf("%s f16 conversions (exhaustive, halfway points, specials)\n",
            bad || bad_rne ? "FAIL" : "ok  ");
@@ -204,11 +192,11 @@ static void check_f16_properties(void)
 
 static void check_bf16(void)
 {
-    CHECK(bf16_to_f32(0x3f80) == 1.0f, "bf16 1");
-    CHECK(bf16_to_f32(0xc000) == -2.0f, "bf16 -2");
-    CHECK(bf16_to_f32(0x7f80) == INFINITY, "bf16 inf");
-    CHECK(isnan(bf16_to_f32(0x7fc1)), "bf16 nan");
-    CHECK(bits_of(bf16_to_f32(0x0001)) == 0x00010000u, "bf16 subnormal bits");
+    CHECKF(bf16_to_f32(0x3f80) == 1.0f, "bf16 1");
+    CHECKF(bf16_to_f32(0xc000) == -2.0f, "bf16 -2");
+    CHECKF(bf16_to_f32(0x7f80) == INFINITY, "bf16 inf");
+    CHECKF(isnan(bf16_to_f32(0x7fc1)), "bf16 nan");
+    CHECKF(bits_of(bf16_to_f32(0x0001)) == 0x00010000u, "bf16 subnormal bits");
     printf("ok   bf16 conversions\n");
 }
 
@@ -235,6 +223,5 @@ int main(int argc, char **argv)
     check_f16_properties();
     check_bf16();
     gguf_close(f);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail != 0;
+    return check_report();
 }
