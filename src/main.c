@@ -10,6 +10,7 @@
 #include "borg/error.h"
 #include "borg/inspect.h"
 #include "borg/net.h"
+#include "borg/runstate.h"
 #include "borg/stage_rank.h"
 
 #define BORG_VERSION "0.1.0"
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
     int rank = net_rank(net);
     if (cfg.command == CMD_RUN && rank == 0) {
         st = coordinator_run(&cfg, net, &err);
+        runstate_exit(borg_exit_code(st));
     } else if (cfg.command == CMD_RUN) {
         control_ignore_signals();
         st = stage_rank_main(&cfg, net, &err);

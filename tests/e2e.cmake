@@ -50,3 +50,9 @@ add_test(NAME e2e_rank_failure
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_ulfm.py
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --mpiexec ${MPIEXEC_EXECUTABLE})
 set_tests_properties(e2e_rank_failure PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 900)
+
+# The same kill without ULFM, through the launcher wrapper: exit 3, then --resume.
+add_test(NAME e2e_rank_failure_no_ft
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_launcher.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --launcher ${CMAKE_BINARY_DIR}/borg-mpirun)
+set_tests_properties(e2e_rank_failure_no_ft PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)

@@ -42,7 +42,7 @@ PY
 fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
-  -DMPI_C_COMPILER="$root/.venv/bin/mpicc" \
+  -DMPI_C_COMPILER="$root/.venv/bin/mpicc" -DMPIEXEC_EXECUTABLE="$root/.venv/bin/mpiexec" \
   -DPython3_EXECUTABLE="$root/.venv/bin/python" >/dev/null
 cmake --build build -j"$(nproc)"
 echo "setup: done (build/borg-infer, model in $model)"

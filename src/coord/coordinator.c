@@ -17,6 +17,7 @@
 #include "borg/jobs.h"
 #include "borg/plan.h"
 #include "borg/results.h"
+#include "borg/runstate.h"
 #include "borg/scheduler.h"
 #include "borg/stage.h"
 #include "borg/threadpool.h"
@@ -640,7 +641,8 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
         return st;
     /* Refuse a bad jobs file or an existing results file before any rank
      * spends time loading layers. */
-    if ((st = job_reader_open(cfg->jobs, &c->reader, err)) || (st = results_open(cfg->out, cfg->force, cfg->resume, &c->out, err)))
+    if ((st = job_reader_open(cfg->jobs, &c->reader, err)) || (st = results_open(cfg->out, cfg->force, cfg->resume, &c->out, err)) ||
+        (st = runstate_running(err)))
         return st;
     if ((st = open_exec(c, err)))
         return st;

@@ -42,6 +42,27 @@ def run(borg, model, jobs, out=None, np=1, mpiexec=None, extra=(), timeout=600, 
     return p.returncode, p.stderr, results, summary
 
 
+def rank_pids(borg, jobs):
+    """{MPI rank: pid} of the running `borg run` processes reading jobs."""
+    pids = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if borg.encode() not in cmd or b"\0run\0" not in cmd or jobs.encode() not in cmd:
+            continue
+        for e in env:
+            if e.startswith(b"OMPI_COMM_WORLD_RANK="):
+                pids[int(e.split(b"=")[1])] = int(pid)
+    return pids
+
+
 def read_results(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,48 @@
+/* The BORG_STATE_FILE record (see borg/runstate.h). Each state is written
+ * to a temporary name and renamed over the file, so the launcher never
+ * reads half of one. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "borg/runstate.h"
+
+static int write_state(const char *path, const char *text)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return ENAMETOOLONG;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return errno;
+    int bad = fputs(text, f) < 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        int e = errno ? errno : EIO;
+        remove(tmp);
+        return e;
+    }
+    return 0;
+}
+
+borg_status runstate_running(borg_err *err)
+{
+    const char *path = getenv("BORG_STATE_FILE");
+    if (!path || !*path)
+        return BORG_OK;
+    int e = write_state(path, "running\n");
+    if (e)
+        return borg_fail(err, BORG_EIO, "BORG_STATE_FILE %s: %s", path, strerror(e));
+    return BORG_OK;
+}
+
+void runstate_exit(int exit_code)
+{
+    const char *path = getenv("BORG_STATE_FILE");
+    char text[32];
+    if (path && *path) {
+        snprintf(text, sizeof text, "exit %d\n", exit_code);
+        write_state(path, text);
+    }
+}

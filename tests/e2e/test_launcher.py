@@ -1,0 +1,100 @@
+"""build/borg-mpirun, the launcher wrapper. A stage rank killed (kill -9)
+mid-batch without ULFM (Open MPI 5 without --with-ft, or Debian's Open MPI
+4.1): the run ends within seconds with exit 3 (incomplete, resumable), the
+lines already written are intact, and --resume completes the batch with the
+tokens of a run without the failure. SIGUSR1 sent to the launcher (as Slurm
+sends it before a time limit) reaches rank 0, which drains and exits 3. A
+run that finishes and one refused (its jobs file does not exist) keep their
+own exit codes, 0 and 2."""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+from borgrun import Checker, mpi_env, rank_pids, read_results, result_id, run, token_ids
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--borg", required=True)
+ap.add_argument("--model", required=True)
+ap.add_argument("--launcher", required=True, help="borg-mpirun of the same build")
+args = ap.parse_args()
+
+tmp = tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
+jobs = os.path.join(tmp, "jobs.jsonl")
+N = 12
+with open(jobs, "w") as f:
+    for i in range(N):
+        f.write(json.dumps({"id": f"job{i}", "prompt": f"Count from {i} to {i + 30}:", "max_tokens": 30,
+                            "ignore_eos": True}) + "\n")
+c = Checker("no-ulfm")
+_, _, base, _ = run(args.borg, args.model, jobs, extra=["--threads", "2", "--slots", "4"])
+want = {result_id(r): token_ids(r) for r in base}
+
+
+def launch(out, extra=(), jobs_file=jobs):
+    cmd = [args.launcher, "--oversubscribe", "--bind-to", "none", "-np", "3", args.borg, "run",
+           "--model", args.model, "--jobs", jobs_file, "--out", out, "--threads", "1", "--slots", "4", *extra]
+    # The launcher's state file goes to the working directory: keep it in tmp.
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
+                            cwd=tmp, start_new_session=True)
+
+
+def finish(proc, timeout=180):
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        _, err = proc.communicate()
+    return proc.returncode, err
+
+
+out = os.path.join(tmp, "killed.jsonl")
+proc = launch(out, ["--force"])
+end = time.time() + 120
+while time.time() < end and proc.poll() is None:
+    if os.path.exists(out) and sum(1 for _ in open(out)) >= 3:
+        break
+    time.sleep(0.05)
+pids = rank_pids(args.borg, jobs)
+c.check(2 in pids, f"found stage rank 2 to kill (saw {sorted(pids)})")
+if 2 in pids:
+    os.kill(pids[2], 9)
+t_kill = time.time()
+rc, err = finish(proc)
+took = time.time() - t_kill
+c.check(rc == 3, f"the run ends with exit 3, incomplete and resumable (got {rc}): {err[-600:]}")
+c.check(took < 60, f"it ends within the detection time ({took:.1f} s)")
+c.check("--resume" in err, "the log says how to finish the batch")
+before = read_results(out)
+c.check(0 < len(before) < N, f"the results written are intact ({len(before)} lines)")
+c.check(all(token_ids(r) == want[result_id(r)] for r in before), "the lines written before the kill are right")
+
+rc, err = finish(launch(out, ["--resume"]))
+results = read_results(out)
+c.check(rc == 0, f"--resume through the launcher exits 0 (got {rc}): {err[-600:]}")
+c.check(sorted(result_id(r) for r in results) == sorted(want), "--resume completes the batch, no job twice")
+c.check(all(token_ids(r) == want[result_id(r)] for r in results), "the resumed tokens are identical")
+
+# Slurm's warning before a time limit goes to the batch script, i.e. to
+# the launcher: it must reach rank 0, which drains and exits 3.
+out = os.path.join(tmp, "stopped.jsonl")
+proc = launch(out, ["--force", "--drain-s", "0"])
+end = time.time() + 120
+while time.time() < end and proc.poll() is None:
+    if os.path.exists(out) and sum(1 for _ in open(out)) >= 3:
+        break
+    time.sleep(0.05)
+proc.send_signal(signal.SIGUSR1)
+rc, err = finish(proc)
+c.check(rc == 3, f"SIGUSR1 to the launcher: rank 0 drains and the run exits 3 (got {rc}): {err[-600:]}")
+rc, err = finish(launch(out, ["--resume"]))
+results = read_results(out)
+c.check(rc == 0 and sorted(result_id(r) for r in results) == sorted(want), "after SIGUSR1, --resume completes")
+
+rc, err = finish(launch(os.path.join(tmp, "bad-out.jsonl"), ["--force"], jobs_file=os.path.join(tmp, "missing.jsonl")))
+c.check(rc == 2, f"bad input keeps exit 2 through the launcher (got {rc}): {err[-300:]}")
+c.check(not any(n.startswith(".borg-state") for n in os.listdir(tmp)), "the launcher removes its state file")
+c.done()
