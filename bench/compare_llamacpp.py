@@ -13,20 +13,22 @@ Workloads:
   prefill     1 job, 512-token prompt, 1 new token; prompt tokens/s
               (borg: prompt_tokens / first_token_ms; llama.cpp: one
               llama_decode of the 512 tokens, n_batch = 512).
-  batch       64 jobs, 16-48-token prompts, 32 new tokens each (option
-              --batch-new-tokens; 128 was too slow for llama.cpp); generated
-              tokens/s over the whole batch, prefill included (borg: the
-              summary's generated_tokens / wall_s, which also includes the
-              model load; llama.cpp: batched llama_decode with one sequence
-              per job, timed from the first prefill to the last token,
-              model load excluded).
-  borg-only   decode at batch 8 and 32 (same shape as 'batch').
+  batch B     B jobs (--batches, default 8,32,64), 16-48-token prompts,
+              --batch-new-tokens (128) new tokens each; generated tokens/s
+              over the whole batch, prefill included (borg: the summary's
+              generated_tokens / wall_s, which also includes the model load;
+              llama.cpp: batched llama_decode with one sequence per job, the
+              whole batch in one context, timed from the first prefill to
+              the last token, model load excluded). B = 64 is the
+              whole-batch throughput figure; smaller B is decode at batch B
+              (16-48 prompt tokens per 128 generated).
 
 If llama_cpp does not import with this interpreter, bench/.venv is created,
 llama-cpp-python is pip-installed there (compiles; ~10 min) and the script
 re-executes itself with that interpreter.
 
 Usage: python3 bench/compare_llamacpp.py [--threads 2] [--reps 3] [--write]
+       [--llama-threads 1,2]   (llama.cpp's best thread count of these counts)
 """
 import argparse
 import datetime
@@ -278,22 +280,24 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(
         ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
-    ap.add_argument("--borg", default=os.path.join(ROOT, "build-lead", "borg-infer"))
+    ap.add_argument("--borg", default=os.path.join(ROOT, "build", "borg-infer"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--llama-threads", default=None,
+                    help="llama.cpp thread counts to try (comma list, each <= "
+                    "--threads); its best median per workload is the reference. "
+                    "Default: --threads")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--new-tokens", type=int, default=128,
-                    help="new tokens per job in decode-b1 and batch workloads")
-    ap.add_argument("--batch-jobs", type=int, default=64)
-    ap.add_argument("--batch-new-tokens", type=int, default=32,
-                    help="new tokens per job in the batch workloads (128 takes "
-                    "minutes per llama.cpp run on 2 busy cores)")
+                    help="new tokens in the decode-b1 workload")
+    ap.add_argument("--batch-new-tokens", type=int, default=128,
+                    help="new tokens per job in the batch workloads")
+    ap.add_argument("--batches", default="8,32,64",
+                    help="batch sizes of the batch workloads (comma list)")
     ap.add_argument("--llama-omp-passive", action="store_true",
                     help="set OMP_WAIT_POLICY=passive for llama.cpp (its OpenMP "
                     "threads otherwise spin, which hurts on an oversubscribed host)")
-    ap.add_argument("--borg-batches", default="8,32",
-                    help="extra borg-only batch sizes (comma list, '' for none)")
     ap.add_argument("--skip", default="", help="comma list of workloads to skip: "
-                    "decode,prefill,batch,borg-only")
+                    "decode,prefill,batch")
     ap.add_argument("--write", action="store_true",
                     help="append the table to bench/RESULTS.md")
     args = ap.parse_args()
@@ -303,100 +307,76 @@ def main():
     import llama_cpp
     load0 = os.getloadavg()[0]
 
-    skip = set(s for s in args.skip.split(",") if s)
-    n_new = args.new_tokens
+    skip = set(x for x in args.skip.split(",") if x)
+    lthreads = [int(x) for x in (args.llama_threads or str(args.threads)).split(",")]
+    batches = [int(x) for x in args.batches.split(",") if x]
     bn_new = args.batch_new_tokens
     p16 = make_prompts(1, 16, 16, 1)[0]
     p512 = make_prompts(1, 512, 512, 2)[0]
-    pb = make_prompts(args.batch_jobs, 16, 48, 3)
-    extra_b = [int(x) for x in args.borg_batches.split(",") if x]
+    pb = make_prompts(max(batches or [1]), 16, 48, 3)
 
     print("loading llama.cpp %s ..." % llama_cpp.__version__, file=sys.stderr)
-    eng = LlamaEngine(args.model, args.threads)
+    engs = {t: LlamaEngine(args.model, t) for t in lthreads}
     # warm both (page cache, llama.cpp contexts/graphs)
-    eng.decode_b1(p16, 4)
-    eng.prefill(p512)
+    for eng in engs.values():
+        eng.decode_b1(p16, 4)
+        eng.prefill(p512)
     borg_decode_b1(args, p16, 4)
 
-    R = {k: [] for k in ("b1_borg", "b1_llama", "pf_borg", "pf_llama",
-                         "bt_borg", "bt_llama")}
-    for b in extra_b:
-        R["bx%d" % b] = []
+    # workload -> ("borg" | llama thread count) -> [figure per rep]
+    work = []
+    if "decode" not in skip:
+        work.append(("decode-b1", "decode, batch 1 (16-token prompt, %d new; tok/s after the first token)"
+                     % args.new_tokens,
+                     lambda: borg_decode_b1(args, p16, args.new_tokens),
+                     lambda e: e.decode_b1(p16, args.new_tokens)))
+    if "prefill" not in skip:
+        work.append(("prefill", "prefill, 512-token prompt (prompt tok/s; llama.cpp n_batch 512)",
+                     lambda: (borg_prefill(args, p512), None),
+                     lambda e: (e.prefill(p512), None)))
+    if "batch" not in skip:
+        for b in batches:
+            work.append(("batch-%d" % b,
+                         "batch %d: %d jobs x %d new, 16-48-token prompts (generated tok/s, prefill "
+                         "incl.; borg --slots %d, llama.cpp %d sequences per llama_decode)"
+                         % (b, b, bn_new, b, b),
+                         lambda b=b: borg_batch(args, pb[:b], bn_new, b),
+                         lambda e, b=b: e.batch(pb[:b], bn_new)))
+    R = {w[0]: {} for w in work}
     agree = {}
     T0 = time.time()
     for rep in range(args.reps):
-        borg_first = rep % 2 == 0
-
-        def pair(fb, fl):
-            if borg_first:
-                return fb(), fl()
-            l = fl()
-            return fb(), l
-
-        if "decode" not in skip:
-            (rb, tb), (rl, tl) = pair(lambda: borg_decode_b1(args, p16, n_new),
-                                      lambda: eng.decode_b1(p16, n_new))
-            R["b1_borg"].append(rb)
-            R["b1_llama"].append(rl)
-            agree["decode-b1"] = sum(a == b for a, b in zip(tb, tl)), len(tl)
-            print("rep %d decode-b1: borg %.1f  llama.cpp %.1f tok/s" % (rep, rb, rl),
-                  file=sys.stderr)
-        if "prefill" not in skip:
-            rb, rl = pair(lambda: borg_prefill(args, p512), lambda: eng.prefill(p512))
-            R["pf_borg"].append(rb)
-            R["pf_llama"].append(rl)
-            print("rep %d prefill: borg %.1f  llama.cpp %.1f tok/s" % (rep, rb, rl),
-                  file=sys.stderr)
-        if "batch" not in skip:
-            (rb, tb), (rl, tl) = pair(
-                lambda: borg_batch(args, pb, bn_new, args.batch_jobs),
-                lambda: eng.batch(pb, bn_new))
-            R["bt_borg"].append(rb)
-            R["bt_llama"].append(rl)
-            same = sum(tb["j%d" % i] == tl[i] for i in range(len(pb)))
-            agree["batch"] = same, len(pb)
-            print("rep %d batch %d: borg %.1f  llama.cpp %.1f tok/s" %
-                  (rep, len(pb), rb, rl), file=sys.stderr)
-        if "borg-only" not in skip:
-            for b in extra_b:
-                rb, _ = borg_batch(args, pb[:b], bn_new, b)
-                R["bx%d" % b].append(rb)
-                print("rep %d borg batch %d: %.1f tok/s" % (rep, b, rb),
+        for key, _, fb, fl in work:
+            runs = [("borg", fb)] + [(t, (lambda t=t: fl(engs[t]))) for t in lthreads]
+            if rep % 2:
+                runs.reverse()  # neither engine always goes first
+            toks = {}
+            for who, f in runs:
+                rate, toks[who] = f()
+                R[key].setdefault(who, []).append(rate)
+                print("rep %d %s: %s %.1f tok/s" % (rep, key, "borg" if who == "borg"
+                                                     else "llama.cpp %d thr" % who, rate),
                       file=sys.stderr)
+            tb, tl = toks["borg"], toks[lthreads[-1]]
+            if tb is not None and tl is not None:
+                if isinstance(tb, dict):
+                    agree[key] = sum(tb["j%d" % i] == tl[i] for i in range(len(tl))), len(tl), "jobs' sequences"
+                else:
+                    agree[key] = sum(a == b for a, b in zip(tb, tl)), len(tl), "tokens"
     elapsed = time.time() - T0
     load1 = os.getloadavg()[0]
 
-    rows = []
-    if R["b1_borg"]:
-        rows.append(("decode, batch 1 (16-token prompt, %d new; tok/s after first token)"
-                     % n_new, R["b1_borg"], R["b1_llama"]))
-    if R["pf_borg"]:
-        rows.append(("prefill, 512-token prompt (prompt tok/s; llama.cpp n_batch 512)",
-                     R["pf_borg"], R["pf_llama"]))
-    if R["bt_borg"]:
-        rows.append(("batch: %d jobs x %d new, 16-48-token prompts (generated tok/s, "
-                     "prefill incl.; borg --slots %d, llama.cpp batched llama_decode, "
-                     "%d seqs)" % (args.batch_jobs, bn_new, args.batch_jobs,
-                                   args.batch_jobs), R["bt_borg"], R["bt_llama"]))
-    for b in extra_b:
-        if R["bx%d" % b]:
-            rows.append(("batch: %d jobs x %d new, borg only (--slots %d)" % (b, bn_new, b),
-                         R["bx%d" % b], None))
-
-    cmd = "python3 bench/compare_llamacpp.py " + " ".join(sys.argv[1:])
-    lines = []
-    lines.append("| workload | borg-infer | llama.cpp | borg / llama.cpp |")
-    lines.append("|---|---|---|---|")
-    for name, b, l in rows:
-        if l:
-            lines.append("| %s | %s | %s | %.2f |" % (name, fmt(b), fmt(l), med(b) / med(l)))
-        else:
-            lines.append("| %s | %s | - | - |" % (name, fmt(b)))
+    lines = ["| workload | borg-infer | llama.cpp (best of %s threads) | borg / llama.cpp |"
+             % ",".join(map(str, lthreads)), "|---|---|---|---|"]
+    for key, name, _, _ in work:
+        b = R[key]["borg"]
+        best = max(lthreads, key=lambda t: med(R[key][t]))
+        others = "".join("; %d thr %.1f" % (t, med(R[key][t])) for t in lthreads if t != best)
+        lines.append("| %s | %s | %s [%d thr%s] | %.2f |" % (name, fmt(b), fmt(R[key][best]), best, others,
+                                                           med(b) / med(R[key][best])))
     table = "\n".join(lines)
-    notes = []
-    for k, (s, n) in agree.items():
-        notes.append("%s: %d/%d %s identical between the engines (last rep)" %
-                     (k, s, n, "tokens" if k == "decode-b1" else "jobs' token sequences"))
+    notes = ["%s: %d/%d %s identical between the engines (last rep)" % (k, s, n, what)
+             for k, (s, n, what) in agree.items()]
     print(table)
     for n in notes:
         print(n)
@@ -404,15 +384,16 @@ def main():
           % (args.reps, elapsed, load0, load1, os.cpu_count()))
 
     if args.write:
+        cmd = "python3 bench/compare_llamacpp.py " + " ".join(sys.argv[1:])
         head = ("\n## borg-infer vs llama.cpp\n\n"
-                "%s, %s, %d threads for both engines, model `%s`, llama-cpp-python %s; "
-                "median of %d alternating repetitions (each run listed in brackets), "
-                "tokens/s. Command: `%s`.\n\n" %
+                "%s, %s, %d threads for borg-infer, llama.cpp the best of %s threads, model `%s`, "
+                "llama-cpp-python %s; median of %d alternating repetitions (each run listed in "
+                "brackets), tokens/s. Command: `%s`.\n\n" %
                 (cpu_model(), datetime.date.today().isoformat(), args.threads,
-                 os.path.relpath(args.model, ROOT), llama_cpp.__version__,
-                 args.reps, cmd.strip()))
-        tail = ("\n\nborg's batch figure is the summary's generated_tokens / wall_s "
-                "(model load included, ~0.05 s); llama.cpp's excludes its model load. "
+                 ",".join(map(str, lthreads)), os.path.relpath(args.model, ROOT),
+                 llama_cpp.__version__, args.reps, cmd.strip()))
+        tail = ("\n\nborg's batch figures are the summary's generated_tokens / wall_s "
+                "(process start and model load included); llama.cpp's exclude its model load. "
                 "Prompts are random token ids in [100, 40000), identical for both; "
                 "greedy, ignore EOS. llama.cpp OMP_WAIT_POLICY: %s. "
                 "1-min load average %.1f before and %.1f after the runs on %d CPUs.\n"

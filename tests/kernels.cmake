@@ -9,3 +9,7 @@ add_test(NAME test_matmul COMMAND test_matmul)
 add_test(NAME test_matmul_portable COMMAND test_matmul)
 set_tests_properties(test_matmul_portable PROPERTIES ENVIRONMENT "BORG_NO_AVX2=1")
 set_tests_properties(test_matmul test_matmul_portable PROPERTIES TIMEOUT 300)
+
+# Attention (both paths) and rotary embedding against double references.
+borg_add_unit(test_ops ${CMAKE_CURRENT_SOURCE_DIR}/test_ops.c)
+add_test(NAME test_ops COMMAND test_ops)

@@ -27,6 +27,10 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
 /* Dot product of two float vectors (AVX2/FMA when the CPU has it). */
 float vec_dot_f32(const float *a, const float *b, int64_t n);
 
+/* 1 when the AVX2/FMA kernels are in use: the CPU has them and
+ * BORG_NO_AVX2 is not set. Other kernel families (attention) follow it. */
+int matmul_uses_avx2(void);
+
 /* Which dot-product path is in use: "avx2-fma" or "portable". */
 const char *matmul_isa(void);
 

@@ -7,10 +7,14 @@
 /* out = x / sqrt(mean(x^2) + eps) * w; out may alias x. */
 void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
 
-/* Rotary embedding of one head vector at position pos, in place, over its
- * first rot_dim elements. neox = 0 rotates adjacent pairs (x[2i], x[2i+1])
- * as llama.cpp does for Llama GGUFs; neox = 1 rotates (x[i], x[i+rot_dim/2]). */
-void rope(float *x, int head_dim, int rot_dim, int32_t pos, float base, int neox);
+/* Rotary embedding. rope_angles writes the cos and sin of pair i's angle
+ * at position pos (pos * base^(-2i/rot_dim)) to cs[2i], cs[2i+1], for
+ * i < rot_dim/2: computed once per token, shared by all its heads and
+ * layers. rope_apply rotates one head vector in place over its first
+ * rot_dim elements. neox = 0 rotates adjacent pairs (x[2i], x[2i+1]) as
+ * llama.cpp does for Llama GGUFs; neox = 1 rotates (x[i], x[i+rot_dim/2]). */
+void rope_angles(float *cs, int rot_dim, int32_t pos, float base);
+void rope_apply(float *x, const float *cs, int rot_dim, int neox);
 
 /* In-place softmax over n values. */
 void softmax(float *x, int64_t n);

@@ -1,8 +1,9 @@
 /* A fixed pool of worker threads for data-parallel kernels.
  *
  * pool_run splits [0, n) into one contiguous range per thread and blocks
- * until all are done. Workers sleep on a condition variable between calls,
- * so an idle rank does not burn a core. */
+ * until all are done. Between calls workers spin briefly (the next call of
+ * a forward pass comes within microseconds), then sleep on a condition
+ * variable, so an idle rank does not burn a core. */
 #ifndef BORG_THREADPOOL_H
 #define BORG_THREADPOOL_H
 

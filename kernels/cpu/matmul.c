@@ -110,6 +110,15 @@ float vec_dot_f32(const float *a, const float *b, int64_t n)
     return mm_dot_portable(a, b, n);
 }
 
+int matmul_uses_avx2(void)
+{
+#ifdef BORG_HAVE_AVX2_KERNELS
+    return cpu_has_avx2_fma();
+#else
+    return 0;
+#endif
+}
+
 const char *matmul_isa(void)
 {
 #ifdef BORG_HAVE_AVX2_KERNELS

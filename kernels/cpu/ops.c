@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "borg/matmul.h"
+#include "borg/ops_kernels.h"
 
 void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
 {
@@ -15,14 +16,21 @@ void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
         out[i] = x[i] * scale * w[i];
 }
 
-void rope(float *x, int head_dim, int rot_dim, int32_t pos, float base, int neox)
+void rope_angles(float *cs, int rot_dim, int32_t pos, float base)
 {
-    (void)head_dim;
-    int half = rot_dim / 2;
-    for (int i = 0; i < half; i++) {
+    for (int i = 0; i < rot_dim / 2; i++) {
         /* double keeps large positions from drifting (pos * theta grows). */
         double theta = (double)pos * pow((double)base, -2.0 * i / rot_dim);
-        float c = (float)cos(theta), s = (float)sin(theta);
+        cs[2 * i] = (float)cos(theta);
+        cs[2 * i + 1] = (float)sin(theta);
+    }
+}
+
+void rope_apply(float *x, const float *cs, int rot_dim, int neox)
+{
+    int half = rot_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float c = cs[2 * i], s = cs[2 * i + 1];
         int a = neox ? i : 2 * i;
         int b = neox ? i + half : 2 * i + 1;
         float x0 = x[a], x1 = x[b];
@@ -61,8 +69,8 @@ void vec_add(float *x, const float *y, int64_t n)
         x[i] += y[i];
 }
 
-void attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride,
-                 int32_t n_pos, int head_dim, float scale, float *scores)
+void attend_head_portable(float *out, const float *q, const float *k, const float *v, int64_t stride,
+                          int32_t n_pos, int head_dim, float scale, float *scores)
 {
     for (int32_t p = 0; p < n_pos; p++)
         scores[p] = vec_dot_f32(q, k + p * stride, head_dim) * scale;
@@ -74,4 +82,16 @@ void attend_head(float *out, const float *q, const float *k, const float *v, int
         for (int d = 0; d < head_dim; d++)
             out[d] += a * vp[d];
     }
+}
+
+void attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride,
+                 int32_t n_pos, int head_dim, float scale, float *scores)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (head_dim % 8 == 0 && matmul_uses_avx2()) {
+        attend_head_avx2(out, q, k, v, stride, n_pos, head_dim, scale, scores);
+        return;
+    }
+#endif
+    attend_head_portable(out, q, k, v, stride, n_pos, head_dim, scale, scores);
 }

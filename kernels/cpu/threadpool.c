@@ -3,7 +3,22 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+/* A forward pass calls pool_run a few hundred times per token, with only
+ * a few microseconds of serial work between calls. Waking a thread blocked
+ * in a futex costs tens of microseconds, which at batch 1 added up to more
+ * than the matrix work, so both sides first spin for SPIN_NS on an atomic
+ * and only then sleep on a condition variable. The sleep keeps an idle
+ * rank (or one waiting on its neighbour in a pipeline) off the core.
+ *
+ * A sleeper and a waker never miss each other: the sleeper announces
+ * itself (sleepers, main_waiting) before re-checking under the mutex, the
+ * waker publishes its change before reading the announcement, and both are
+ * sequentially consistent. */
+#define SPIN_NS 200000
 
 struct borg_pool {
     int n_threads;
@@ -11,9 +26,11 @@ struct borg_pool {
     pthread_mutex_t mu;
     pthread_cond_t work_ready;
     pthread_cond_t work_done;
-    uint64_t generation; /* bumped per pool_run so workers see new work */
-    int pending;         /* workers that have not finished this generation */
-    int quit;
+    atomic_uint_fast64_t generation; /* bumped per pool_run so workers see new work */
+    atomic_int pending;              /* workers that have not finished this generation */
+    atomic_int sleepers;             /* workers blocked (or about to block) on work_ready */
+    atomic_int main_waiting;         /* the caller is blocked on work_done */
+    atomic_int quit;
     pool_fn fn;
     void *ctx;
     int64_t n, grain;
@@ -23,6 +40,55 @@ typedef struct {
     borg_pool *pool;
     int index;
 } worker_arg;
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spins until *v != avoid or SPIN_NS pass; returns 1 if it changed. */
+static int spin_until_changed_u64(atomic_uint_fast64_t *v, uint64_t avoid)
+{
+    double until = 0;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(v, memory_order_acquire) != avoid)
+            return 1;
+        cpu_relax();
+        if ((i & 255) == 0) {
+            double t = now_ns();
+            if (until == 0)
+                until = t + SPIN_NS;
+            else if (t > until)
+                return 0;
+        }
+    }
+}
+
+static int spin_until_zero(atomic_int *v)
+{
+    double until = 0;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(v, memory_order_acquire) == 0)
+            return 1;
+        cpu_relax();
+        if ((i & 255) == 0) {
+            double t = now_ns();
+            if (until == 0)
+                until = t + SPIN_NS;
+            else if (t > until)
+                return 0;
+        }
+    }
+}
 
 static void run_share(borg_pool *p, int t)
 {
@@ -42,20 +108,25 @@ static void *worker_main(void *arg)
     int t = wa->index;
     free(wa);
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->quit && p->generation == seen)
-            pthread_cond_wait(&p->work_ready, &p->mu);
-        if (p->quit)
+        if (!spin_until_changed_u64(&p->generation, seen)) {
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (!atomic_load(&p->quit) && atomic_load(&p->generation) == seen)
+                pthread_cond_wait(&p->work_ready, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit))
             break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+        seen = atomic_load(&p->generation);
         run_share(p, t);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0)
+        if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->main_waiting)) {
+            pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->work_done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -99,7 +170,7 @@ void pool_destroy(borg_pool *p)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
     pthread_cond_broadcast(&p->work_ready);
     pthread_mutex_unlock(&p->mu);
     for (int t = 1; t < p->n_threads; t++)
@@ -123,22 +194,28 @@ void pool_run(borg_pool *p, pool_fn fn, void *ctx, int64_t n, int64_t grain)
         fn(ctx, 0, n, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
     p->grain = grain;
-    p->pending = p->n_threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->work_ready);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->pending, p->n_threads - 1);
+    atomic_fetch_add(&p->generation, 1);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->work_ready);
+        pthread_mutex_unlock(&p->mu);
+    }
 
     run_share(p, 0);
 
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0)
-        pthread_cond_wait(&p->work_done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    if (!spin_until_zero(&p->pending)) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->main_waiting, 1);
+        while (atomic_load(&p->pending) > 0)
+            pthread_cond_wait(&p->work_done, &p->mu);
+        atomic_store(&p->main_waiting, 0);
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 int pool_default_threads(void)

@@ -26,6 +26,7 @@ typedef struct {
     float *proj;   /* n x dim */
     float *gate;   /* n x ffn */
     float *up;     /* n x ffn */
+    float *angles; /* n x rope_dim: cos, sin of each rotary pair, per token */
     int32_t cap_scores;
     int score_threads;
     float *scores; /* score_threads x cap_scores */
@@ -275,6 +276,7 @@ void model_free(borg_model *m)
     free(s->gate);
     free(s->up);
     free(s->scores);
+    free(s->angles);
     free(m);
 }
 
@@ -299,7 +301,8 @@ static borg_status reserve_scratch(borg_model *m, int n, int32_t ctx, int thread
         size_t q_dim = (size_t)hp->n_head * hp->head_dim, kv_dim = (size_t)hp->n_kv_head * hp->head_dim;
         if (grow(&s->xb, (size_t)n * hp->dim) || grow(&s->q, n * q_dim) || grow(&s->k, n * kv_dim) ||
             grow(&s->v, n * kv_dim) || grow(&s->att, n * q_dim) || grow(&s->proj, (size_t)n * hp->dim) ||
-            grow(&s->gate, (size_t)n * hp->ffn_dim) || grow(&s->up, (size_t)n * hp->ffn_dim))
+            grow(&s->gate, (size_t)n * hp->ffn_dim) || grow(&s->up, (size_t)n * hp->ffn_dim) ||
+            grow(&s->angles, (size_t)n * (hp->rope_dim > 0 ? hp->rope_dim : 1)))
             return borg_fail(err, BORG_ENOMEM, "out of memory for a batch of %d tokens", n);
         s->cap_tokens = n;
     }
@@ -334,10 +337,14 @@ typedef struct {
     const borg_kvcache *kv;
     int layer;
     const int32_t *slot, *pos;
+    int n; /* tokens */
 } attn_job;
 
-/* One item per (token, query head): each reads its slot's cache up to and
- * including its own position, which this batch has already written. */
+/* One item per (query head, token), head-major: a token's cost grows with
+ * its position, so in a prefill the later tokens cost most, and a split of
+ * token-major items would hand one thread most of the work. Each item reads
+ * its slot's cache up to and including its own position, which this batch
+ * has already written. */
 static void attention_items(void *ctx, int64_t begin, int64_t end, int thread)
 {
     const attn_job *job = ctx;
@@ -348,8 +355,8 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int thread)
     const float scale = 1.0f / sqrtf((float)hd);
     float *scores = m->s.scores + (size_t)thread * m->s.cap_scores;
     for (int64_t it = begin; it < end; it++) {
-        int64_t i = it / hp->n_head;
-        int h = (int)(it % hp->n_head);
+        int h = (int)(it / job->n);
+        int64_t i = it % job->n;
         int kvh = h / group;
         const float *k0 = kv_k(job->kv, job->layer, job->slot[i], 0) + (size_t)kvh * hd;
         const float *v0 = kv_v(job->kv, job->layer, job->slot[i], 0) + (size_t)kvh * hd;
@@ -373,14 +380,15 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
         matmul(&w->wv, s->xb, n, s->v, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
     for (int i = 0; i < n; i++) {
+        const float *cs = s->angles + (size_t)i * hp->rope_dim;
         for (int h = 0; h < hp->n_head; h++)
-            rope(s->q + i * q_dim + (size_t)h * hd, hd, hp->rope_dim, pos[i], hp->rope_base, hp->rope_neox);
+            rope_apply(s->q + i * q_dim + (size_t)h * hd, cs, hp->rope_dim, hp->rope_neox);
         for (int h = 0; h < hp->n_kv_head; h++)
-            rope(s->k + i * kv_dim + (size_t)h * hd, hd, hp->rope_dim, pos[i], hp->rope_base, hp->rope_neox);
+            rope_apply(s->k + i * kv_dim + (size_t)h * hd, cs, hp->rope_dim, hp->rope_neox);
         memcpy(kv_k(kv, l, slot[i], pos[i]), s->k + i * kv_dim, kv_dim * sizeof(float));
         memcpy(kv_v(kv, l, slot[i], pos[i]), s->v + i * kv_dim, kv_dim * sizeof(float));
     }
-    attn_job aj = {m, kv, l, slot, pos};
+    attn_job aj = {m, kv, l, slot, pos, n};
     pool_run(pool, attention_items, &aj, (int64_t)n * hp->n_head, 1);
     if (matmul(&w->wo, s->att, n, s->proj, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
@@ -412,6 +420,9 @@ borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32
     borg_status st = reserve_scratch(m, n, kv->slot_ctx, pool_threads(pool), err);
     if (st)
         return st;
+    /* Every head of every layer rotates a token by the same angles. */
+    for (int i = 0; i < n; i++)
+        rope_angles(m->s.angles + (size_t)i * m->hp.rope_dim, m->hp.rope_dim, pos[i], m->hp.rope_base);
     for (int l = 0; l < n_local; l++)
         if ((st = forward_layer(m, kv, l, x, slot, pos, n, pool, err)))
             return st;

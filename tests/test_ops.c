@@ -1,0 +1,111 @@
+/* Attention and rotary kernels against double-precision references:
+ * attend_head on both paths (AVX2 when the CPU has it, and portable) over
+ * head sizes and position counts that exercise every tail, and
+ * rope_angles + rope_apply against a direct rotation. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "borg/matmul.h"
+#include "borg/ops.h"
+#include "borg/ops_kernels.h"
+#include "check.h"
+
+static float frand(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((*s >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
+}
+
+static void attend_ref(double *out, const float *q, const float *k, const float *v, int64_t stride, int n_pos,
+                       int hd, double scale)
+{
+    double *sc = malloc(sizeof(double) * (size_t)n_pos), mx = -INFINITY, sum = 0;
+    for (int p = 0; p < n_pos; p++) {
+        double d = 0;
+        for (int j = 0; j < hd; j++)
+            d += (double)q[j] * k[p * stride + j];
+        sc[p] = d * scale;
+        mx = sc[p] > mx ? sc[p] : mx;
+    }
+    for (int p = 0; p < n_pos; p++)
+        sum += sc[p] = exp(sc[p] - mx);
+    for (int j = 0; j < hd; j++) {
+        double o = 0;
+        for (int p = 0; p < n_pos; p++)
+            o += sc[p] / sum * v[p * stride + j];
+        out[j] = o;
+    }
+    free(sc);
+}
+
+typedef void (*attend_fn)(float *, const float *, const float *, const float *, int64_t, int32_t, int, float,
+                          float *);
+
+static void check_attention(const char *path, attend_fn fn)
+{
+    static const int hds[] = {8, 24, 64, 72, 128};
+    static const int npos[] = {1, 3, 7, 8, 9, 17, 100, 515};
+    uint64_t seed = 1;
+    for (size_t a = 0; a < sizeof hds / sizeof *hds; a++)
+        for (size_t b = 0; b < sizeof npos / sizeof *npos; b++) {
+            int hd = hds[a], n = npos[b];
+            int64_t stride = 3 * hd + 8; /* other kv heads interleaved, as in the cache */
+            float *q = malloc(sizeof(float) * (size_t)hd), *out = malloc(sizeof(float) * (size_t)hd);
+            float *k = malloc(sizeof(float) * (size_t)(n * stride)), *v = malloc(sizeof(float) * (size_t)(n * stride));
+            float *scores = malloc(sizeof(float) * (size_t)n);
+            double *want = malloc(sizeof(double) * (size_t)hd);
+            for (int j = 0; j < hd; j++)
+                q[j] = 3 * frand(&seed);
+            for (int64_t j = 0; j < n * stride; j++) {
+                k[j] = frand(&seed);
+                v[j] = frand(&seed);
+            }
+            float scale = 1.0f / sqrtf((float)hd);
+            fn(out, q, k, v, stride, n, hd, scale, scores);
+            attend_ref(want, q, k, v, stride, n, hd, scale);
+            double worst = 0;
+            for (int j = 0; j < hd; j++)
+                worst = fmax(worst, fabs(out[j] - want[j]));
+            CHECKF(worst < 2e-6, "%s attention, head_dim %d, %d positions: max error %.3g", path, hd, n, worst);
+            free(q), free(out), free(k), free(v), free(scores), free(want);
+        }
+}
+
+static void check_rope(void)
+{
+    uint64_t seed = 7;
+    for (int neox = 0; neox < 2; neox++)
+        for (int32_t pos = 0; pos < 5000; pos += 997) {
+            float x[64], cs[64];
+            double want[64];
+            for (int j = 0; j < 64; j++)
+                x[j] = frand(&seed);
+            for (int i = 0; i < 32; i++) {
+                int a = neox ? i : 2 * i, b = neox ? i + 32 : 2 * i + 1;
+                double th = pos * pow(10000.0, -2.0 * i / 64);
+                want[a] = x[a] * cos(th) - x[b] * sin(th);
+                want[b] = x[a] * sin(th) + x[b] * cos(th);
+            }
+            rope_angles(cs, 64, pos, 10000.0f);
+            rope_apply(x, cs, 64, neox);
+            double worst = 0;
+            for (int j = 0; j < 64; j++)
+                worst = fmax(worst, fabs(x[j] - want[j]));
+            CHECKF(worst < 1e-6, "rope (neox %d) at position %d: max error %.3g", neox, (int)pos, worst);
+        }
+}
+
+int main(void)
+{
+    check_attention("portable", attend_head_portable);
+#if defined(__x86_64__) || defined(__i386__)
+    if (matmul_uses_avx2())
+        check_attention("avx2", attend_head_avx2);
+    else
+        printf("no AVX2/FMA on this CPU: AVX2 attention not tested here\n");
+#endif
+    check_attention("dispatched", attend_head);
+    check_rope();
+    return check_report();
+}
