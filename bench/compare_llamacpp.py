@@ -131,10 +131,10 @@ def borg_batch(args, prompts, n_new, slots):
 # ---------------------------------------------------------------- llama.cpp
 
 class LlamaEngine:
-    def __init__(self, model_path, threads):
+    def __init__(self, model_path, threads, kv_unified):
         import llama_cpp as lc
         import numpy as np
-        self.lc, self.np, self.threads = lc, np, threads
+        self.lc, self.np, self.threads, self.kv_unified = lc, np, threads, kv_unified
         lc.llama_backend_init()
         # silence llama.cpp's own logging
         self._log_cb = lc.llama_log_callback(lambda level, text, ud: None)
@@ -156,7 +156,9 @@ class LlamaEngine:
             cp.n_batch = n_batch
             cp.n_ubatch = n_batch
             cp.n_seq_max = n_seq
-            cp.kv_unified = True
+            # unified: one KV buffer that every sequence's attention spans
+            # (masked); split: a stream per sequence (llama.cpp's default)
+            cp.kv_unified = self.kv_unified
             cp.n_threads = self.threads
             cp.n_threads_batch = self.threads
             c = lc.llama_init_from_model(self.model, cp)
@@ -286,6 +288,9 @@ def main():
                     help="llama.cpp thread counts to try (comma list, each <= "
                     "--threads); its best median per workload is the reference. "
                     "Default: --threads")
+    ap.add_argument("--llama-kv", default="split",
+                    help="llama.cpp KV layouts to try: split (a stream per sequence, its "
+                    "default), unified, or both as 'split,unified'")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--new-tokens", type=int, default=128,
                     help="new tokens in the decode-b1 workload")
@@ -309,6 +314,13 @@ def main():
 
     skip = set(x for x in args.skip.split(",") if x)
     lthreads = [int(x) for x in (args.llama_threads or str(args.threads)).split(",")]
+    kvs = [x for x in args.llama_kv.split(",") if x]
+    if any(x not in ("split", "unified") for x in kvs):
+        sys.exit("--llama-kv: split and/or unified")
+    configs = [(t, kv) for t in lthreads for kv in kvs]  # llama.cpp's configurations
+
+    def label(cfg):
+        return "%d thr, %s KV" % cfg
     batches = [int(x) for x in args.batches.split(",") if x]
     bn_new = args.batch_new_tokens
     p16 = make_prompts(1, 16, 16, 1)[0]
@@ -316,7 +328,7 @@ def main():
     pb = make_prompts(max(batches or [1]), 16, 48, 3)
 
     print("loading llama.cpp %s ..." % llama_cpp.__version__, file=sys.stderr)
-    engs = {t: LlamaEngine(args.model, t) for t in lthreads}
+    engs = {c: LlamaEngine(args.model, c[0], c[1] == "unified") for c in configs}
     # warm both (page cache, llama.cpp contexts/graphs)
     for eng in engs.values():
         eng.decode_b1(p16, 4)
@@ -347,7 +359,7 @@ def main():
     T0 = time.time()
     for rep in range(args.reps):
         for key, _, fb, fl in work:
-            runs = [("borg", fb)] + [(t, (lambda t=t: fl(engs[t]))) for t in lthreads]
+            runs = [("borg", fb)] + [(c, (lambda c=c: fl(engs[c]))) for c in configs]
             if rep % 2:
                 runs.reverse()  # neither engine always goes first
             toks = {}
@@ -355,9 +367,9 @@ def main():
                 rate, toks[who] = f()
                 R[key].setdefault(who, []).append(rate)
                 print("rep %d %s: %s %.1f tok/s" % (rep, key, "borg" if who == "borg"
-                                                     else "llama.cpp %d thr" % who, rate),
+                                                     else "llama.cpp " + label(who), rate),
                       file=sys.stderr)
-            tb, tl = toks["borg"], toks[lthreads[-1]]
+            tb, tl = toks["borg"], toks[configs[-1]]
             if tb is not None and tl is not None:
                 if isinstance(tb, dict):
                     agree[key] = sum(tb["j%d" % i] == tl[i] for i in range(len(tl))), len(tl), "jobs' sequences"
@@ -366,14 +378,14 @@ def main():
     elapsed = time.time() - T0
     load1 = os.getloadavg()[0]
 
-    lines = ["| workload | borg-infer | llama.cpp (best of %s threads) | borg / llama.cpp |"
-             % ",".join(map(str, lthreads)), "|---|---|---|---|"]
+    lines = ["| workload | borg-infer | llama.cpp (its best configuration) | borg / llama.cpp |",
+             "|---|---|---|---|"]
     for key, name, _, _ in work:
         b = R[key]["borg"]
-        best = max(lthreads, key=lambda t: med(R[key][t]))
-        others = "".join("; %d thr %.1f" % (t, med(R[key][t])) for t in lthreads if t != best)
-        lines.append("| %s | %s | %s [%d thr%s] | %.2f |" % (name, fmt(b), fmt(R[key][best]), best, others,
-                                                           med(b) / med(R[key][best])))
+        best = max(configs, key=lambda c: med(R[key][c]))
+        others = "".join("; %s: %.1f" % (label(c), med(R[key][c])) for c in configs if c != best)
+        lines.append("| %s | %s | %s [%s%s] | %.2f |" % (name, fmt(b), fmt(R[key][best]), label(best), others,
+                                                       med(b) / med(R[key][best])))
     table = "\n".join(lines)
     notes = ["%s: %d/%d %s identical between the engines (last rep)" % (k, s, n, what)
              for k, (s, n, what) in agree.items()]
@@ -386,11 +398,11 @@ def main():
     if args.write:
         cmd = "python3 bench/compare_llamacpp.py " + " ".join(sys.argv[1:])
         head = ("\n## borg-infer vs llama.cpp\n\n"
-                "%s, %s, %d threads for borg-infer, llama.cpp the best of %s threads, model `%s`, "
+                "%s, %s, %d threads for borg-infer, llama.cpp the best of %s threads x %s KV, model `%s`, "
                 "llama-cpp-python %s; median of %d alternating repetitions (each run listed in "
                 "brackets), tokens/s. Command: `%s`.\n\n" %
                 (cpu_model(), datetime.date.today().isoformat(), args.threads,
-                 ",".join(map(str, lthreads)), os.path.relpath(args.model, ROOT),
+                 ",".join(map(str, lthreads)), "/".join(kvs), os.path.relpath(args.model, ROOT),
                  llama_cpp.__version__, args.reps, cmd.strip()))
         tail = ("\n\nborg's batch figures are the summary's generated_tokens / wall_s "
                 "(process start and model load included); llama.cpp's exclude its model load. "
