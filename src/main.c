@@ -55,6 +55,13 @@ int main(int argc, char **argv)
         return borg_exit_code(st);
     }
     int rank = net_rank(net);
+    /* Rank 0 only coordinates when there are stage ranks. */
+    if (cfg.command == CMD_RUN && !cfg.threads &&
+        (st = net_default_threads(net, rank != 0 || net_size(net) == 1, &cfg.threads, &err))) {
+        fprintf(stderr, "borg-infer: rank %d: %s\n", rank, err.msg);
+        net_finalize(net, borg_exit_code(st));
+        return borg_exit_code(st);
+    }
     if (cfg.command == CMD_RUN && rank == 0) {
         st = coordinator_run(&cfg, net, &err);
         runstate_exit(borg_exit_code(st));

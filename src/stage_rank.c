@@ -68,6 +68,7 @@ static borg_status load(stage_rank *s, const borg_config *cfg, const char *layer
     s->stats.layer_end = sc.layer_end;
     s->stats.kv_slots = sc.n_slots;
     s->stats.slot_ctx = sc.slot_ctx;
+    s->stats.threads = sc.threads;
     s->stats.peak_rss_mib = proc_peak_rss_mib();
     if ((st = frame_put_control(&s->out, FRAME_READY, &s->stats, sizeof s->stats, err)))
         return st;

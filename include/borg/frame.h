@@ -71,6 +71,7 @@ typedef struct {
     int32_t kv_slots;   /* sequences the stage's KV cache holds */
     int32_t slot_ctx;   /* positions per sequence */
     int64_t crc_errors;
+    int32_t threads;    /* compute threads */
 } stage_stats;
 
 /* A growable byte buffer holding one frame. */

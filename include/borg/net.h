@@ -27,6 +27,15 @@ void net_abort(borg_net *n, int code);
 int net_rank(const borg_net *n);
 int net_size(const borg_net *n);
 
+/* Collective over every rank: the compute threads a rank should use when
+ * --threads is not given. A rank left unbound by the launcher (or bound to
+ * a whole package) sees every CPU of its node, and so do the other ranks
+ * there: each of them starting that many threads would oversubscribe the
+ * node several times over. So the CPUs this rank may use are divided among
+ * the ranks of its node that compute (computes != 0) and may use any of the
+ * same CPUs. A rank bound to its own cores keeps them all. At least 1. */
+borg_status net_default_threads(borg_net *n, int computes, int *threads, borg_err *err);
+
 /* Sends f's frame to dest. f is left holding a spare buffer to reuse. */
 borg_status net_send(borg_net *n, int dest, frame_buf *f, borg_err *err);
 

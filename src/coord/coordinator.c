@@ -486,11 +486,13 @@ static void write_summary(coordinator *c, double wall_ms, const stage_stats *st,
         cJSON_AddNumberToObject(r, "wall_s", st[i].wall_s);
         cJSON_AddNumberToObject(r, "busy_fraction", busy);
         cJSON_AddNumberToObject(r, "peak_rss_mib", st[i].peak_rss_mib);
+        cJSON_AddNumberToObject(r, "threads", st[i].threads);
         cJSON_AddItemToArray(ranks, r);
         if (!quiet)
-            fprintf(stderr, "  rank %d: replica %d stage %d, layers %d-%d, %lld batches, busy %.0f%%, peak memory %.1f MiB\n",
-                    rank, st[i].replica, st[i].stage, st[i].layer_begin, st[i].layer_end - 1, (long long)st[i].batches,
-                    busy * 100, st[i].peak_rss_mib);
+            fprintf(stderr, "  rank %d: replica %d stage %d, layers %d-%d, %d thread(s), %lld batches, busy %.0f%%, "
+                            "peak memory %.1f MiB\n",
+                    rank, st[i].replica, st[i].stage, st[i].layer_begin, st[i].layer_end - 1, st[i].threads,
+                    (long long)st[i].batches, busy * 100, st[i].peak_rss_mib);
     }
     char *s = cJSON_Print(o);
     cJSON_Delete(o);

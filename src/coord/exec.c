@@ -62,6 +62,7 @@ borg_status exec_create_local(const gguf_file *f, const stage_config *sc, borg_e
     e->local_stats.layer_end = sc->layer_end;
     e->local_stats.kv_slots = sc->n_slots;
     e->local_stats.slot_ctx = sc->slot_ctx;
+    e->local_stats.threads = sc->threads;
     e->kv_slots = sc->n_slots;
     e->slot_ctx = sc->slot_ctx;
     *out = e;

@@ -3,6 +3,7 @@
 #include "borg/proc.h"
 
 #include <mpi.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 #if defined(__has_include)
@@ -318,4 +319,49 @@ borg_status net_recover(borg_net *n, int *failed, int *n_failed, int *coordinato
     (void)failed;
     return borg_fail(err, BORG_EPEER, "this MPI cannot recover from a failed rank (no ULFM)");
 #endif
+}
+
+borg_status net_default_threads(borg_net *n, int computes, int *threads, borg_err *err)
+{
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    if (sched_getaffinity(0, sizeof mine, &mine) != 0 || CPU_COUNT(&mine) < 1) {
+        *threads = 1;
+        return BORG_OK;
+    }
+    int cpus = CPU_COUNT(&mine);
+    *threads = cpus;
+    if (!n->mpi || n->size == 1)
+        return BORG_OK;
+    MPI_Comm node;
+    if (MPI_Comm_split_type(n->comm, MPI_COMM_TYPE_SHARED, n->rank, MPI_INFO_NULL, &node) != MPI_SUCCESS)
+        return borg_fail(err, BORG_EIO, "MPI_Comm_split_type failed while placing threads");
+    int local;
+    MPI_Comm_size(node, &local);
+    /* Each rank's CPU mask, then one byte saying whether it computes. */
+    const int rec = (int)sizeof(cpu_set_t) + 1;
+    unsigned char *all = malloc((size_t)rec * (size_t)local), self[sizeof(cpu_set_t) + 1];
+    if (!all) {
+        MPI_Comm_free(&node);
+        return borg_fail(err, BORG_ENOMEM, "out of memory placing threads");
+    }
+    memcpy(self, &mine, sizeof mine);
+    self[sizeof mine] = computes != 0;
+    int rc = MPI_Allgather(self, rec, MPI_BYTE, all, rec, MPI_BYTE, node);
+    MPI_Comm_free(&node);
+    if (rc != MPI_SUCCESS) {
+        free(all);
+        return borg_fail(err, BORG_EIO, "MPI_Allgather failed while placing threads");
+    }
+    int sharers = 0;
+    for (int i = 0; i < local; i++) {
+        cpu_set_t other, both;
+        memcpy(&other, all + (size_t)i * rec, sizeof other);
+        CPU_AND(&both, &other, &mine);
+        sharers += all[(size_t)i * rec + sizeof other] && CPU_COUNT(&both) > 0;
+    }
+    free(all);
+    if (sharers > 1)
+        *threads = cpus / sharers > 0 ? cpus / sharers : 1;
+    return BORG_OK;
 }

@@ -1,6 +1,9 @@
 """The example batch on the default model: one result per job, all ok, and
-answers that make sense (the capital of France is Paris)."""
+answers that make sense (the capital of France is Paris). Under mpiexec,
+also the default thread count: unbound stage ranks on one node divide its
+CPUs between them instead of each taking them all."""
 import argparse
+import os
 
 from borgrun import Checker, count_jobs, result_id, run, text_of, token_ids
 
@@ -29,4 +32,14 @@ c.check("\n" not in text_of(by_id["list-colors"]), "the stop string ends list-co
 c.check(summary is not None and summary["jobs"]["ok"] == len(results), "summary counts the jobs")
 for r in results:
     print(f"{result_id(r)}: {text_of(r)!r}")
+
+if args.np > 1:
+    _, _, again, summary = run(args.borg, args.model, args.jobs, np=args.np, mpiexec=args.mpiexec)
+    stages = [r for r in (summary or {}).get("ranks", []) if r["role"] == "stage"]
+    want = max(1, len(os.sched_getaffinity(0)) // (args.np - 1))
+    c.check(len(stages) == args.np - 1 and all(r["threads"] == want for r in stages),
+            f"without --threads, {args.np - 1} unbound stages share the node's CPUs: "
+            f"{want} thread(s) each (got {[r['threads'] for r in stages]})")
+    c.check({result_id(r): token_ids(r) for r in again} == {result_id(r): token_ids(r) for r in results},
+            "the thread count does not change the answers")
 c.done()
