@@ -55,29 +55,24 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Spins until *v != avoid or SPIN_NS pass; returns 1 if it changed. */
-static int spin_until_changed_u64(atomic_uint_fast64_t *v, uint64_t avoid)
+/* What a spinning thread waits for. */
+static int work_arrived(borg_pool *p, uint64_t seen)
 {
-    double until = 0;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(v, memory_order_acquire) != avoid)
-            return 1;
-        cpu_relax();
-        if ((i & 255) == 0) {
-            double t = now_ns();
-            if (until == 0)
-                until = t + SPIN_NS;
-            else if (t > until)
-                return 0;
-        }
-    }
+    return atomic_load_explicit(&p->generation, memory_order_acquire) != seen;
 }
 
-static int spin_until_zero(atomic_int *v)
+static int workers_done(borg_pool *p, uint64_t unused)
+{
+    (void)unused;
+    return atomic_load_explicit(&p->pending, memory_order_acquire) == 0;
+}
+
+/* Spins until ready(p, arg) or SPIN_NS pass; returns 1 if it became ready. */
+static int spin_until(int (*ready)(borg_pool *, uint64_t), borg_pool *p, uint64_t arg)
 {
     double until = 0;
     for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(v, memory_order_acquire) == 0)
+        if (ready(p, arg))
             return 1;
         cpu_relax();
         if ((i & 255) == 0) {
@@ -109,7 +104,7 @@ static void *worker_main(void *arg)
     free(wa);
     uint64_t seen = 0;
     for (;;) {
-        if (!spin_until_changed_u64(&p->generation, seen)) {
+        if (!spin_until(work_arrived, p, seen)) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
             while (!atomic_load(&p->quit) && atomic_load(&p->generation) == seen)
@@ -208,7 +203,7 @@ void pool_run(borg_pool *p, pool_fn fn, void *ctx, int64_t n, int64_t grain)
 
     run_share(p, 0);
 
-    if (!spin_until_zero(&p->pending)) {
+    if (!spin_until(workers_done, p, 0)) {
         pthread_mutex_lock(&p->mu);
         atomic_store(&p->main_waiting, 1);
         while (atomic_load(&p->pending) > 0)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 
 def mpi_env():
@@ -61,6 +62,25 @@ def rank_pids(borg, jobs):
             if e.startswith(b"OMPI_COMM_WORLD_RANK="):
                 pids[int(e.split(b"=")[1])] = int(pid)
     return pids
+
+
+def write_counting_jobs(path, n):
+    """n jobs that each generate 30 tokens (ignore_eos): long enough to be
+    killed or stopped mid-batch."""
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"job{i}", "prompt": f"Count from {i} to {i + 30}:", "max_tokens": 30,
+                                "ignore_eos": True}) + "\n")
+
+
+def wait_for_lines(path, n, proc, limit=120):
+    """True once path holds n lines; False if proc ends or limit s pass first."""
+    end = time.time() + limit
+    while time.time() < end and proc.poll() is None:
+        if os.path.exists(path) and sum(1 for _ in open(path)) >= n:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def read_results(path):

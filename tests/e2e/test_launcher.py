@@ -7,14 +7,14 @@ sends it before a time limit) reaches rank 0, which drains and exits 3. A
 run that finishes and one refused (its jobs file does not exist) keep their
 own exit codes, 0 and 2."""
 import argparse
-import json
 import os
 import signal
 import subprocess
 import tempfile
 import time
 
-from borgrun import Checker, mpi_env, rank_pids, read_results, result_id, run, token_ids
+from borgrun import (Checker, mpi_env, rank_pids, read_results, result_id, run, token_ids, wait_for_lines,
+                     write_counting_jobs)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--borg", required=True)
@@ -25,10 +25,7 @@ args = ap.parse_args()
 tmp = tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
 jobs = os.path.join(tmp, "jobs.jsonl")
 N = 12
-with open(jobs, "w") as f:
-    for i in range(N):
-        f.write(json.dumps({"id": f"job{i}", "prompt": f"Count from {i} to {i + 30}:", "max_tokens": 30,
-                            "ignore_eos": True}) + "\n")
+write_counting_jobs(jobs, N)
 c = Checker("no-ulfm")
 _, _, base, _ = run(args.borg, args.model, jobs, extra=["--threads", "2", "--slots", "4"])
 want = {result_id(r): token_ids(r) for r in base}
@@ -53,11 +50,7 @@ def finish(proc, timeout=180):
 
 out = os.path.join(tmp, "killed.jsonl")
 proc = launch(out, ["--force"])
-end = time.time() + 120
-while time.time() < end and proc.poll() is None:
-    if os.path.exists(out) and sum(1 for _ in open(out)) >= 3:
-        break
-    time.sleep(0.05)
+wait_for_lines(out, 3, proc)
 pids = rank_pids(args.borg, jobs)
 c.check(2 in pids, f"found stage rank 2 to kill (saw {sorted(pids)})")
 if 2 in pids:
@@ -82,11 +75,7 @@ c.check(all(token_ids(r) == want[result_id(r)] for r in results), "the resumed t
 # the launcher: it must reach rank 0, which drains and exits 3.
 out = os.path.join(tmp, "stopped.jsonl")
 proc = launch(out, ["--force", "--drain-s", "0"])
-end = time.time() + 120
-while time.time() < end and proc.poll() is None:
-    if os.path.exists(out) and sum(1 for _ in open(out)) >= 3:
-        break
-    time.sleep(0.05)
+wait_for_lines(out, 3, proc)
 proc.send_signal(signal.SIGUSR1)
 rc, err = finish(proc)
 c.check(rc == 3, f"SIGUSR1 to the launcher: rank 0 drains and the run exits 3 (got {rc}): {err[-600:]}")

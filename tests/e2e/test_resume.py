@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from borgrun import Checker, mpi_env, read_results, result_id, run, token_ids
+from borgrun import Checker, mpi_env, read_results, result_id, run, token_ids, wait_for_lines
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--borg", required=True)
@@ -37,15 +37,6 @@ def launch(out, *extra):
         cmd = [args.mpiexec, "--oversubscribe", "--bind-to", "none", "-np", str(args.np), *cmd]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                             start_new_session=True)
-
-
-def wait_for_lines(path, n, proc, limit=120):
-    end = time.time() + limit
-    while time.time() < end and proc.poll() is None:
-        if os.path.exists(path) and sum(1 for _ in open(path)) >= n:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def finish_with_resume(out, name):

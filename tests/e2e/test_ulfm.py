@@ -6,14 +6,14 @@ last stage of one pipeline, a stage of one of two replicas, and every
 stage rank of a 1-stage pipeline (rank 0 then runs the layers itself).
 test_launcher.py covers the same kill without ULFM."""
 import argparse
-import json
 import os
 import re
 import subprocess
 import tempfile
 import time
 
-from borgrun import Checker, mpi_env, rank_pids, read_results, result_id, run, token_ids
+from borgrun import (Checker, mpi_env, rank_pids, read_results, result_id, run, token_ids, wait_for_lines,
+                     write_counting_jobs)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--borg", required=True)
@@ -24,10 +24,7 @@ args = ap.parse_args()
 tmp = tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
 jobs = os.path.join(tmp, "jobs.jsonl")
 N = 12
-with open(jobs, "w") as f:
-    for i in range(N):
-        f.write(json.dumps({"id": f"job{i}", "prompt": f"Count from {i} to {i + 30}:", "max_tokens": 30,
-                            "ignore_eos": True}) + "\n")
+write_counting_jobs(jobs, N)
 common = ["--threads", "1", "--slots", "4"]
 c = Checker("ulfm")
 _, _, base, _ = run(args.borg, args.model, jobs, extra=["--threads", "2", "--slots", "4"])
@@ -41,11 +38,7 @@ def kill_run(name, np, victims, extra=(), after=3):
            *common, *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                             start_new_session=True)
-    end = time.time() + 120
-    while time.time() < end and proc.poll() is None:
-        if os.path.exists(out) and sum(1 for _ in open(out)) >= after:
-            break
-        time.sleep(0.05)
+    wait_for_lines(out, after, proc)
     pids = rank_pids(args.borg, jobs)
     for v in victims:
         if v in pids:
@@ -90,9 +83,7 @@ cmd = [args.mpiexec, "--with-ft", "ulfm", "--mca", "mpi_ft_detector", "true", "-
        "--model", args.model, "--jobs", jobs, "--out", out, "--force", *common]
 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                         start_new_session=True)
-end = time.time() + 120
-while time.time() < end and not (os.path.exists(out) and sum(1 for _ in open(out)) >= 3):
-    time.sleep(0.05)
+wait_for_lines(out, 3, proc)
 stopped = rank_pids(args.borg, jobs).get(2)
 if stopped:
     os.kill(stopped, 19)  # SIGSTOP
