@@ -1,8 +1,13 @@
 /* matmul() on every weight type against dequantize_row + a double-precision
  * dot, and its promise that a (row, vector) result is bit-identical
  * whatever the batch size, the vector's place in it, or the thread count.
- * Runs on the path the CPU selects; ctest runs it again with BORG_NO_AVX2=1
- * for the portable one. */
+ * Under BORG_Q8_ACTIVATIONS quantized weights meet 8-bit activations, so
+ * their reference dot takes the activations through mq_quantize_portable
+ * and back; a second check bounds what that quantization costs against the
+ * f32 activations. The AVX2 quantizer and weight decomposition must match
+ * their portable references bit for bit. Runs on the path the CPU selects;
+ * ctest runs it again with BORG_NO_AVX2=1 for the portable one, and both
+ * with BORG_Q8_ACTIVATIONS=1. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +21,31 @@
 /* Allowed |y - reference| as a fraction of sum_k |w_k x_k|: f32 sums of up
  * to ~1000 products in 8 lanes stay well inside it. */
 #define REL_TOL 1e-5
+
+static int quantized(borg_dtype t)
+{
+    return dtype_block_elems(t) > 1;
+}
+
+static int q8_path(borg_dtype t)
+{
+    return quantized(t) && matmul_q8_activations();
+}
+
+/* x as the 8-bit path sees it: codes times their group's scale. */
+static void act_roundtrip(const float *x, int64_t cols, float *out)
+{
+    const int64_t ng = cols / 32;
+    int8_t *q = malloc((size_t)cols);
+    float *d = malloc(sizeof(float) * (size_t)ng), *s = malloc(sizeof(float) * (size_t)ng);
+    CHECK(q && d && s);
+    if (q && d && s) {
+        mq_quantize_portable(x, ng, q, d, s, 1);
+        for (int64_t k = 0; k < cols; k++)
+            out[k] = d[k / 32] * (float)q[k];
+    }
+    free(q), free(d), free(s);
+}
 
 static float *random_vectors(int64_t n)
 {
@@ -46,31 +76,124 @@ static void check_accuracy(borg_dtype t, int64_t rows, int64_t cols, int64_t nb,
 {
     borg_mat w = rw_matrix(t, rows, cols);
     float *x = random_vectors(nb * cols), *y = malloc(sizeof(float) * (size_t)(nb * rows));
-    float *wrow = malloc(sizeof(float) * (size_t)cols);
-    CHECK(w.data && x && y && wrow);
-    if (!w.data || !x || !y || !wrow)
+    float *wrow = malloc(sizeof(float) * (size_t)cols), *xr = malloc(sizeof(float) * (size_t)(nb * cols));
+    CHECK(w.data && x && y && wrow && xr);
+    if (!w.data || !x || !y || !wrow || !xr)
         goto out;
     CHECK(matmul(&w, x, nb, y, pool) == BORG_OK);
-    double worst = 0;
+    for (int64_t b = 0; b < nb; b++)
+        if (q8_path(t))
+            act_roundtrip(x + b * cols, cols, xr + b * cols);
+        else
+            memcpy(xr + b * cols, x + b * cols, sizeof(float) * (size_t)cols);
+    double worst = 0, worst_act = 0;
     for (int64_t r = 0; r < rows; r++) {
         dequantize_row(t, row_at(&w, r), wrow, cols);
         for (int64_t b = 0; b < nb; b++) {
-            double dot = 0, mag = 0;
+            const float *xb = x + b * cols, *xq = xr + b * cols;
+            double dot = 0, mag = 0, exact = 0, bound = 0;
             for (int64_t k = 0; k < cols; k++) {
-                dot += (double)wrow[k] * x[b * cols + k];
-                mag += fabs((double)wrow[k] * x[b * cols + k]);
+                dot += (double)wrow[k] * xq[k];
+                mag += fabs((double)wrow[k] * xq[k]);
+                exact += (double)wrow[k] * xb[k];
+                /* rounding to the nearest code moves x by at most half a step */
+                bound += fabs((double)wrow[k]) * (xq[k] == xb[k] ? 0 : fabs((double)xq[k] - xb[k]));
             }
             double err = fabs(y[b * rows + r] - dot) / (mag > 0 ? mag : 1);
             if (!(err <= worst))
                 worst = err;
+            /* against the f32 activations: within the quantization bound */
+            double act = fabs(y[b * rows + r] - exact) - bound - REL_TOL * mag;
+            if (!(act <= worst_act))
+                worst_act = act;
         }
     }
-    if (!(worst <= REL_TOL))
-        fprintf(stderr, "%s %lldx%lld nb=%lld: relative error %.3g\n", dtype_name(t), (long long)rows,
-                (long long)cols, (long long)nb, worst);
+    if (!(worst <= REL_TOL) || !(worst_act <= 0))
+        fprintf(stderr, "%s %lldx%lld nb=%lld: relative error %.3g, past the quantization bound by %.3g\n",
+                dtype_name(t), (long long)rows, (long long)cols, (long long)nb, worst, worst_act);
     CHECK(worst <= REL_TOL);
+    CHECK(worst_act <= 0);
 out:
-    free((void *)w.data), free(x), free(y), free(wrow);
+    free((void *)w.data), free(x), free(y), free(wrow), free(xr);
+}
+
+/* Each element's half step: what act_roundtrip may move it by. */
+static void check_act_quantizer(void)
+{
+    const int64_t cols = 32 * 9;
+    float *x = random_vectors(cols), *xr = malloc(sizeof(float) * cols);
+    CHECK(x && xr);
+    if (!x || !xr)
+        goto out;
+    for (int64_t k = 0; k < 32; k++) /* an all-zero group, and one exact maximum */
+        x[k] = 0;
+    x[40] = 3.0f;
+    act_roundtrip(x, cols, xr);
+    for (int64_t g = 0; g < cols / 32; g++) {
+        float amax = 0;
+        for (int k = 0; k < 32; k++)
+            amax = fabsf(x[32 * g + k]) > amax ? fabsf(x[32 * g + k]) : amax;
+        for (int k = 0; k < 32; k++)
+            CHECK(fabsf(xr[32 * g + k] - x[32 * g + k]) <= amax / 254.0f * 1.0001f);
+    }
+    CHECK(xr[40] == 3.0f);
+#ifdef BORG_HAVE_AVX2_KERNELS
+    if (!strcmp(matmul_isa(), "avx2-fma")) {
+        const int64_t ng = cols / 32;
+        int8_t q1[32 * 9], q2[32 * 9];
+        float d1[9], d2[9], s1[9], s2[9];
+        mq_quantize_portable(x, ng, q1, d1, s1, 1);
+        mq_quantize_avx2(x, ng, q2, d2, s2, 1);
+        CHECK(!memcmp(q1, q2, sizeof q1) && !memcmp(d1, d2, sizeof d1) && !memcmp(s1, s2, sizeof s1));
+    }
+#endif
+out:
+    free(x), free(xr);
+}
+
+/* decompose_row against dequantize_row: dw * q + m is the dequantized
+ * value within one rounding; and the AVX2 decomposition is bit-identical. */
+static void check_decompose(borg_dtype t)
+{
+    const int64_t cols = 1024, ng = cols / 32;
+    borg_mat w = rw_matrix(t, 1, cols);
+    float *ref = malloc(sizeof(float) * cols), *dw = malloc(sizeof(float) * 8 * ng), *m = malloc(sizeof(float) * ng);
+    int8_t *q = malloc(cols);
+    CHECK(w.data && ref && dw && m && q);
+    if (!w.data || !ref || !dw || !m || !q)
+        goto out;
+    dequantize_row(t, w.data, ref, cols);
+    decompose_row(t, w.data, ng, q, dw, m);
+    float scale = 0;
+    for (int64_t k = 0; k < cols; k++)
+        scale = fabsf(ref[k]) > scale ? fabsf(ref[k]) : scale;
+    int64_t bad = 0;
+    for (int64_t k = 0; k < cols; k++) {
+        const float v = dw[8 * (k / 32) + (k % 32) / 4] * (float)q[k] + m[k / 32];
+        bad += !(fabsf(v - ref[k]) <= 0x1p-22f * scale);
+        if (decompose_signed(t))
+            bad += m[k / 32] != 0;
+    }
+    if (bad)
+        fprintf(stderr, "%s: %lld of %lld decomposed values differ\n", dtype_name(t), (long long)bad,
+                (long long)cols);
+    CHECK(bad == 0);
+#ifdef BORG_HAVE_AVX2_KERNELS
+    if (!strcmp(matmul_isa(), "avx2-fma")) {
+        float *dw2 = malloc(sizeof(float) * 8 * ng), *m2 = malloc(sizeof(float) * ng);
+        int8_t *q2 = malloc(cols);
+        CHECK(dw2 && m2 && q2);
+        if (dw2 && m2 && q2) {
+            mq_decompose_avx2(t, w.data, ng, q2, dw2, m2);
+            CHECK(!memcmp(q, q2, cols));
+            CHECK(!memcmp(dw, dw2, sizeof(float) * 8 * ng));
+            CHECK(!memcmp(m, m2, sizeof(float) * ng));
+        }
+        free(dw2), free(m2), free(q2);
+    }
+#endif
+out:
+    free((void *)w.data), free(ref), free(dw), free(m), free(q);
 }
 
 /* y of one vector v computed alone and inside batches, with 1 to 3
@@ -154,7 +277,7 @@ static void check_vec_dot(void)
 
 int main(void)
 {
-    printf("matmul path: %s\n", matmul_isa());
+    printf("matmul path: %s, %s activations\n", matmul_isa(), matmul_q8_activations() ? "8-bit" : "f32");
     borg_pool *pools[3] = {NULL, NULL, NULL};
     borg_err err;
     for (int p = 0; p < 3; p++)
@@ -174,11 +297,14 @@ int main(void)
                     check_accuracy(t, rows[r], cols[c], nbs[n], pools[n % 3]);
             check_determinism(t, 37, cols[c], pools);
         }
+        if (quantized(t))
+            check_decompose(t);
 #ifdef BORG_HAVE_AVX2_KERNELS
         if (!strcmp(matmul_isa(), "avx2-fma"))
             check_dequant_avx2(t);
 #endif
     }
+    check_act_quantizer();
     check_vec_dot();
     for (int p = 0; p < 3; p++)
         pool_destroy(pools[p]);

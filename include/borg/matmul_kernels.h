@@ -46,8 +46,60 @@ void mm_tile_portable(const mm_tile *t, int nv);
 void mm_dequant_portable(borg_dtype t, const void *row, int64_t k0, int64_t n, float *dst);
 float mm_dot_portable(const float *a, const float *b, int64_t n);
 
+/* Quantized weights meet 8-bit activations (matmul_q8.c). A vector is
+ * quantized per group of 32 values: d = max|x| / 127, q = x * (127 / max|x|)
+ * rounded to nearest even, s = d * sum(q). Weight rows are decomposed
+ * (decompose_row in quant.h) into a panel, once per call, and each tile
+ * multiplies MQ_MR panel rows by up to MQ_NR vectors.
+ *
+ * Their contract, for every (row, vector) pair: 8 lanes start from zero;
+ * for each group g in order, lane j adds isum_j * (dw[8g + j] * d[g]) (one
+ * FMA on AVX2), where isum_j is the exact integer sum of weight code times
+ * activation code over elements 4j .. 4j + 3 of the group; the lanes are
+ * summed as in the f32 contract above; for types with an offset, off is
+ * added last, where off = m[g] * s[g] + off (an FMA on AVX2) for each g in
+ * order from zero. Integer sums are exact whatever order they take, so only
+ * these float steps are fixed. */
+enum {
+    MQ_MR = 2, /* panel rows per tile */
+    MQ_NR = 4  /* vectors per tile */
+};
+
+typedef struct {
+    const int8_t *q[MQ_MR];  /* ng * 32 codes of each row (rows past nr repeat one) */
+    const float *dw[MQ_MR]; /* ng * 8 lane scales */
+    const float *m[MQ_MR];  /* ng offsets */
+    int64_t ng;
+    int sgn;                 /* codes are signed and there is no offset */
+    const int8_t *xq;        /* first vector: ng * 32 codes, then the next vector */
+    const float *xd;         /* its ng scales, then the next vector's */
+    const float *xs;         /* sums: MQ_NR per group, one per vector of the tile */
+    int nr;
+    float *y;
+    int64_t ys; /* floats between vectors of y */
+} mq_tile;
+
+/* matmul() for quantized weight types, on the AVX2 kernels or not. */
+borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, int avx2);
+/* s[g * s_stride] gets group g's sum. */
+void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s, int64_t s_stride);
+void mq_tile_portable(const mq_tile *t, int nv);
+
 #if defined(__x86_64__) || defined(__i386__)
 #define BORG_HAVE_AVX2_KERNELS 1
+void mq_quantize_avx2(const float *x, int64_t ng, int8_t *q, float *d, float *s, int64_t s_stride);
+/* A batch of one vector against quantized rows, decoding codes in
+ * registers instead of a panel (same per-pair steps, same bits). */
+typedef struct {
+    const borg_mat *w;
+    const int8_t *xq;
+    const float *xd, *xs; /* xs: one sum per MQ_NR floats, as in mq_tile */
+    float *y;
+} mq_one;
+void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1);
+/* decompose_row for one row, bit for bit. */
+void mq_decompose_avx2(borg_dtype t, const void *row, int64_t ng, int8_t *q, float *dw, float *m);
+void mq_tile_avx2(const mq_tile *t, int nv);
 /* These need AVX2, FMA and F16C. */
 void mm_tile_avx2(const mm_tile *t, int nv);
 void mm_dequant_avx2(borg_dtype t, const void *row, int64_t k0, int64_t n, float *dst);

@@ -39,6 +39,18 @@ size_t dtype_row_bytes(borg_dtype t, int64_t n);
 /* Expands n elements (a multiple of the block size) from src into dst. */
 void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n);
 
+/* A quantized row (any type but F32/F16/BF16) as integer codes, for the
+ * integer matrix kernels. For each group g of 32 elements, element k of the
+ * group is worth dw[8g + k/4] * q[32g + k] + m[g]: the eight dw of a group
+ * are one scale, or for Q6_K the scale of its first 16 elements four times
+ * then the second's. Codes are signed (Q8_0, Q6_K, with m = 0) or unsigned
+ * with an offset m (Q4_0: m = -8 d; Q4_1, Q4_K, Q5_K: their minimum).
+ * ng = n / 32 groups. */
+void decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *dw, float *m);
+
+/* 1 for the types whose decompose_row codes are signed (m is 0). */
+int decompose_signed(borg_dtype t);
+
 /* IEEE half and bfloat16 conversions. */
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);

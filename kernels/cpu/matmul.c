@@ -1,4 +1,6 @@
-/* y[b][r] = dot(W[r,:], x[b,:]), blocked for registers and caches:
+/* y[b][r] = dot(W[r,:], x[b,:]) in f32, blocked for registers and caches
+ * (with BORG_Q8_ACTIVATIONS set, quantized weights go to the 8-bit
+ * activation path of matmul_q8.c instead):
  *
  *   for each block of vectors whose x stays in L2
  *     for each tile of MM_MR rows (rows split across threads)
@@ -108,6 +110,16 @@ float vec_dot_f32(const float *a, const float *b, int64_t n)
         return mm_dot_avx2(a, b, n);
 #endif
     return mm_dot_portable(a, b, n);
+}
+
+int matmul_q8_activations(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *v = getenv("BORG_Q8_ACTIVATIONS");
+        cached = v && *v && strcmp(v, "0");
+    }
+    return cached;
 }
 
 int matmul_uses_avx2(void)
@@ -220,6 +232,8 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
         memset(y, 0, sizeof(float) * (size_t)(nb * w->rows));
         return BORG_OK;
     }
+    if (dtype_block_elems(w->type) > 1 && matmul_q8_activations())
+        return matmul_q8(w, x, nb, y, pool, matmul_uses_avx2());
     matmul_job job = {w, x, nb, y, 0, mm_tile_portable, mm_dequant_portable, 0, 0, 0};
 #ifdef BORG_HAVE_AVX2_KERNELS
     if (cpu_has_avx2_fma()) {

@@ -7,18 +7,7 @@
 
 #ifdef BORG_HAVE_AVX2_KERNELS
 
-#include <immintrin.h>
-#include <string.h>
-
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
-
-AVX2_INLINE float f16_at(const uint8_t *p)
-{
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
+#include "avx2_common.h"
 
 /* 8 bytes at p widened to 32-bit lanes (one vpmovzxbd/vpmovsxbd from
  * memory: fewer shuffles than unpacking a loaded vector, which is what
@@ -97,40 +86,6 @@ AVX2_INLINE void dec_q8_0(const uint8_t *row, int64_t g, __m256 w[4])
     const __m256 d = _mm256_set1_ps(f16_at(b));
     for (int c = 0; c < 4; c++)
         w[c] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(i8x8(b + 2 + 8 * c)));
-}
-
-/* K types: a super-block holds 8 sub-blocks of 32 with scales of their
- * own, which k_scales expands to floats once per super-block into ks[16]:
- * for Q4_K/Q5_K, d * sc[j] at j and dmin * m[j] at 8 + j, from 6-bit pairs
- * packed in 12 bytes at byte 4 (quant.c's k4_scale_min, 8 at a time); for
- * Q6_K, d * sc[i] for its 16 int8 scales at byte 192 (d at 208). */
-static int is_k(borg_dtype t)
-{
-    return t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K;
-}
-
-static size_t k_bytes(borg_dtype t)
-{
-    return t == BORG_DT_Q4_K ? 144 : t == BORG_DT_Q5_K ? 176 : 210;
-}
-
-AVX2_INLINE void k_scales(borg_dtype T, const uint8_t *sb, float ks[16])
-{
-    if (T == BORG_DT_Q6_K) {
-        const __m256 d = _mm256_set1_ps(f16_at(sb + 208));
-        _mm256_storeu_ps(ks, _mm256_mul_ps(d, _mm256_cvtepi32_ps(i8x8(sb + 192))));
-        _mm256_storeu_ps(ks + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(i8x8(sb + 200))));
-        return;
-    }
-    uint32_t q[3], sm[4];
-    memcpy(q, sb + 4, 12);
-    sm[0] = q[0] & 0x3f3f3f3f;                                               /* sc 0..3 */
-    sm[1] = (q[2] & 0x0f0f0f0f) | ((q[0] >> 6 & 0x03030303) << 4);           /* sc 4..7 */
-    sm[2] = q[1] & 0x3f3f3f3f;                                               /* m 0..3 */
-    sm[3] = (q[2] >> 4 & 0x0f0f0f0f) | ((q[1] >> 6 & 0x03030303) << 4);      /* m 4..7 */
-    const uint8_t *b = (const uint8_t *)sm;
-    _mm256_storeu_ps(ks, _mm256_mul_ps(_mm256_set1_ps(f16_at(sb)), _mm256_cvtepi32_ps(u8x8(b))));
-    _mm256_storeu_ps(ks + 8, _mm256_mul_ps(_mm256_set1_ps(f16_at(sb + 2)), _mm256_cvtepi32_ps(u8x8(b + 8))));
 }
 
 /* Sub-block j of a Q4_K/Q5_K super-block: its 32 values q[c] (8 a vector)
@@ -266,17 +221,6 @@ AVX2 void mm_dequant_avx2(borg_dtype t, const void *row, int64_t k0, int64_t n, 
     }
 }
 
-/* The sums of four accumulators, each ((a0 + a2) + (a1 + a3)) +
- * ((a4 + a6) + (a5 + a7)) (matmul_kernels.h), by a transpose: 11
- * instructions for four where one at a time takes six each. */
-AVX2_INLINE __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d)
-{
-    const __m256 ab = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
-    const __m256 cd = _mm256_add_ps(_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
-    const __m256 s = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, 0x44), _mm256_shuffle_ps(ab, cd, 0xee));
-    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-}
-
 /* y for rows [0, nr) of one vector from its four row sums. */
 AVX2_INLINE void store_rows(float *y, __m128 s, int nr)
 {
@@ -289,8 +233,6 @@ AVX2_INLINE void store_rows(float *y, __m128 s, int nr)
     for (int r = 0; r < nr; r++)
         y[r] = v[r];
 }
-
-#define UNROLL _Pragma("GCC unroll 8")
 
 /* B constant: the accumulators live in registers. */
 AVX2_INLINE void tile_body(const mm_tile *t, const int B)

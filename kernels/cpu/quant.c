@@ -312,3 +312,84 @@ void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n)
     case BORG_DT_Q6_K: deq_q6_k(s, dst, n / QK_K); break;
     }
 }
+
+int decompose_signed(borg_dtype t)
+{
+    return t == BORG_DT_Q8_0 || t == BORG_DT_Q6_K;
+}
+
+static void dw_fill(float *dw, float lo, float hi)
+{
+    for (int j = 0; j < 8; j++)
+        dw[j] = j < 4 ? lo : hi;
+}
+
+/* Group g (0..7) of a Q4_K/Q5_K super-block b: codes without the fifth bit,
+ * scale and offset. */
+static void k4_group(const uint8_t *b, const uint8_t *qs, int g, int8_t *q, float *dw, float *m)
+{
+    uint8_t sc, mn;
+    k4_scale_min(g, b + 4, &sc, &mn);
+    const float d1 = load_f16(b) * (float)sc;
+    dw_fill(dw, d1, d1);
+    *m = -(load_f16(b + 2) * (float)mn);
+    const uint8_t *p = qs + (g / 2) * 32;
+    for (int l = 0; l < 32; l++)
+        q[l] = (int8_t)((p[l] >> (4 * (g & 1))) & 0x0f);
+}
+
+void decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *dw, float *m)
+{
+    const uint8_t *s = src;
+    for (int64_t g = 0; g < ng; g++, q += QK, dw += 8, m++) {
+        switch (t) {
+        case BORG_DT_Q4_0:
+        case BORG_DT_Q4_1: {
+            const uint8_t *b = s + (size_t)g * dtype_block_bytes(t);
+            const uint8_t *qs = b + (t == BORG_DT_Q4_0 ? 2 : 4);
+            const float d = load_f16(b);
+            dw_fill(dw, d, d);
+            *m = t == BORG_DT_Q4_0 ? -8.0f * d : load_f16(b + 2);
+            for (int j = 0; j < QK / 2; j++) {
+                q[j] = (int8_t)(qs[j] & 0x0f);
+                q[j + QK / 2] = (int8_t)(qs[j] >> 4);
+            }
+            break;
+        }
+        case BORG_DT_Q8_0: {
+            const uint8_t *b = s + (size_t)g * 34;
+            const float d = load_f16(b);
+            dw_fill(dw, d, d);
+            *m = 0;
+            memcpy(q, b + 2, QK);
+            break;
+        }
+        case BORG_DT_Q4_K: {
+            const uint8_t *b = s + (size_t)(g / 8) * 144;
+            k4_group(b, b + 16, (int)(g % 8), q, dw, m);
+            break;
+        }
+        case BORG_DT_Q5_K: {
+            const uint8_t *b = s + (size_t)(g / 8) * 176;
+            const int j = (int)(g % 8);
+            k4_group(b, b + 48, j, q, dw, m);
+            for (int l = 0; l < 32; l++)
+                q[l] = (int8_t)(q[l] | ((b[16 + l] >> j) & 1) << 4);
+            break;
+        }
+        case BORG_DT_Q6_K: {
+            const uint8_t *b = s + (size_t)(g / 8) * 210;
+            const int h = (int)(g / 4) % 2, c = (int)(g % 4); /* half, chunk of 32 in it */
+            const uint8_t *ql = b + 64 * h + 32 * (c & 1), *qh = b + 128 + 32 * h;
+            const int8_t *sc = (const int8_t *)(b + 192) + 8 * h + 2 * c;
+            const float d = load_f16(b + 208);
+            dw_fill(dw, d * (float)sc[0], d * (float)sc[1]);
+            *m = 0;
+            for (int l = 0; l < 32; l++)
+                q[l] = (int8_t)((((ql[l] >> (4 * (c >> 1))) & 0x0f) | (((qh[l] >> (2 * c)) & 3) << 4)) - 32);
+            break;
+        }
+        default: return; /* float types have no integer form */
+        }
+    }
+}

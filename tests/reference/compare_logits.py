@@ -21,6 +21,12 @@ the limit: eps added outside the sqrt in RMSNorm moves logits by 1.3e-2, a wrong
 eps (1e-6 for 1e-5) by 1.3e-2. Deliberate precision cuts need a looser --atol:
 an f16 KV cache (llama.cpp's default) moves logits by 2.7e-2, f16 rounding of
 every norm output by 2.5e-2 (bf16: 0.19), llama.cpp's 8-bit activations by 1.5.
+
+The engine's optional 8-bit activations (BORG_Q8_ACTIVATIONS=1) are compared
+by check_forward.py against a reference that rounds its activations the same
+way (ref_llama.py --q8-act), more loosely: it cannot be tight, because the engine's float32 activations differ from the
+reference's float64 ones by ~1e-6, enough to move a value across a rounding
+boundary now and then, and each such code costs up to |w| times one step.
 """
 import argparse
 import sys
@@ -49,6 +55,9 @@ def main():
     ap.add_argument("test")
     ap.add_argument("--atol", type=float, default=1e-3)
     ap.add_argument("--rtol", type=float, default=1e-4)
+    ap.add_argument("--tie", type=float, default=0.0,
+                    help="a divergence where the reference's margin between the two tokens is below this "
+                         "is a near-tie: comparison stops there without failing")
     args = ap.parse_args()
 
     try:
@@ -82,10 +91,11 @@ def main():
                   f"max|a-b|/max|a| {rel:.3g} (limit {limit:.3g})")
         a, b = int(ref_tokens[step]), int(test_tokens[step])
         if a != b:
-            failed += 1
             # The reference's margin between the two tells a near-tie from a real error.
             margin = float(ref[step][a]) - float(ref[step][b]) if 0 <= b < ref.shape[1] else float("nan")
-            print(f"step {step}: token {a} vs {b} (reference margin {margin:.3g}); "
+            tie = margin < args.tie
+            failed += not tie
+            print(f"step {step}: token {a} vs {b} (reference margin {margin:.3g}{', a near-tie' if tie else ''}); "
                   f"the sequences diverge, later steps not compared")
             break
 

@@ -5,9 +5,13 @@ Reads a llama-architecture GGUF with gguf-py (GGUFReader + gguf.quants.dequantiz
 so nothing here shares code with the C engine: the weights, the hyper-parameters
 and the arithmetic are all taken from the file and the textbook definitions.
 Everything is computed in float64; the C engine's float32 results are compared
-against it with compare_logits.py.
+against it with compare_logits.py. With --q8-act one step copies the engine's
+BORG_Q8_ACTIVATIONS mode on purpose: a matrix stored in a quantized type then
+multiplies 8-bit activations, so apply() rounds its input the way the engine's
+quantizer does (per 32 values, scale max|x| / 127, codes rounded to nearest
+even, in float32) before the float64 product.
 
-    ref_llama.py --model M.gguf --tokens 1,2,3 [--gen 32] --out F.bin [--print]
+    ref_llama.py --model M.gguf --tokens 1,2,3 [--gen 32] --out F.bin [--print] [--q8-act]
 
 runs the prompt, then greedy-decodes --gen tokens (argmax, no EOS stop), and writes
 
@@ -27,6 +31,34 @@ import gguf
 
 # gguf-py logs a warning for every metadata key it does not know; not useful here.
 logging.disable(logging.WARNING)
+
+
+QUANTIZED = {gguf.GGMLQuantizationType[n] for n in ("Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K")}
+
+
+def act_q8(x):
+    """x (..., cols) as the engine's 8-bit activations see it: codes times scales."""
+    xf = np.asarray(x, dtype=np.float32).reshape(*x.shape[:-1], -1, 32)
+    amax = np.abs(xf).max(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        inv = np.where(amax > 0, np.float32(127) / amax, np.float32(0)).astype(np.float32)
+    q = np.rint(xf * inv)
+    d = (amax / np.float32(127)).astype(np.float64)
+    return (q.astype(np.float64) * d).reshape(x.shape)
+
+
+class Matrix:
+    """A weight matrix (out, in) in float64, and whether the engine feeds it 8-bit activations."""
+
+    def __init__(self, w, quantized):
+        self.w, self.quantized = w, quantized
+
+
+Q8_ACTIVATIONS = False  # --q8-act: the engine under BORG_Q8_ACTIVATIONS
+
+
+def apply(x, mat):
+    return (act_q8(x) if mat.quantized and Q8_ACTIVATIONS else x) @ mat.w.T
 
 
 class LlamaModel:
@@ -74,16 +106,18 @@ class LlamaModel:
             shape = tuple(int(n) for n in reversed(t.shape))
             if any(e is not None and e != n for e, n in zip(expected, shape)) or len(shape) != len(expected):
                 raise SystemExit(f"{path}: tensor {name} has shape {shape}, the metadata says {expected}")
-            return gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float64)
+            w = gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float64)
+            return Matrix(w, t.tensor_type in QUANTIZED) if len(shape) == 2 else w
 
         dim, q_dim = self.dim, self.n_head * self.k_dim
-        self.tok_embd = weight("token_embd.weight", None, dim)
+        embd = weight("token_embd.weight", None, dim)
+        self.tok_embd = embd.w
         self.n_vocab = self.tok_embd.shape[0]
         # Tied embeddings: without output.weight the embedding matrix is the LM head.
         if "output.weight" in tensors:
             self.output = weight("output.weight", self.n_vocab, dim)
         else:
-            self.output = self.tok_embd
+            self.output = embd
         self.output_norm = weight("output_norm.weight", dim)
         shapes = {
             "attn_norm": (dim,),
@@ -146,9 +180,9 @@ class Session:
         x = m.tok_embd[np.asarray(tokens)]
         for li, w in enumerate(m.layers):
             h = rms_norm(x, w["attn_norm"], m.eps)
-            q = (h @ w["attn_q"].T).reshape(n, m.n_head, m.k_dim)
-            k = (h @ w["attn_k"].T).reshape(n, m.n_kv_head, m.k_dim)
-            v = (h @ w["attn_v"].T).reshape(n, m.n_kv_head, m.v_dim)
+            q = apply(h, w["attn_q"]).reshape(n, m.n_head, m.k_dim)
+            k = apply(h, w["attn_k"]).reshape(n, m.n_kv_head, m.k_dim)
+            v = apply(h, w["attn_v"]).reshape(n, m.n_kv_head, m.v_dim)
             self.k_cache[li, start:end] = rope(k, pos, m.rope_dim, m.rope_base)
             self.v_cache[li, start:end] = v
             keys, values = self.k_cache[li, :end], self.v_cache[li, :end]
@@ -161,13 +195,13 @@ class Session:
             probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
             probs /= probs.sum(axis=-1, keepdims=True)
             attn = np.einsum("kgqt,tkd->qkgd", probs, values).reshape(n, m.n_head * m.v_dim)
-            x = x + attn @ w["attn_output"].T
+            x = x + apply(attn, w["attn_output"])
 
             h = rms_norm(x, w["ffn_norm"], m.eps)
-            x = x + (silu(h @ w["ffn_gate"].T) * (h @ w["ffn_up"].T)) @ w["ffn_down"].T
+            x = x + apply(silu(apply(h, w["ffn_gate"])) * apply(h, w["ffn_up"]), w["ffn_down"])
 
         self.n_past = end
-        return rms_norm(x[-1], m.output_norm, m.eps) @ m.output.T
+        return apply(rms_norm(x[-1], m.output_norm, m.eps), m.output)
 
 
 def generate(model, prompt, n_gen):
@@ -202,12 +236,16 @@ def main():
     ap.add_argument("--out", action="append", help="binary logits file to write, one per --tokens")
     ap.add_argument("--gen", type=int, default=32, help="greedy tokens to generate (default 32)")
     ap.add_argument("--print", action="store_true", help="print the generated token ids, a line per prompt")
+    ap.add_argument("--q8-act", action="store_true",
+                    help="round activations to 8 bits as the engine does under BORG_Q8_ACTIVATIONS=1")
     args = ap.parse_args()
     if args.out is not None and len(args.out) != len(args.tokens):
         ap.error("give one --out per --tokens")
     if args.gen < 0:
         ap.error("--gen must be >= 0")
 
+    global Q8_ACTIVATIONS
+    Q8_ACTIVATIONS = args.q8_act
     model = LlamaModel(args.model)
     for i, text in enumerate(args.tokens):
         try:
