@@ -16,6 +16,12 @@
 #include "borg/matmul.h"
 #include "borg/quant.h"
 
+/* The lane sum of the contract, in portable C. */
+static inline float mm_hsum8(const float *a)
+{
+    return ((a[0] + a[2]) + (a[1] + a[3])) + ((a[4] + a[6]) + (a[5] + a[7]));
+}
+
 enum {
     MM_MR = 4, /* rows of a register tile */
     MM_NR = 3  /* vectors of a register tile */

@@ -27,12 +27,6 @@ enum {
 /* x bytes one block of vectors may take, so it stays in L2 across row tiles. */
 #define X_BLOCK_BYTES (256 * 1024)
 
-/* The lane sum of matmul_kernels.h's contract. */
-static float hsum8_portable(const float *a)
-{
-    return ((a[0] + a[2]) + (a[1] + a[3])) + ((a[4] + a[6]) + (a[5] + a[7]));
-}
-
 static inline void tile_body_portable(const mm_tile *t, const int B)
 {
     float acc[MM_MR][MM_NR][8];
@@ -54,7 +48,7 @@ static inline void tile_body_portable(const mm_tile *t, const int B)
     }
     for (int r = 0; r < t->nr; r++)
         for (int b = 0; b < B; b++) {
-            float s = hsum8_portable(acc[r][b]);
+            float s = mm_hsum8(acc[r][b]);
             for (int64_t k = n8; k < t->n; k++)
                 s += t->w[r][k] * t->x[b * t->xs + k];
             t->y[b * t->ys + r] = s;
@@ -84,7 +78,7 @@ float mm_dot_portable(const float *a, const float *b, int64_t n)
     for (; i + 8 <= n; i += 8)
         for (int j = 0; j < 8; j++)
             acc[j] += a[i + j] * b[i + j];
-    float s = hsum8_portable(acc);
+    float s = mm_hsum8(acc);
     for (; i < n; i++)
         s += a[i] * b[i];
     return s;

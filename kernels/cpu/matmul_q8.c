@@ -27,11 +27,6 @@ enum {
 /* Activation codes one block of vectors may take, so it stays in L2. */
 #define X_BLOCK_BYTES (192 * 1024)
 
-static float hsum8(const float *a)
-{
-    return ((a[0] + a[2]) + (a[1] + a[3])) + ((a[4] + a[6]) + (a[5] + a[7]));
-}
-
 void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s, int64_t s_stride)
 {
     for (int64_t g = 0; g < ng; g++, x += 32, q += 32) {
@@ -65,7 +60,7 @@ void mq_tile_portable(const mq_tile *t, int nv)
             float off = 0;
             for (int64_t g = 0; g < t->ng && !t->sgn; g++)
                 off += t->m[r][g] * t->xs[MQ_NR * g + b];
-            t->y[b * t->ys + r] = hsum8(acc) + off;
+            t->y[b * t->ys + r] = mm_hsum8(acc) + off;
         }
 }
 
