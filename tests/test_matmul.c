@@ -40,7 +40,7 @@ static void act_roundtrip(const float *x, int64_t cols, float *out)
     float *d = malloc(sizeof(float) * (size_t)ng), *s = malloc(sizeof(float) * (size_t)ng);
     CHECK(q && d && s);
     if (q && d && s) {
-        mq_quantize_portable(x, ng, q, d, s, 1);
+        mq_quantize_portable(x, ng, q, d, s);
         for (int64_t k = 0; k < cols; k++)
             out[k] = d[k / 32] * (float)q[k];
     }
@@ -142,8 +142,8 @@ static void check_act_quantizer(void)
         const int64_t ng = cols / 32;
         int8_t q1[32 * 9], q2[32 * 9];
         float d1[9], d2[9], s1[9], s2[9];
-        mq_quantize_portable(x, ng, q1, d1, s1, 1);
-        mq_quantize_avx2(x, ng, q2, d2, s2, 1);
+        mq_quantize_portable(x, ng, q1, d1, s1);
+        mq_quantize_avx2(x, ng, q2, d2, s2);
         CHECK(!memcmp(q1, q2, sizeof q1) && !memcmp(d1, d2, sizeof d1) && !memcmp(s1, s2, sizeof s1));
     }
 #endif
@@ -151,8 +151,53 @@ out:
     free(x), free(xr);
 }
 
+/* A packed row (codes in block order and lane scales, matmul_kernels.h)
+ * against the definition of the layout, and the AVX2 packer against the
+ * portable one, bit for bit; with a single unit after the full blocks
+ * where the type allows one. */
+static void check_pack(borg_dtype t)
+{
+    const int64_t cols = dtype_block_elems(t) == 32 ? 1056 : 1280, ng = cols / 32;
+    const mq_shape sh = mq_shape_of(t, cols);
+    const int64_t lanes = 8 * (sh.nfull + sh.nsingle);
+    borg_mat w = rw_matrix(t, 1, cols);
+    int8_t *nq = malloc(cols), *q1 = malloc(cols), *q2 = malloc(cols);
+    float *ndw = malloc(sizeof(float) * 8 * ng), *nm = malloc(sizeof(float) * ng);
+    float *s1 = malloc(sizeof(float) * 4 * lanes), *s2 = s1 ? s1 + 2 * lanes : NULL;
+    CHECK(w.data && nq && q1 && q2 && ndw && nm && s1);
+    if (!w.data || !nq || !q1 || !q2 || !ndw || !nm || !s1)
+        goto out;
+    decompose_row(t, w.data, ng, nq, ndw, nm);
+    mq_pack_portable(t, w.data, cols, q1, s1, s1 + lanes);
+    int64_t bad = 0;
+    for (int64_t k = 0; k < sh.nfull + sh.nsingle; k++) {
+        const int full = k < sh.nfull, unit = full ? sh.unit : 32;
+        const int64_t c0 = full ? 8 * sh.unit * k : 8 * sh.unit * sh.nfull + 32 * (k - sh.nfull);
+        for (int i = 0; i < (full ? sh.passes : 1); i++)
+            for (int j = 0; j < 8; j++) {
+                /* lane j of pass i: unit j (or the single unit) */
+                const int64_t e = full ? c0 + unit * j + 4 * i : c0 + 4 * j;
+                bad += memcmp(q1 + c0 + 32 * i + 4 * j, nq + e, 4) != 0;
+                bad += s1[8 * k + j] != ndw[8 * (e / 32) + e % 32 / 4];
+                bad += s1[lanes + 8 * k + j] != nm[e / 32] && !decompose_signed(t);
+            }
+    }
+    if (bad)
+        fprintf(stderr, "%s: %lld misplaced lanes in the packed row\n", dtype_name(t), (long long)bad);
+    CHECK(bad == 0);
+#ifdef BORG_HAVE_AVX2_KERNELS
+    if (!strcmp(matmul_isa(), "avx2-fma")) {
+        mq_pack_avx2(t, w.data, cols, q2, s2, s2 + lanes);
+        CHECK(!memcmp(q1, q2, cols));
+        CHECK(!memcmp(s1, s2, sizeof(float) * 2 * lanes));
+    }
+#endif
+out:
+    free((void *)w.data), free(nq), free(q1), free(q2), free(ndw), free(nm), free(s1);
+}
+
 /* decompose_row against dequantize_row: dw * q + m is the dequantized
- * value within one rounding; and the AVX2 decomposition is bit-identical. */
+ * value within one rounding. */
 static void check_decompose(borg_dtype t)
 {
     const int64_t cols = 1024, ng = cols / 32;
@@ -178,20 +223,7 @@ static void check_decompose(borg_dtype t)
         fprintf(stderr, "%s: %lld of %lld decomposed values differ\n", dtype_name(t), (long long)bad,
                 (long long)cols);
     CHECK(bad == 0);
-#ifdef BORG_HAVE_AVX2_KERNELS
-    if (!strcmp(matmul_isa(), "avx2-fma")) {
-        float *dw2 = malloc(sizeof(float) * 8 * ng), *m2 = malloc(sizeof(float) * ng);
-        int8_t *q2 = malloc(cols);
-        CHECK(dw2 && m2 && q2);
-        if (dw2 && m2 && q2) {
-            mq_decompose_avx2(t, w.data, ng, q2, dw2, m2);
-            CHECK(!memcmp(q, q2, cols));
-            CHECK(!memcmp(dw, dw2, sizeof(float) * 8 * ng));
-            CHECK(!memcmp(m, m2, sizeof(float) * ng));
-        }
-        free(dw2), free(m2), free(q2);
-    }
-#endif
+    check_pack(t);
 out:
     free((void *)w.data), free(ref), free(dw), free(m), free(q);
 }

@@ -55,31 +55,50 @@ float mm_dot_portable(const float *a, const float *b, int64_t n);
 /* Quantized weights meet 8-bit activations (matmul_q8.c). A vector is
  * quantized per group of 32 values: d = max|x| / 127, q = x * (127 / max|x|)
  * rounded to nearest even, s = d * sum(q). Weight rows are decomposed
- * (decompose_row in quant.h) into a panel, once per call, and each tile
- * multiplies MQ_MR panel rows by up to MQ_NR vectors.
+ * (decompose_row in quant.h) into codes, scales and offsets.
  *
- * Their contract, for every (row, vector) pair: 8 lanes start from zero;
- * for each group g in order, lane j adds isum_j * (dw[8g + j] * d[g]) (one
- * FMA on AVX2), where isum_j is the exact integer sum of weight code times
- * activation code over elements 4j .. 4j + 3 of the group; the lanes are
- * summed as in the f32 contract above; for types with an offset, off is
- * added last, where off = m[g] * s[g] + off (an FMA on AVX2) for each g in
- * order from zero. Integer sums are exact whatever order they take, so only
- * these float steps are fixed. */
+ * Both sides are then cut into units that share one weight scale: 32
+ * elements, or 16 for Q6_K. Eight consecutive units make a block, stored
+ * interleaved: pass i of a block is 32 bytes whose lane j (bytes 4j..4j+3)
+ * holds elements 4i..4i+3 of unit j, so that lane j sums one unit's
+ * integer dot over the block's passes (4 passes of 16-element units, 8 of
+ * 32) without ever mixing scales. Units past the last multiple of 8 (types
+ * with 32-element blocks only) are single blocks of one pass in natural
+ * order: lane j holds elements 4j..4j+3. Each block carries 8 lane scales
+ * and offsets (weights: dw, m) and 8 lane scales and sums (x: d, s; the sum
+ * of a single block sits in lane 0).
+ *
+ * The contract, for every (row, vector) pair: lanes acc and off start from
+ * zero; for each block in order, lane j takes acc_j += isum_j * (dw_j * d_j)
+ * (one FMA on AVX2), isum_j being the exact integer sum of the lane over
+ * the block's passes; then, for types with an offset, off_j += m_j * s_j
+ * (an FMA) for each block in order. The result is the lane sum of acc as in
+ * the f32 contract, plus that of off for offset types. Integer sums are
+ * exact whatever order they take, so only these float steps are fixed. */
 enum {
-    MQ_MR = 2, /* panel rows per tile */
+    MQ_MR = 2, /* weight rows per tile */
     MQ_NR = 4  /* vectors per tile */
 };
 
+/* How a row of one type is cut: nfull blocks of 8 units, then nsingle
+ * single units; passes per full block. */
 typedef struct {
-    const int8_t *q[MQ_MR];  /* ng * 32 codes of each row (rows past nr repeat one) */
-    const float *dw[MQ_MR]; /* ng * 8 lane scales */
-    const float *m[MQ_MR];  /* ng offsets */
-    int64_t ng;
-    int sgn;                 /* codes are signed and there is no offset */
-    const int8_t *xq;        /* first vector: ng * 32 codes, then the next vector */
-    const float *xd;         /* its ng scales, then the next vector's */
-    const float *xs;         /* sums: MQ_NR per group, one per vector of the tile */
+    int64_t nfull, nsingle;
+    int unit;   /* elements per unit: 32, or 16 for Q6_K */
+    int passes; /* passes of 32 bytes per full block: unit / 4 */
+} mq_shape;
+
+mq_shape mq_shape_of(borg_dtype t, int64_t cols);
+
+typedef struct {
+    borg_dtype type;
+    mq_shape sh;
+    const int8_t *q[MQ_MR]; /* codes of each row in block order (rows past nr repeat one) */
+    const float *dw[MQ_MR]; /* 8 lane scales per block */
+    const float *m[MQ_MR];  /* 8 lane offsets per block */
+    const int8_t *xq;       /* first vector's codes in block order; the next one cols later */
+    const float *xd, *xs;   /* 8 lane scales and sums per block, vector after vector */
+    int64_t cols;
     int nr;
     float *y;
     int64_t ys; /* floats between vectors of y */
@@ -87,24 +106,27 @@ typedef struct {
 
 /* matmul() for quantized weight types, on the AVX2 kernels or not. */
 borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, int avx2);
-/* s[g * s_stride] gets group g's sum. */
-void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s, int64_t s_stride);
+/* Group g of x: codes at q + 32g, scale d[g], sum s[g]. */
+void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s);
 void mq_tile_portable(const mq_tile *t, int nv);
+/* A weight row as tiles read it: codes in block order, then per block 8
+ * lane scales (dw) and 8 lane offsets (m), from decompose_row. */
+void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 
 #if defined(__x86_64__) || defined(__i386__)
 #define BORG_HAVE_AVX2_KERNELS 1
-void mq_quantize_avx2(const float *x, int64_t ng, int8_t *q, float *d, float *s, int64_t s_stride);
+void mq_quantize_avx2(const float *x, int64_t ng, int8_t *q, float *d, float *s);
 /* A batch of one vector against quantized rows, decoding codes in
  * registers instead of a panel (same per-pair steps, same bits). */
 typedef struct {
     const borg_mat *w;
-    const int8_t *xq;
-    const float *xd, *xs; /* xs: one sum per MQ_NR floats, as in mq_tile */
+    const int8_t *xq;     /* codes in natural order */
+    const float *xd, *xs; /* lane scales and sums per block, as in mq_tile */
     float *y;
 } mq_one;
 void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1);
-/* decompose_row for one row, bit for bit. */
-void mq_decompose_avx2(borg_dtype t, const void *row, int64_t ng, int8_t *q, float *dw, float *m);
+/* mq_pack_portable, bit for bit. */
+void mq_pack_avx2(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 void mq_tile_avx2(const mq_tile *t, int nv);
 /* These need AVX2, FMA and F16C. */
 void mm_tile_avx2(const mm_tile *t, int nv);

@@ -1,10 +1,11 @@
-/* matmul() for quantized weights, on 8-bit activations (the contract is in
- * matmul_kernels.h):
+/* matmul() for quantized weights, on 8-bit activations (the contract and
+ * the block layout are in matmul_kernels.h):
  *
- *   quantize every vector of x, 32 values per scale (threads split vectors)
+ *   quantize every vector of x, 32 values per scale, into block order
+ *   (threads split vectors)
  *   for each block of vectors whose codes stay in L2
  *     for each panel of PANEL_ROWS rows (rows split across threads)
- *       decompose the rows into codes and scales, once
+ *       pack the rows into codes in block order and lane scales, once
  *       for each group of MQ_NR vectors
  *         for each MQ_MR rows of the panel: one tile of integer dot products
  *
@@ -21,13 +22,85 @@
 enum {
     ROW_GRAIN = 16,
     VEC_GRAIN = 16,
-    PANEL_ROWS = 4 /* decoded together; each group of vectors meets them all while in L1 */
+    PANEL_ROWS = 16 /* decoded together; each group of vectors meets them all while in L1 */
 };
 
 /* Activation codes one block of vectors may take, so it stays in L2. */
 #define X_BLOCK_BYTES (192 * 1024)
 
-void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s, int64_t s_stride)
+mq_shape mq_shape_of(borg_dtype t, int64_t cols)
+{
+    mq_shape sh;
+    sh.unit = t == BORG_DT_Q6_K ? 16 : 32;
+    sh.passes = sh.unit / 4;
+    sh.nfull = cols / sh.unit / 8;
+    sh.nsingle = cols / sh.unit % 8;
+    return sh;
+}
+
+/* Natural-order codes into block order. */
+static void interleave(const mq_shape *sh, const int8_t *src, int8_t *dst)
+{
+    const int64_t block = 8 * sh->unit;
+    for (int64_t k = 0; k < sh->nfull; k++, src += block, dst += block)
+        for (int i = 0; i < sh->passes; i++)
+            for (int j = 0; j < 8; j++)
+                memcpy(dst + 32 * i + 4 * j, src + sh->unit * j + 4 * i, 4);
+    memcpy(dst, src, (size_t)(32 * sh->nsingle));
+}
+
+/* decompose_row's scales (8 per group of 32) and offsets (one per group)
+ * into lanes per block. A unit's scale is that of its first element. */
+static void weight_lanes(const mq_shape *sh, const float *dw, const float *m, float *dwl, float *ml)
+{
+    for (int64_t k = 0; k < sh->nfull; k++, dwl += 8, ml += 8)
+        for (int j = 0; j < 8; j++) {
+            const int64_t e = (8 * k + j) * sh->unit;
+            dwl[j] = dw[8 * (e / 32) + e % 32 / 4];
+            ml[j] = m[e / 32];
+        }
+    for (int64_t g = 8 * sh->nfull; g < 8 * sh->nfull + sh->nsingle; g++, dwl += 8, ml += 8)
+        for (int j = 0; j < 8; j++) {
+            dwl[j] = dw[8 * g + j];
+            ml[j] = m[g];
+        }
+}
+
+/* The quantizer's scales and sums (one per group of 32) into lanes per
+ * block; 16-element units (Q6_K, signed) need no sums. */
+static void act_lanes(const mq_shape *sh, const float *d, const float *s, float *dl, float *sl)
+{
+    for (int64_t k = 0; k < sh->nfull; k++, dl += 8, sl += 8)
+        for (int j = 0; j < 8; j++) {
+            const int64_t g = (8 * k + j) * sh->unit / 32;
+            dl[j] = d[g];
+            sl[j] = sh->unit == 32 ? s[g] : 0;
+        }
+    for (int64_t g = 8 * sh->nfull; g < 8 * sh->nfull + sh->nsingle; g++, dl += 8, sl += 8)
+        for (int j = 0; j < 8; j++) {
+            dl[j] = d[g];
+            sl[j] = j == 0 ? s[g] : 0;
+        }
+}
+
+void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m)
+{
+    /* 256 elements at a time: one K super-block, or 8 blocks of 32 */
+    const size_t span_bytes = dtype_block_bytes(t) * 256 / dtype_block_elems(t);
+    const mq_shape sh = mq_shape_of(t, cols);
+    int8_t nq[256];
+    float ndw[64], nm[8];
+    for (int64_t e = 0; e < cols; e += 256) {
+        const int64_t n = cols - e < 256 ? cols - e : 256;
+        const mq_shape span = mq_shape_of(t, n);
+        const int64_t k = e / (8 * sh.unit); /* first block of the span */
+        decompose_row(t, (const char *)row + (size_t)(e / 256) * span_bytes, n / 32, nq, ndw, nm);
+        interleave(&span, nq, q + e);
+        weight_lanes(&span, ndw, nm, dw + 8 * k, m + 8 * k);
+    }
+}
+
+void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s)
 {
     for (int64_t g = 0; g < ng; g++, x += 32, q += 32) {
         float amax = 0;
@@ -40,39 +113,48 @@ void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float
             sum += q[k];
         }
         d[g] = amax / 127.0f;
-        s[g * s_stride] = d[g] * (float)sum;
+        s[g] = d[g] * (float)sum;
     }
 }
 
 void mq_tile_portable(const mq_tile *t, int nv)
 {
+    const mq_shape *sh = &t->sh;
+    const int64_t nblk = sh->nfull + sh->nsingle;
+    const int sgn = decompose_signed(t->type);
     for (int r = 0; r < t->nr; r++)
         for (int b = 0; b < nv; b++) {
-            const int8_t *xq = t->xq + b * t->ng * 32;
-            const float *xd = t->xd + b * t->ng;
+            const int8_t *xq = t->xq + b * t->cols;
+            const float *xd = t->xd + b * nblk * 8, *xs = t->xs + b * nblk * 8;
             float acc[8] = {0};
-            for (int64_t g = 0; g < t->ng; g++)
+            for (int64_t k = 0; k < nblk; k++) {
+                const int full = k < sh->nfull, passes = full ? sh->passes : 1;
+                const int64_t c0 = 32 * (full ? sh->passes * k : sh->passes * sh->nfull + k - sh->nfull);
                 for (int j = 0; j < 8; j++) {
-                    const int8_t *wq = t->q[r] + 32 * g + 4 * j, *aq = xq + 32 * g + 4 * j;
-                    const int isum = wq[0] * aq[0] + wq[1] * aq[1] + wq[2] * aq[2] + wq[3] * aq[3];
-                    acc[j] += (float)isum * (t->dw[r][8 * g + j] * xd[g]);
+                    if (!sgn)
+                        acc[j] += t->m[r][8 * k + j] * xs[8 * k + j];
+                    int isum = 0;
+                    for (int i = 0; i < passes; i++)
+                        for (int e = 0; e < 4; e++)
+                            isum += t->q[r][c0 + 32 * i + 4 * j + e] * xq[c0 + 32 * i + 4 * j + e];
+                    acc[j] += (float)isum * (t->dw[r][8 * k + j] * xd[8 * k + j]);
                 }
-            float off = 0;
-            for (int64_t g = 0; g < t->ng && !t->sgn; g++)
-                off += t->m[r][g] * t->xs[MQ_NR * g + b];
-            t->y[b * t->ys + r] = mm_hsum8(acc) + off;
+            }
+            t->y[b * t->ys + r] = mm_hsum8(acc);
         }
 }
 
 typedef struct {
     const borg_mat *w;
     const float *x;
-    int64_t nb, ng;
+    int64_t nb, ng, nblk;
+    mq_shape sh;
     float *y;
     int avx2;
-    int8_t *xq; /* nb * ng * 32 activation codes */
-    float *xd;  /* nb * ng scales */
-    float *xs;  /* sums, MQ_NR vectors interleaved per group (mq_tile) */
+    int8_t *xn;      /* nb * cols codes in natural order */
+    float *gd, *gs;  /* nb * ng group scales and sums */
+    int8_t *xq;      /* the codes in block order (xn itself for one vector) */
+    float *xd, *xs;  /* nb * nblk * 8 lane scales and sums */
     int64_t x_block; /* vectors per block */
     volatile int out_of_memory;
 } q8_job;
@@ -81,29 +163,32 @@ static void quantize_vectors(void *ctx, int64_t b0, int64_t b1, int thread)
 {
     (void)thread;
     q8_job *job = ctx;
+    const int64_t cols = job->w->cols, ng = job->ng, lanes = job->nblk * 8;
     for (int64_t b = b0; b < b1; b++) {
-        const float *x = job->x + b * job->w->cols;
-        int8_t *q = job->xq + b * job->ng * 32;
-        float *s = job->xs + (b / MQ_NR) * job->ng * MQ_NR + b % MQ_NR;
+        const float *x = job->x + b * cols;
+        int8_t *q = job->xn + b * cols;
+        float *d = job->gd + b * ng, *s = job->gs + b * ng;
 #ifdef BORG_HAVE_AVX2_KERNELS
-        if (job->avx2) {
-            mq_quantize_avx2(x, job->ng, q, job->xd + b * job->ng, s, MQ_NR);
-            continue;
-        }
+        if (job->avx2)
+            mq_quantize_avx2(x, ng, q, d, s);
+        else
 #endif
-        mq_quantize_portable(x, job->ng, q, job->xd + b * job->ng, s, MQ_NR);
+            mq_quantize_portable(x, ng, q, d, s);
+        act_lanes(&job->sh, d, s, job->xd + b * lanes, job->xs + b * lanes);
+        if (job->xq != job->xn)
+            interleave(&job->sh, q, job->xq + b * cols);
     }
 }
 
-static void decompose(const q8_job *job, const char *row, int8_t *q, float *dw, float *m)
+static void pack(const q8_job *job, const char *row, int8_t *q, float *dw, float *m)
 {
 #ifdef BORG_HAVE_AVX2_KERNELS
     if (job->avx2) {
-        mq_decompose_avx2(job->w->type, row, job->ng, q, dw, m);
+        mq_pack_avx2(job->w->type, row, job->w->cols, q, dw, m);
         return;
     }
 #endif
-    decompose_row(job->w->type, row, job->ng, q, dw, m);
+    mq_pack_portable(job->w->type, row, job->w->cols, q, dw, m);
 }
 
 static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
@@ -111,7 +196,7 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
     (void)thread;
     q8_job *job = ctx;
     const borg_mat *w = job->w;
-    const int64_t ng = job->ng;
+    const int64_t cols = w->cols, nblk = job->nblk;
 #ifdef BORG_HAVE_AVX2_KERNELS
     if (job->avx2 && job->nb == 1) {
         const mq_one one = {w, job->xq, job->xd, job->xs, job->y};
@@ -119,8 +204,8 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
         return;
     }
 #endif
-    /* per panel row: codes, then lane scales, then offsets */
-    const size_t row_bytes = (size_t)ng * (32 + 8 * sizeof(float) + sizeof(float));
+    /* per panel row: its codes in block order, lane scales, lane offsets */
+    const size_t row_bytes = (size_t)cols + sizeof(float) * (size_t)(16 * nblk);
     char *panel = aligned_alloc(64, (PANEL_ROWS * row_bytes + 63) & ~(size_t)63);
     if (!panel) {
         job->out_of_memory = 1;
@@ -132,8 +217,9 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
         tile_fn = mq_tile_avx2;
 #endif
     mq_tile t;
-    t.ng = ng;
-    t.sgn = decompose_signed(w->type);
+    t.type = w->type;
+    t.sh = job->sh;
+    t.cols = cols;
     t.ys = w->rows;
     for (int64_t b0 = 0; b0 < job->nb; b0 += job->x_block) {
         const int64_t b1 = job->nb - b0 < job->x_block ? job->nb : b0 + job->x_block;
@@ -141,20 +227,20 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
             const int np = r1 - r < PANEL_ROWS ? (int)(r1 - r) : PANEL_ROWS;
             for (int i = 0; i < np; i++) {
                 char *p = panel + (size_t)i * row_bytes;
-                decompose(job, (const char *)w->data + (size_t)(r + i) * w->row_bytes, (int8_t *)p,
-                          (float *)(p + 32 * ng), (float *)(p + 64 * ng));
+                float *dw = (float *)(p + cols);
+                pack(job, (const char *)w->data + (size_t)(r + i) * w->row_bytes, (int8_t *)p, dw, dw + 8 * nblk);
             }
             for (int64_t b = b0; b < b1; b += MQ_NR) {
-                t.xq = job->xq + b * ng * 32;
-                t.xd = job->xd + b * ng;
-                t.xs = job->xs + b * ng; /* b is a multiple of MQ_NR */
+                t.xq = job->xq + b * cols;
+                t.xd = job->xd + b * nblk * 8;
+                t.xs = job->xs + b * nblk * 8;
                 for (int i0 = 0; i0 < np; i0 += MQ_MR) {
                     t.nr = np - i0 < MQ_MR ? np - i0 : MQ_MR;
                     for (int i = 0; i < MQ_MR; i++) {
                         const char *p = panel + (size_t)(i0 + (i < t.nr ? i : t.nr - 1)) * row_bytes;
                         t.q[i] = (const int8_t *)p;
-                        t.dw[i] = (const float *)(p + 32 * ng);
-                        t.m[i] = (const float *)(p + 64 * ng);
+                        t.dw[i] = (const float *)(p + cols);
+                        t.m[i] = t.dw[i] + 8 * nblk;
                     }
                     t.y = job->y + b * w->rows + r + i0;
                     tile_fn(&t, b1 - b < MQ_NR ? (int)(b1 - b) : MQ_NR);
@@ -167,17 +253,26 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
 
 borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, int avx2)
 {
-    const int64_t ng = w->cols / 32, padded = (nb + MQ_NR - 1) / MQ_NR * MQ_NR;
-    const size_t codes = (size_t)(nb * ng * 32), scales = sizeof(float) * (size_t)(nb * ng);
-    const size_t sums = sizeof(float) * (size_t)(padded * ng);
-    char *buf = aligned_alloc(64, (codes + scales + sums + 63) & ~(size_t)63);
+    const int64_t cols = w->cols, ng = cols / 32;
+    const mq_shape sh = mq_shape_of(w->type, cols);
+    const int64_t nblk = sh.nfull + sh.nsingle;
+    /* one vector meets the weights in natural order (mq_one_avx2) */
+    const int in_place = nb == 1 && avx2;
+    const size_t codes = (size_t)(nb * cols), groups = sizeof(float) * (size_t)(nb * ng);
+    const size_t lanes = sizeof(float) * (size_t)(nb * nblk * 8);
+    char *buf = aligned_alloc(64, (codes * (in_place ? 1 : 2) + 2 * groups + 2 * lanes + 63) & ~(size_t)63);
     if (!buf)
         return BORG_ENOMEM;
-    memset(buf + codes + scales, 0, sums); /* the sums of missing vectors of the last tile */
-    q8_job job = {w, x, nb, ng, y, avx2, (int8_t *)buf, (float *)(buf + codes), (float *)(buf + codes + scales),
-                  0, 0};
+    q8_job job = {0};
+    job.w = w, job.x = x, job.nb = nb, job.ng = ng, job.nblk = nblk, job.sh = sh, job.y = y, job.avx2 = avx2;
+    job.xd = (float *)buf;
+    job.xs = job.xd + nb * nblk * 8;
+    job.gd = job.xs + nb * nblk * 8;
+    job.gs = job.gd + nb * ng;
+    job.xn = (int8_t *)(job.gs + nb * ng);
+    job.xq = in_place ? job.xn : job.xn + codes;
     pool_run(pool, quantize_vectors, &job, nb, VEC_GRAIN);
-    const int64_t xb = X_BLOCK_BYTES / (ng * 32) / MQ_NR * MQ_NR;
+    const int64_t xb = X_BLOCK_BYTES / cols / MQ_NR * MQ_NR;
     job.x_block = xb < MQ_NR ? MQ_NR : xb;
     pool_run(pool, q8_rows, &job, w->rows, ROW_GRAIN);
     free(buf);

@@ -1,8 +1,10 @@
 /* AVX2 kernels of the 8-bit activation path (matmul_q8.c): the activation
  * quantizer, the weight decomposition (quant.c's decompose_row, bit for
- * bit) and the integer tile. The tile's per-pair steps are the contract of
- * matmul_kernels.h: maddubs + madd give the exact lane sums, one FMA scales
- * them into the lane accumulator. */
+ * bit), the integer tile and the one-vector kernel. Both keep the contract
+ * of matmul_kernels.h: exact integer lane sums per block, then one FMA per
+ * lane and block. In the tile a block's passes are maddubs products added
+ * as 16-bit integers for as many passes as cannot overflow (DEPTH), so most
+ * of the work is one maddubs and one add per 32 weights and vector. */
 #include "borg/matmul_kernels.h"
 
 #ifdef BORG_HAVE_AVX2_KERNELS
@@ -23,7 +25,7 @@ AVX2_INLINE int hsum8_epi32(__m256i a)
     return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1)));
 }
 
-AVX2 void mq_quantize_avx2(const float *x, int64_t ng, int8_t *q, float *d, float *s, int64_t s_stride)
+AVX2 void mq_quantize_avx2(const float *x, int64_t ng, int8_t *q, float *d, float *s)
 {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     /* packs interleave 4-dword pieces of the two 128-bit lanes; this undoes it */
@@ -44,7 +46,7 @@ AVX2 void mq_quantize_avx2(const float *x, int64_t ng, int8_t *q, float *d, floa
         const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
         _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(p, order));
         d[g] = amax / 127.0f;
-        s[g * s_stride] = d[g] * (float)sum;
+        s[g] = d[g] * (float)sum;
     }
 }
 
@@ -56,7 +58,8 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p, int hi)
 }
 
 /* Group g of a row of type T (a constant wherever this is inlined): its 32
- * codes, lane scales and offset, as decompose_row gives them. For K types
+ * codes, the scales of its units (sc[1] for Q6_K's second 16) and its
+ * offset, as decompose_row gives them. For K types
  * ks holds the super-block's k_scales, refreshed by the caller at g % 8 == 0.
  *  Q4_0/Q4_1: byte j of the 16 holds element j (low nibble) and j + 16.
  *  Q4_K (codes at byte 16) and Q5_K (at 48, plus a fifth bit: bit j of
@@ -65,7 +68,7 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p, int hi)
  *  high nibble of ql[64h + 32(c & 1) + l] and bits 2c, 2c + 1 of
  *  qh[32h + l] (qh at byte 128); code q - 32, a scale per 16 elements. */
 AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const float *ks, __m256i *codes,
-                             __m256 *dw, float *m)
+                             float sc[2], float *m)
 {
     switch (T) {
     case BORG_DT_Q4_0:
@@ -74,15 +77,14 @@ AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const 
         const __m128i v = _mm_loadu_si128((const __m128i *)(b + (T == BORG_DT_Q4_0 ? 2 : 4)));
         const __m128i m4 = _mm_set1_epi8(0x0f);
         *codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
-        const float d = f16_at(b);
-        *dw = _mm256_set1_ps(d);
-        *m = T == BORG_DT_Q4_0 ? -8.0f * d : f16_at(b + 2);
+        sc[0] = f16_at(b);
+        *m = T == BORG_DT_Q4_0 ? -8.0f * sc[0] : f16_at(b + 2);
         break;
     }
     case BORG_DT_Q8_0: {
         const uint8_t *b = row + 34 * (size_t)g;
         *codes = _mm256_loadu_si256((const __m256i *)(b + 2));
-        *dw = _mm256_set1_ps(f16_at(b));
+        sc[0] = f16_at(b);
         *m = 0;
         break;
     }
@@ -96,7 +98,7 @@ AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const 
             const __m256i bit = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1));
             *codes = _mm256_or_si256(*codes, _mm256_slli_epi16(bit, 4));
         }
-        *dw = _mm256_set1_ps(ks[j]);
+        sc[0] = ks[j];
         *m = -ks[8 + j];
         break;
     }
@@ -107,7 +109,8 @@ AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const 
         __m256i hi = _mm256_loadu_si256((const __m256i *)(sb + 128 + 32 * h));
         hi = _mm256_and_si256(_mm256_srl_epi16(hi, _mm_cvtsi32_si128(2 * c)), _mm256_set1_epi8(3));
         *codes = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
-        *dw = _mm256_set_m128(_mm_set1_ps(ks[8 * h + 2 * c + 1]), _mm_set1_ps(ks[8 * h + 2 * c]));
+        sc[0] = ks[8 * h + 2 * c];
+        sc[1] = ks[8 * h + 2 * c + 1];
         *m = 0;
         break;
     }
@@ -115,121 +118,233 @@ AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const 
     }
 }
 
-AVX2_INLINE void decompose_t(borg_dtype T, const uint8_t *row, int64_t ng, int8_t *q, float *dw, float *m)
+/* 8 vectors of 8 dwords transposed in place: dword j of v[i] becomes
+ * dword i of v[j]. */
+AVX2_INLINE void transpose8(__m256i v[8])
 {
-    float ks[16];
-    for (int64_t g = 0; g < ng; g++) {
-        if (is_k(T) && (g & 7) == 0)
-            k_scales(T, row + k_bytes(T) * (size_t)(g >> 3), ks);
-        __m256i codes;
-        __m256 scales;
-        group_codes(T, row, g, ks, &codes, &scales, m + g);
-        _mm256_storeu_si256((__m256i *)(q + 32 * g), codes);
-        _mm256_storeu_ps(dw + 8 * g, scales);
+    __m256i a[8], b[8];
+    UNROLL for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+        a[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    UNROLL for (int i = 0; i < 8; i += 4) {
+        b[i] = _mm256_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+    UNROLL for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x20);
+        v[i + 4] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x31);
     }
 }
 
-#define DECOMPOSE(name, T)                                                                         \
-    AVX2 static void name(const uint8_t *row, int64_t ng, int8_t *q, float *dw, float *m)          \
+/* 4 groups of two 16-element units into the 4 passes of their block: the
+ * 128-bit halves are units, so the transpose runs per half, which leaves
+ * units in the order 0 2 4 6 1 3 5 7. */
+AVX2_INLINE void transpose_halves(__m256i v[4])
+{
+    const __m256i a0 = _mm256_unpacklo_epi32(v[0], v[1]), a1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    const __m256i a2 = _mm256_unpacklo_epi32(v[2], v[3]), a3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    v[0] = _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi64(a0, a2), order);
+    v[1] = _mm256_permutevar8x32_epi32(_mm256_unpackhi_epi64(a0, a2), order);
+    v[2] = _mm256_permutevar8x32_epi32(_mm256_unpacklo_epi64(a1, a3), order);
+    v[3] = _mm256_permutevar8x32_epi32(_mm256_unpackhi_epi64(a1, a3), order);
+}
+
+AVX2_INLINE void pack_t(borg_dtype T, const uint8_t *row, int64_t cols, int8_t *q, float *dw, float *m)
+{
+    const int GPB = T == BORG_DT_Q6_K ? 4 : 8; /* groups per full block */
+    const int64_t ng = cols / 32, nfull = ng / GPB;
+    float ks[16];
+    for (int64_t k = 0; k < nfull; k++, q += 32 * GPB, dw += 8, m += 8) {
+        const int64_t g0 = GPB * k;
+        if (is_k(T) && (g0 & 7) == 0)
+            k_scales(T, row + k_bytes(T) * (size_t)(g0 >> 3), ks);
+        __m256i v[8];
+        UNROLL for (int u = 0; u < GPB; u++)
+            group_codes(T, row, g0 + u, ks, &v[u], dw + (GPB == 8 ? u : 2 * u), m + u);
+        if (GPB == 8) {
+            transpose8(v);
+        } else {
+            transpose_halves(v);
+            _mm256_storeu_ps(m, _mm256_setzero_ps());
+        }
+        UNROLL for (int i = 0; i < GPB; i++)
+            _mm256_storeu_si256((__m256i *)(q + 32 * i), v[i]);
+    }
+    for (int64_t g = GPB * nfull; g < ng; g++, q += 32, dw += 8, m += 8) {
+        __m256i v;
+        float sc[2], off;
+        group_codes(T, row, g, ks, &v, sc, &off);
+        _mm256_storeu_si256((__m256i *)q, v);
+        _mm256_storeu_ps(dw, _mm256_set1_ps(sc[0]));
+        _mm256_storeu_ps(m, _mm256_set1_ps(off));
+    }
+}
+
+#define PACK(name, T)                                                                              \
+    AVX2 static void name(const uint8_t *row, int64_t cols, int8_t *q, float *dw, float *m)        \
     {                                                                                              \
-        decompose_t(T, row, ng, q, dw, m);                                                         \
+        pack_t(T, row, cols, q, dw, m);                                                            \
     }
 
-DECOMPOSE(decompose_q4_0, BORG_DT_Q4_0)
-DECOMPOSE(decompose_q4_1, BORG_DT_Q4_1)
-DECOMPOSE(decompose_q8_0, BORG_DT_Q8_0)
-DECOMPOSE(decompose_q4_k, BORG_DT_Q4_K)
-DECOMPOSE(decompose_q5_k, BORG_DT_Q5_K)
-DECOMPOSE(decompose_q6_k, BORG_DT_Q6_K)
+PACK(pack_q4_0, BORG_DT_Q4_0)
+PACK(pack_q4_1, BORG_DT_Q4_1)
+PACK(pack_q8_0, BORG_DT_Q8_0)
+PACK(pack_q4_k, BORG_DT_Q4_K)
+PACK(pack_q5_k, BORG_DT_Q5_K)
+PACK(pack_q6_k, BORG_DT_Q6_K)
 
-void mq_decompose_avx2(borg_dtype t, const void *row, int64_t ng, int8_t *q, float *dw, float *m)
+void mq_pack_avx2(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m)
 {
     switch (t) {
-    case BORG_DT_Q4_0: decompose_q4_0(row, ng, q, dw, m); break;
-    case BORG_DT_Q4_1: decompose_q4_1(row, ng, q, dw, m); break;
-    case BORG_DT_Q8_0: decompose_q8_0(row, ng, q, dw, m); break;
-    case BORG_DT_Q4_K: decompose_q4_k(row, ng, q, dw, m); break;
-    case BORG_DT_Q5_K: decompose_q5_k(row, ng, q, dw, m); break;
-    case BORG_DT_Q6_K: decompose_q6_k(row, ng, q, dw, m); break;
+    case BORG_DT_Q4_0: pack_q4_0(row, cols, q, dw, m); break;
+    case BORG_DT_Q4_1: pack_q4_1(row, cols, q, dw, m); break;
+    case BORG_DT_Q8_0: pack_q8_0(row, cols, q, dw, m); break;
+    case BORG_DT_Q4_K: pack_q4_k(row, cols, q, dw, m); break;
+    case BORG_DT_Q5_K: pack_q5_k(row, cols, q, dw, m); break;
+    case BORG_DT_Q6_K: pack_q6_k(row, cols, q, dw, m); break;
     default: break;
     }
 }
 
-/* B and SGN constant: the accumulators live in registers. */
-AVX2_INLINE void q8_body(const mq_tile *t, const int B, const int SGN)
+/* The exact integer sums of one block's P passes for a tile of B vectors.
+ * A 16-bit lane of maddubs holds two products, at most 2 * 15 * 127 for
+ * 4-bit codes, so DEPTH passes may add up before madd widens them. Signed
+ * codes move their sign onto x (abs/sign) since maddubs wants one operand
+ * unsigned. */
+AVX2_INLINE void block_dot(const mq_tile *t, int64_t c0, const int B, const int P, const int DEPTH, const int SGN,
+                           __m256i isum[MQ_MR][MQ_NR])
 {
-    const int64_t ng = t->ng;
     const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a16[MQ_MR][MQ_NR];
+    UNROLL for (int i = 0; i < P; i++) {
+        __m256i w[MQ_MR], wu[MQ_MR];
+        UNROLL for (int r = 0; r < MQ_MR; r++) {
+            w[r] = _mm256_loadu_si256((const __m256i *)(t->q[r] + c0 + 32 * i));
+            wu[r] = SGN ? _mm256_abs_epi8(w[r]) : w[r];
+        }
+        UNROLL for (int b = 0; b < B; b++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(t->xq + b * t->cols + c0 + 32 * i));
+            UNROLL for (int r = 0; r < MQ_MR; r++) {
+                const __m256i p = _mm256_maddubs_epi16(wu[r], SGN ? _mm256_sign_epi8(x, w[r]) : x);
+                a16[r][b] = i % DEPTH == 0 ? p : _mm256_add_epi16(a16[r][b], p);
+                if (i % DEPTH == DEPTH - 1 || i == P - 1) {
+                    const __m256i s32 = _mm256_madd_epi16(a16[r][b], ones);
+                    isum[r][b] = i < DEPTH ? s32 : _mm256_add_epi32(isum[r][b], s32);
+                }
+            }
+        }
+    }
+}
+
+/* Blocks whose integer sums are parked at a time: the integer passes then
+ * hold only the 16-bit sums in registers, and the float steps only the
+ * accumulators, where both at once would spill. */
+enum { PARK = 8 };
+
+/* B, P, DEPTH and SGN constant: the block loop unrolls into registers. */
+AVX2_INLINE void q8_body(const mq_tile *t, const int B, const int P, const int DEPTH, const int SGN)
+{
+    const int64_t nfull = t->sh.nfull, nblk = nfull + t->sh.nsingle, lanes = 8 * nblk;
     __m256 acc[MQ_MR][MQ_NR];
-    __m128 off[MQ_MR];
-    UNROLL for (int r = 0; r < MQ_MR; r++) {
-        off[r] = _mm_setzero_ps();
+    __m256i park[PARK][MQ_MR][MQ_NR];
+    UNROLL for (int r = 0; r < MQ_MR; r++)
         UNROLL for (int b = 0; b < B; b++)
             acc[r][b] = _mm256_setzero_ps();
-    }
-    for (int64_t g = 0; g < ng; g++) {
-        const __m128 s = _mm_loadu_ps(t->xs + MQ_NR * g);
-        UNROLL for (int r = 0; r < MQ_MR; r++) {
-            const __m256i w = _mm256_loadu_si256((const __m256i *)(t->q[r] + 32 * g));
-            const __m256i wu = SGN ? _mm256_abs_epi8(w) : w;
-            const __m256 dw = _mm256_loadu_ps(t->dw[r] + 8 * g);
-            UNROLL for (int b = 0; b < B; b++) {
-                __m256i x = _mm256_loadu_si256((const __m256i *)(t->xq + (b * ng + g) * 32));
-                if (SGN)
-                    x = _mm256_sign_epi8(x, w);
-                const __m256i isum = _mm256_madd_epi16(_mm256_maddubs_epi16(wu, x), ones);
-                const __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(t->xd + b * ng + g));
-                acc[r][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r][b]);
+    for (int64_t k0 = 0; k0 < nblk; k0 += PARK) {
+        const int64_t k1 = nblk - k0 < PARK ? nblk : k0 + PARK;
+        for (int64_t k = k0; k < k1; k++)
+            if (k < nfull)
+                block_dot(t, 32 * P * k, B, P, DEPTH, SGN, park[k - k0]);
+            else
+                block_dot(t, 32 * (P * nfull + k - nfull), B, 1, 1, SGN, park[k - k0]);
+        for (int64_t k = k0; k < k1; k++)
+            UNROLL for (int r = 0; r < MQ_MR; r++) {
+                const __m256 dw = _mm256_loadu_ps(t->dw[r] + 8 * k), m = _mm256_loadu_ps(t->m[r] + 8 * k);
+                UNROLL for (int b = 0; b < B; b++) {
+                    const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(t->xd + b * lanes + 8 * k));
+                    if (!SGN)
+                        acc[r][b] = _mm256_fmadd_ps(m, _mm256_loadu_ps(t->xs + b * lanes + 8 * k), acc[r][b]);
+                    acc[r][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(park[k - k0][r][b]), scale, acc[r][b]);
+                }
             }
-            if (!SGN)
-                off[r] = _mm_fmadd_ps(_mm_broadcast_ss(t->m[r] + g), s, off[r]);
-        }
     }
     UNROLL for (int r = 0; r < MQ_MR; r++) {
         if (r >= t->nr)
             break;
         float y[MQ_NR];
-        __m128 sums = reduce4(acc[r][0], acc[r][B > 1], acc[r][B > 2 ? 2 : 0], acc[r][B > 3 ? 3 : 0]);
-        _mm_storeu_ps(y, SGN ? sums : _mm_add_ps(sums, off[r]));
+        _mm_storeu_ps(y, reduce4(acc[r][0], acc[r][B > 1], acc[r][B > 2 ? 2 : 0], acc[r][B > 3 ? 3 : 0]));
         UNROLL for (int b = 0; b < B; b++)
             t->y[b * t->ys + r] = y[b];
     }
 }
 
-#define Q8_TILE(name, SGN)                                                                         \
+/* One tile kernel per (passes, depth, signedness): 4-bit codes (Q4_0, Q4_1,
+ * Q4_K) add all 8 passes as 16-bit, Q5_K 4, Q6_K's signed 6-bit codes
+ * (|q| <= 32) 4 of its 4, Q8_0 one. */
+#define Q8_TILE(name, P, DEPTH, SGN)                                                               \
     AVX2 static void name(const mq_tile *t, int nv)                                                \
     {                                                                                              \
         if (nv == 4)                                                                               \
-            q8_body(t, 4, SGN);                                                                    \
+            q8_body(t, 4, P, DEPTH, SGN);                                                          \
         else if (nv == 3)                                                                          \
-            q8_body(t, 3, SGN);                                                                    \
+            q8_body(t, 3, P, DEPTH, SGN);                                                          \
         else if (nv == 2)                                                                          \
-            q8_body(t, 2, SGN);                                                                    \
+            q8_body(t, 2, P, DEPTH, SGN);                                                          \
         else                                                                                       \
-            q8_body(t, 1, SGN);                                                                    \
+            q8_body(t, 1, P, DEPTH, SGN);                                                          \
     }
 
-Q8_TILE(tile_offset, 0)
-Q8_TILE(tile_signed, 1)
+Q8_TILE(tile_q4, 8, 8, 0)
+Q8_TILE(tile_q5, 8, 4, 0)
+Q8_TILE(tile_q6, 4, 4, 1)
+Q8_TILE(tile_q8, 8, 1, 1)
 
 void mq_tile_avx2(const mq_tile *t, int nv)
 {
-    if (t->sgn)
-        tile_signed(t, nv);
-    else
-        tile_offset(t, nv);
+    switch (t->type) {
+    case BORG_DT_Q5_K: tile_q5(t, nv); break;
+    case BORG_DT_Q6_K: tile_q6(t, nv); break;
+    case BORG_DT_Q8_0: tile_q8(t, nv); break;
+    default: tile_q4(t, nv); break;
+    }
+}
+
+/* The exact integer dot of one group: 8 lanes of 4 products each. */
+AVX2_INLINE __m256i group_dot(__m256i w, __m256i x, const int SGN)
+{
+    const __m256i p = SGN ? _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w))
+                          : _mm256_maddubs_epi16(w, x);
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* Block lanes from natural group sums: lane j the whole of v[j] (8 units
+ * of 32), or, for 16-element units, lane j the half j & 1 of v[j / 2]. */
+AVX2_INLINE __m256i block_lanes(const __m256i *v, const int UNITS32)
+{
+    if (UNITS32) {
+        const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+        /* a holds the 128-bit halves of v[0..3]: low halves, then high */
+        return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+    }
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    return _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
 /* One vector against rows [r0, r1), MM_MR rows at a time, decoding each
- * group of codes in registers (no panel): the same per-pair steps as
- * q8_body, so the same bits. The weights stream from memory once, so the
- * next rows are prefetched, spread over the groups: a burst at the start
- * would stall on the memory queue. */
+ * group of codes in registers (no panel) and folding a block's natural
+ * group sums into its lanes: the same per-pair steps as q8_body, so the
+ * same bits. The weights stream from memory once, so the next rows are
+ * prefetched, spread over the groups: a burst at the start would stall on
+ * the memory queue. */
 AVX2_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
 {
-    const int SGN = decompose_signed(T);
-    const int64_t ng = o->w->cols / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
+    const int SGN = decompose_signed(T), GPB = T == BORG_DT_Q6_K ? 4 : 8; /* groups per full block */
+    const int64_t ng = o->w->cols / 32, nfull = ng / GPB;
     for (int64_t r = r0; r < r1; r += MM_MR) {
         const int nr = r1 - r < MM_MR ? (int)(r1 - r) : MM_MR;
         const uint8_t *rows[MM_MR];
@@ -239,40 +354,51 @@ AVX2_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
         const size_t next_bytes = (size_t)(r1 - r - nr < MM_MR ? r1 - r - nr : MM_MR) * o->w->row_bytes;
         const size_t step = (next_bytes / (size_t)ng + 63) & ~(size_t)63;
         __m256 acc[MM_MR];
-        float off[MM_MR], ks[MM_MR][16];
-        UNROLL for (int i = 0; i < MM_MR; i++) {
+        float ks[MM_MR][16];
+        UNROLL for (int i = 0; i < MM_MR; i++)
             acc[i] = _mm256_setzero_ps();
-            off[i] = 0;
+        for (int64_t k = 0; k < nfull; k++) {
+            const int64_t g0 = GPB * k;
+            for (size_t p = (size_t)g0 * step; p < (size_t)(g0 + GPB) * step && p < next_bytes; p += 64)
+                _mm_prefetch(next + p, _MM_HINT_T0);
+            const __m256 dx = _mm256_loadu_ps(o->xd + 8 * k), sx = _mm256_loadu_ps(o->xs + 8 * k);
+            UNROLL for (int i = 0; i < MM_MR; i++) {
+                if (is_k(T) && (g0 & 7) == 0)
+                    k_scales(T, rows[i] + k_bytes(T) * (size_t)(g0 >> 3), ks[i]);
+                __m256i v[8];
+                float sc[8], m[8];
+                UNROLL for (int u = 0; u < GPB; u++) {
+                    __m256i w;
+                    group_codes(T, rows[i], g0 + u, ks[i], &w, sc + (GPB == 8 ? u : 2 * u), m + u);
+                    v[u] = group_dot(w, _mm256_loadu_si256((const __m256i *)(o->xq + 32 * (g0 + u))), SGN);
+                }
+                const __m256i isum = block_lanes(v, GPB == 8);
+                if (!SGN)
+                    acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(m), sx, acc[i]);
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_loadu_ps(sc), dx), acc[i]);
+            }
         }
-        for (int64_t g = 0; g < ng; g++) {
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(o->xq + 32 * g));
-            const __m256 dx = _mm256_broadcast_ss(o->xd + g);
-            const float s = o->xs[MQ_NR * g];
+        for (int64_t g = GPB * nfull, k = nfull; g < ng; g++, k++) { /* single units */
             for (size_t p = (size_t)g * step; p < (size_t)(g + 1) * step && p < next_bytes; p += 64)
                 _mm_prefetch(next + p, _MM_HINT_T0);
-            if (is_k(T) && (g & 7) == 0)
-                UNROLL for (int i = 0; i < MM_MR; i++)
-                    k_scales(T, rows[i] + k_bytes(T) * (size_t)(g >> 3), ks[i]);
+            const __m256 dx = _mm256_loadu_ps(o->xd + 8 * k), sx = _mm256_loadu_ps(o->xs + 8 * k);
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(o->xq + 32 * g));
             UNROLL for (int i = 0; i < MM_MR; i++) {
                 __m256i w;
-                __m256 dw;
-                float m;
-                group_codes(T, rows[i], g, ks[i], &w, &dw, &m);
-                const __m256i p = SGN ? _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w))
-                                      : _mm256_maddubs_epi16(w, x);
-                const __m256i isum = _mm256_madd_epi16(p, ones);
-                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc[i]);
+                float sc[2], m;
+                group_codes(T, rows[i], g, ks[i], &w, sc, &m);
+                const __m256i isum = group_dot(w, x, SGN);
                 if (!SGN)
-                    off[i] = __builtin_fmaf(m, s, off[i]);
+                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(m), sx, acc[i]);
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_set1_ps(sc[0]), dx), acc[i]);
             }
         }
         float y[MM_MR];
         _mm_storeu_ps(y, reduce4(acc[0], acc[1], acc[2], acc[3]));
         for (int i = 0; i < nr; i++)
-            o->y[r + i] = SGN ? y[i] : y[i] + off[i];
+            o->y[r + i] = y[i];
     }
 }
-
 #define ONE_KERNEL(name, T)                                                                        \
     AVX2 static void name(const mq_one *o, int64_t r0, int64_t r1)                                 \
     {                                                                                              \
