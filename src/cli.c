@@ -44,6 +44,10 @@ static const char k_run[] =
     "  --stages P            stages per pipeline (default: all stage ranks / R)\n"
     "  --layers N,N,...      layers per stage, overriding the balanced split\n"
     "  --wire-dtype T        activations between stages: f32 (default, exact), f16, bf16\n"
+    "  --activations A       what quantized weights multiply: q8 (default; 8-bit codes per 32\n"
+    "                        values, as llama.cpp) or f32 (slower, closer to exact); answers\n"
+    "                        differ slightly between the two, so resume with the same one.\n"
+    "                        Default from BORG_Q8_ACTIVATIONS (0: f32) where set\n"
     "  --run-dir DIR         directory through which `borg-infer cancel` reaches this run\n"
     "  --drain-s S           after SIGTERM/SIGUSR1/SIGINT, finish work in flight for up to S\n"
     "                        seconds, then exit 3 (resumable) (default 30)\n"
@@ -198,6 +202,14 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
                 cfg->wire_dtype = WIRE_BF16;
             else
                 return borg_fail(err, BORG_EUSAGE, "--wire-dtype must be f32, f16 or bf16 (got '%s')", v);
+            i++;
+        } else if (!strcmp(a, "--activations") && v && sub == CMD_RUN) {
+            if (!strcmp(v, "q8"))
+                cfg->activations = 8;
+            else if (!strcmp(v, "f32"))
+                cfg->activations = 32;
+            else
+                return borg_fail(err, BORG_EUSAGE, "--activations must be q8 or f32 (got '%s')", v);
             i++;
         } else if (!strcmp(a, "--ctx") && (sub == CMD_RUN || sub == CMD_PLAN)) {
             if (!(st = parse_int(a, v, 2, 1 << 24, &n, err)))

@@ -9,6 +9,7 @@
 #include "borg/coordinator.h"
 #include "borg/error.h"
 #include "borg/inspect.h"
+#include "borg/matmul.h"
 #include "borg/net.h"
 #include "borg/runstate.h"
 #include "borg/stage_rank.h"
@@ -49,6 +50,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "borg-infer: %s\n", err.msg);
         return borg_exit_code(st);
     }
+    if (cfg.activations)
+        matmul_set_q8_activations(cfg.activations == 8);
     borg_net *net;
     if ((st = net_init(&argc, &argv, &net, &err))) {
         fprintf(stderr, "borg-infer: %s\n", err.msg);

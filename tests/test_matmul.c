@@ -1,13 +1,13 @@
 /* matmul() on every weight type against dequantize_row + a double-precision
  * dot, and its promise that a (row, vector) result is bit-identical
  * whatever the batch size, the vector's place in it, or the thread count.
- * Under BORG_Q8_ACTIVATIONS quantized weights meet 8-bit activations, so
- * their reference dot takes the activations through mq_quantize_portable
+ * With 8-bit activations (the default) quantized weights meet 8-bit codes,
+ * so their reference dot takes the activations through mq_quantize_portable
  * and back; a second check bounds what that quantization costs against the
- * f32 activations. The AVX2 quantizer and weight decomposition must match
- * their portable references bit for bit. Runs on the path the CPU selects;
- * ctest runs it again with BORG_NO_AVX2=1 for the portable one, and both
- * with BORG_Q8_ACTIVATIONS=1. */
+ * f32 activations. The AVX2 quantizer and row packer must match their
+ * portable references bit for bit. Runs on the path the CPU selects; ctest
+ * runs it with BORG_NO_AVX2=1 for the portable one, and both with
+ * BORG_Q8_ACTIVATIONS=0 and 1. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

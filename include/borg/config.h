@@ -28,6 +28,7 @@ typedef struct {
     int stages;           /* 0: not given (plan: required) */
     const char *layers;   /* --layers: layer counts per stage */
     wire_dtype wire_dtype; /* activations between stages */
+    int activations;      /* --activations: 0 not given, 8 or 32 bits */
     const char *run_dir;  /* where `cancel` leaves requests for a running run */
     double drain_s;       /* after a stop signal: time to finish work in flight */
     double deadline_s;    /* run-wide time limit; 0: none */

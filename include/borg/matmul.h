@@ -19,18 +19,21 @@ typedef struct {
     size_t row_bytes;
 } borg_mat;
 
-/* y[b][r] = sum_k W[r][k] * x[b][k] for b < nb, r < rows, in f32; with
- * BORG_Q8_ACTIVATIONS set, x meets quantized weight types as 8-bit codes per
- * 32 values, as in llama.cpp (matmul_kernels.h has the arithmetic).
+/* y[b][r] = sum_k W[r][k] * x[b][k] for b < nb, r < rows, in f32; where W
+ * has a quantized type, x meets it as 8-bit codes per 32 values, as in
+ * llama.cpp (matmul_kernels.h has the arithmetic), unless 8-bit activations
+ * are off.
  * x is nb x cols, y is nb x rows, both row-major. Fails only with
  * BORG_ENOMEM (per-thread scratch). */
 borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool);
 
-/* 1 when BORG_Q8_ACTIVATIONS is set (and not "0"): quantized weights then
- * meet 8-bit activations. Faster at batch 1 (decode b1 1.25x llama.cpp where
- * f32 is at parity), slower at large batches (64 x 128: 1.23x where f32 gives
- * 1.5x; bench/RESULTS.md), hence not the default yet. */
+/* 1 when quantized weights meet 8-bit activations: the default, off where
+ * BORG_Q8_ACTIVATIONS is "0" or matmul_set_q8_activations(0) said so. The
+ * integer kernels are faster at every batch size (bench/RESULTS.md); f32
+ * activations stay as the closer-to-exact choice. */
 int matmul_q8_activations(void);
+/* Overrides the environment for this process; call before any matmul. */
+void matmul_set_q8_activations(int on);
 
 /* Dot product of two float vectors (AVX2/FMA when the CPU has it). */
 float vec_dot_f32(const float *a, const float *b, int64_t n);

@@ -106,14 +106,20 @@ float vec_dot_f32(const float *a, const float *b, int64_t n)
     return mm_dot_portable(a, b, n);
 }
 
+static int q8_mode = -1;
+
 int matmul_q8_activations(void)
 {
-    static int cached = -1;
-    if (cached < 0) {
+    if (q8_mode < 0) {
         const char *v = getenv("BORG_Q8_ACTIVATIONS");
-        cached = v && *v && strcmp(v, "0");
+        q8_mode = !(v && !strcmp(v, "0"));
     }
-    return cached;
+    return q8_mode;
+}
+
+void matmul_set_q8_activations(int on)
+{
+    q8_mode = on != 0;
 }
 
 int matmul_uses_avx2(void)

@@ -231,6 +231,9 @@ AVX2_INLINE void block_dot(const mq_tile *t, int64_t c0, const int B, const int 
             UNROLL for (int r = 0; r < MQ_MR; r++) {
                 const __m256i p = _mm256_maddubs_epi16(wu[r], SGN ? _mm256_sign_epi8(x, w[r]) : x);
                 a16[r][b] = i % DEPTH == 0 ? p : _mm256_add_epi16(a16[r][b], p);
+                /* keeps the sums a chain: GCC would otherwise reassociate
+                 * them into a tree of all passes' products and spill */
+                __asm__("" : "+x"(a16[r][b]));
                 if (i % DEPTH == DEPTH - 1 || i == P - 1) {
                     const __m256i s32 = _mm256_madd_epi16(a16[r][b], ones);
                     isum[r][b] = i < DEPTH ? s32 : _mm256_add_epi32(isum[r][b], s32);

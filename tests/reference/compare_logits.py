@@ -22,7 +22,7 @@ eps (1e-6 for 1e-5) by 1.3e-2. Deliberate precision cuts need a looser --atol:
 an f16 KV cache (llama.cpp's default) moves logits by 2.7e-2, f16 rounding of
 every norm output by 2.5e-2 (bf16: 0.19), llama.cpp's 8-bit activations by 1.5.
 
-The engine's optional 8-bit activations (BORG_Q8_ACTIVATIONS=1) are compared
+The engine's default 8-bit activations (BORG_Q8_ACTIVATIONS=0 turns them off) are compared
 by check_forward.py against a reference that rounds its activations the same
 way (ref_llama.py --q8-act), more loosely: it cannot be tight, because the engine's float32 activations differ from the
 reference's float64 ones by ~1e-6, enough to move a value across a rounding

@@ -6,7 +6,7 @@ so nothing here shares code with the C engine: the weights, the hyper-parameters
 and the arithmetic are all taken from the file and the textbook definitions.
 Everything is computed in float64; the C engine's float32 results are compared
 against it with compare_logits.py. With --q8-act one step copies the engine's
-BORG_Q8_ACTIVATIONS mode on purpose: a matrix stored in a quantized type then
+8-bit activation mode (its default) on purpose: a matrix stored in a quantized type then
 multiplies 8-bit activations, so apply() rounds its input the way the engine's
 quantizer does (per 32 values, scale max|x| / 127, codes rounded to nearest
 even, in float32) before the float64 product.
@@ -54,7 +54,7 @@ class Matrix:
         self.w, self.quantized = w, quantized
 
 
-Q8_ACTIVATIONS = False  # --q8-act: the engine under BORG_Q8_ACTIVATIONS
+Q8_ACTIVATIONS = False  # --q8-act: the engine's default 8-bit activations
 
 
 def apply(x, mat):
@@ -237,7 +237,7 @@ def main():
     ap.add_argument("--gen", type=int, default=32, help="greedy tokens to generate (default 32)")
     ap.add_argument("--print", action="store_true", help="print the generated token ids, a line per prompt")
     ap.add_argument("--q8-act", action="store_true",
-                    help="round activations to 8 bits as the engine does under BORG_Q8_ACTIVATIONS=1")
+                    help="round activations to 8 bits as the engine does by default")
     args = ap.parse_args()
     if args.out is not None and len(args.out) != len(args.tokens):
         ap.error("give one --out per --tokens")
