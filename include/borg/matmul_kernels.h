@@ -68,13 +68,12 @@ float mm_dot_portable(const float *a, const float *b, int64_t n);
  * and offsets (weights: dw, m) and 8 lane scales and sums (x: d, s; the sum
  * of a single block sits in lane 0).
  *
- * The contract, for every (row, vector) pair: lanes acc and off start from
- * zero; for each block in order, lane j takes acc_j += isum_j * (dw_j * d_j)
- * (one FMA on AVX2), isum_j being the exact integer sum of the lane over
- * the block's passes; then, for types with an offset, off_j += m_j * s_j
- * (an FMA) for each block in order. The result is the lane sum of acc as in
- * the f32 contract, plus that of off for offset types. Integer sums are
- * exact whatever order they take, so only these float steps are fixed. */
+ * The contract, for every (row, vector) pair: 8 lanes start from zero; for
+ * each block in order, lane j takes acc_j += m_j * s_j for types with an
+ * offset, then acc_j += isum_j * (dw_j * d_j) (each one FMA on AVX2),
+ * isum_j being the exact integer sum of the lane over the block's passes.
+ * The result is the lane sum as in the f32 contract. Integer sums are exact
+ * whatever order they take, so only these float steps are fixed. */
 enum {
     MQ_MR = 2, /* weight rows per tile */
     MQ_NR = 4  /* vectors per tile */

@@ -338,6 +338,38 @@ AVX2_INLINE __m256i block_lanes(const __m256i *v, const int UNITS32)
     return _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+/* The lane scales and offsets of the full block at group g0, as the packer
+ * stores them, built in registers: from the K types' expanded scales, or
+ * from the 8 f16 scales of the blocks (a vector load of lanes stored one by
+ * one would stall on store forwarding). */
+AVX2_INLINE void block_scales(borg_dtype T, const uint8_t *row, int64_t g0, const float *ks, __m256 *dw, __m256 *m)
+{
+    if (T == BORG_DT_Q6_K) {
+        *dw = _mm256_loadu_ps(ks + 8 * ((g0 >> 2) & 1));
+        *m = _mm256_setzero_ps();
+        return;
+    }
+    if (is_k(T)) {
+        *dw = _mm256_loadu_ps(ks);
+        *m = _mm256_xor_ps(_mm256_loadu_ps(ks + 8), _mm256_set1_ps(-0.0f));
+        return;
+    }
+    const size_t bb = T == BORG_DT_Q4_0 ? 18 : T == BORG_DT_Q4_1 ? 20 : 34;
+    const uint8_t *b = row + bb * (size_t)g0;
+    uint16_t d[8], mn[8];
+    UNROLL for (int u = 0; u < 8; u++) {
+        memcpy(d + u, b + bb * u, 2);
+        memcpy(mn + u, b + bb * u + 2, 2);
+    }
+    *dw = _mm256_cvtph_ps(_mm_setr_epi16((short)d[0], (short)d[1], (short)d[2], (short)d[3], (short)d[4],
+                                         (short)d[5], (short)d[6], (short)d[7]));
+    if (T == BORG_DT_Q4_1)
+        *m = _mm256_cvtph_ps(_mm_setr_epi16((short)mn[0], (short)mn[1], (short)mn[2], (short)mn[3], (short)mn[4],
+                                            (short)mn[5], (short)mn[6], (short)mn[7]));
+    else
+        *m = T == BORG_DT_Q4_0 ? _mm256_mul_ps(_mm256_set1_ps(-8.0f), *dw) : _mm256_setzero_ps();
+}
+
 /* One vector against rows [r0, r1), MM_MR rows at a time, decoding each
  * group of codes in registers (no panel) and folding a block's natural
  * group sums into its lanes: the same per-pair steps as q8_body, so the
@@ -369,16 +401,18 @@ AVX2_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
                 if (is_k(T) && (g0 & 7) == 0)
                     k_scales(T, rows[i] + k_bytes(T) * (size_t)(g0 >> 3), ks[i]);
                 __m256i v[8];
-                float sc[8], m[8];
                 UNROLL for (int u = 0; u < GPB; u++) {
                     __m256i w;
-                    group_codes(T, rows[i], g0 + u, ks[i], &w, sc + (GPB == 8 ? u : 2 * u), m + u);
+                    float sc[2], m;
+                    group_codes(T, rows[i], g0 + u, ks[i], &w, sc, &m);
                     v[u] = group_dot(w, _mm256_loadu_si256((const __m256i *)(o->xq + 32 * (g0 + u))), SGN);
                 }
                 const __m256i isum = block_lanes(v, GPB == 8);
+                __m256 dw, m;
+                block_scales(T, rows[i], g0, ks[i], &dw, &m);
                 if (!SGN)
-                    acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(m), sx, acc[i]);
-                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_loadu_ps(sc), dx), acc[i]);
+                    acc[i] = _mm256_fmadd_ps(m, sx, acc[i]);
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc[i]);
             }
         }
         for (int64_t g = GPB * nfull, k = nfull; g < ng; g++, k++) { /* single units */
