@@ -30,6 +30,8 @@ borg_cli_test(cli_bad_threads --exit 2 --stderr-has "--threads needs an integer"
   -- run --model ${BORG_MODEL} --jobs j.jsonl --out r.jsonl --threads zero)
 borg_cli_test(cli_bad_wire_dtype --exit 2 --stderr-has "--wire-dtype must be f32, f16 or bf16 (got 'f8')"
   -- run --model ${BORG_MODEL} --jobs j.jsonl --out r.jsonl --wire-dtype f8)
+borg_cli_test(cli_bad_activations --exit 2 --stderr-has "--activations must be q8 or f32 (got 'int4')"
+  -- run --model ${BORG_MODEL} --jobs j.jsonl --out r.jsonl --activations int4)
 borg_cli_test(cli_plan_no_stages --exit 2 --stderr-has "plan: --stages is required" -- plan --model ${BORG_MODEL})
 borg_cli_test(cli_tokenize_no_text --exit 2 --stderr-has "give the TEXT" -- tokenize --model ${BORG_MODEL})
 borg_cli_test(cli_info_missing_file --exit 1 --stderr-has "no_such_model.gguf: cannot open"

@@ -17,7 +17,11 @@ add_test(NAME e2e_split_invariance
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_split_invariance.py
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL}
           --mpiexec ${MPIEXEC_EXECUTABLE} --uneven 3,20,7 ${BORG_INPUT_JOBS})
-set_tests_properties(e2e_example e2e_example_pipeline e2e_split_invariance PROPERTIES
+add_test(NAME e2e_split_invariance_f32
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_split_invariance.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --activations f32
+          --mpiexec ${MPIEXEC_EXECUTABLE} --uneven 3,20,7 ${BORG_INPUT_JOBS})
+set_tests_properties(e2e_example e2e_example_pipeline e2e_split_invariance e2e_split_invariance_f32 PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 900)
 
 add_test(NAME e2e_formats

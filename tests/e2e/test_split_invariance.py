@@ -1,6 +1,7 @@
 """Token-for-token the same answers however the layers are split: every
 job of the given files, run in one process and then through pipelines of
-1 to 4 stages, an uneven --layers split and 2 replicas of 2 stages."""
+1 to 4 stages, an uneven --layers split and 2 replicas of 2 stages; in the
+activation mode --activations names (the default's when not given)."""
 import argparse
 
 from borgrun import Checker, result_id, run, token_ids
@@ -10,6 +11,7 @@ ap.add_argument("--borg", required=True)
 ap.add_argument("--model", required=True)
 ap.add_argument("--mpiexec", required=True)
 ap.add_argument("--uneven", required=True, help="a --layers value for 3 stages, e.g. 3,20,7")
+ap.add_argument("--activations", help="passed to borg-infer run: q8 or f32")
 ap.add_argument("jobs", nargs="+")
 args = ap.parse_args()
 
@@ -22,12 +24,13 @@ configs = [
     (f"K=4 --layers {args.uneven}", 4, ["--layers", args.uneven]),
     ("K=5 2 replicas x 2 stages", 5, ["--replicas", "2"]),
 ]
+mode = ["--activations", args.activations] if args.activations else []
 c = Checker("split-invariance")
 for jobs in args.jobs:
     baseline = None
     for name, np, extra in configs:
         _, _, results, _ = run(args.borg, args.model, jobs, np=np, mpiexec=args.mpiexec,
-                               extra=["--threads", "1", "--slots", "8", *extra])
+                               extra=["--threads", "1", "--slots", "8", *mode, *extra])
         ids = {result_id(r): token_ids(r) for r in results}
         if baseline is None:
             baseline = ids
