@@ -1,11 +1,13 @@
 /* The layer split: which contiguous layers each pipeline stage holds.
  *
  * Balanced by the weights a stage multiplies per token: its layers' and,
- * on the last stage, the output matrix's, counted in parameters. Within
- * one tensor type that is the same as balancing bytes; across types it is
- * not, and parameters are what costs: a Q8_0 output head takes as long per
- * parameter as the Q4_1 layers beside it, not twice as long. The embedding
- * is only looked up, so it counts for memory, not for balance. */
+ * on the last stage, the output matrix's, counted in parameters, each
+ * weighted by what its type costs in the 8-bit activation kernels (signed
+ * types 5/4 of the rest). Across types that is not the same as balancing
+ * bytes: a Q8_0 output head takes ~1.25x as long per parameter as the Q4_1
+ * layers beside it, not twice as long. The same weights on every rank,
+ * whatever its activation mode, so all ranks agree on the split. The
+ * embedding is only looked up, so it counts for memory, not for balance. */
 #ifndef BORG_PLAN_H
 #define BORG_PLAN_H
 

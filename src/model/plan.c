@@ -3,22 +3,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "borg/quant.h"
+
 static size_t elements(const gguf_tensor *t)
 {
     return (size_t)t->ne[0] * (size_t)t->ne[1] * (size_t)t->ne[2] * (size_t)t->ne[3];
 }
 
-/* Bytes and parameters of one layer's tensors. */
-static void layer_size(const gguf_file *f, int layer, size_t *bytes, size_t *params)
+/* What one parameter of type t costs to multiply, in quarters of a 4-bit
+ * one: the 8-bit activation kernels need the abs/sign trick and a widening
+ * madd on every pass for signed codes (Q8_0, Q6_K), measured at 1.2-1.4x
+ * the time per parameter of Q4_1 and Q4_K (bench/RESULTS.md). */
+static size_t param_cost(uint32_t t)
+{
+    return t == BORG_DT_Q8_0 || t == BORG_DT_Q6_K ? 5 : 4;
+}
+
+/* Bytes, parameters and cost of one layer's tensors. */
+static void layer_size(const gguf_file *f, int layer, size_t *bytes, size_t *params, size_t *cost)
 {
     char prefix[32];
     int n = snprintf(prefix, sizeof prefix, "blk.%d.", layer);
-    *bytes = *params = 0;
+    *bytes = *params = *cost = 0;
     for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         if (!strncmp(t->name, prefix, (size_t)n)) {
             *bytes += t->nbytes;
             *params += elements(t);
+            *cost += elements(t) * param_cost(t->type);
         }
     }
 }
@@ -33,6 +45,12 @@ static size_t tensor_params(const gguf_file *f, const char *name)
 {
     const gguf_tensor *t = gguf_tensor_find(f, name);
     return t ? elements(t) : 0;
+}
+
+static size_t tensor_cost(const gguf_file *f, const char *name)
+{
+    const gguf_tensor *t = gguf_tensor_find(f, name);
+    return t ? elements(t) * param_cost(t->type) : 0;
 }
 
 /* Contiguous split of n items into k parts minimising the largest part's
@@ -112,19 +130,19 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
     if (n_stages > hp->n_layer)
         return borg_fail(err, BORG_EUSAGE, "%d stages for %d layers: each stage needs at least one layer", n_stages,
                          hp->n_layer);
-    size_t *cost = malloc(sizeof *cost * (size_t)hp->n_layer * 2);
+    size_t *cost = malloc(sizeof *cost * (size_t)hp->n_layer * 3);
     if (!cost)
         return borg_fail(err, BORG_ENOMEM, "out of memory planning the split");
-    size_t *bytes = cost + hp->n_layer;
+    size_t *bytes = cost + hp->n_layer, *params = bytes + hp->n_layer;
     for (int l = 0; l < hp->n_layer; l++)
-        layer_size(f, l, &bytes[l], &cost[l]);
+        layer_size(f, l, &bytes[l], &params[l], &cost[l]);
     int tied = !gguf_tensor_find(f, "output.weight");
     const char *head_name = tied ? "token_embd.weight" : "output.weight";
-    size_t head = tensor_params(f, head_name);
+    size_t head = tensor_params(f, head_name), head_cost = tensor_cost(f, head_name);
     size_t head_bytes = tensor_bytes(f, "output_norm.weight") + tensor_bytes(f, head_name);
     int cut[PLAN_MAX_STAGES + 1];
     borg_status st = layers_spec ? parse_layers(layers_spec, hp->n_layer, n_stages, cut, err)
-                                 : balance(cost, hp->n_layer, n_stages, head, cut, err);
+                                 : balance(cost, hp->n_layer, n_stages, head_cost, cut, err);
     if (st) {
         free(cost);
         return st;
@@ -135,7 +153,7 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
         out->begin[s] = cut[s];
         out->end[s] = cut[s + 1];
         for (int l = cut[s]; l < cut[s + 1]; l++) {
-            out->params[s] += cost[l];
+            out->params[s] += params[l];
             out->weight_bytes[s] += bytes[l];
         }
         if (s == n_stages - 1) {
