@@ -89,6 +89,12 @@ typedef struct {
 
 mq_shape mq_shape_of(borg_dtype t, int64_t cols);
 
+/* Where block k's codes start in a packed row or vector. */
+static inline int64_t mq_block_start(const mq_shape *sh, int64_t k)
+{
+    return 32 * (k < sh->nfull ? sh->passes * k : sh->passes * sh->nfull + k - sh->nfull);
+}
+
 typedef struct {
     borg_dtype type;
     mq_shape sh;

@@ -128,8 +128,8 @@ void mq_tile_portable(const mq_tile *t, int nv)
             const float *xd = t->xd + b * nblk * 8, *xs = t->xs + b * nblk * 8;
             float acc[8] = {0};
             for (int64_t k = 0; k < nblk; k++) {
-                const int full = k < sh->nfull, passes = full ? sh->passes : 1;
-                const int64_t c0 = 32 * (full ? sh->passes * k : sh->passes * sh->nfull + k - sh->nfull);
+                const int passes = k < sh->nfull ? sh->passes : 1;
+                const int64_t c0 = mq_block_start(sh, k);
                 for (int j = 0; j < 8; j++) {
                     if (!sgn)
                         acc[j] += t->m[r][8 * k + j] * xs[8 * k + j];

@@ -153,6 +153,38 @@ AVX2_INLINE void transpose_halves(__m256i v[4])
     v[3] = _mm256_permutevar8x32_epi32(_mm256_unpackhi_epi64(a1, a3), order);
 }
 
+/* The lane scales and offsets of the full block at group g0, for the
+ * packer and the one-vector kernel alike, built in registers: from the K
+ * types' expanded scales, or from the 8 f16 scales of the blocks (a vector
+ * load of lanes stored one by one would stall on store forwarding). */
+AVX2_INLINE void block_scales(borg_dtype T, const uint8_t *row, int64_t g0, const float *ks, __m256 *dw, __m256 *m)
+{
+    if (T == BORG_DT_Q6_K) {
+        *dw = _mm256_loadu_ps(ks + 8 * ((g0 >> 2) & 1));
+        *m = _mm256_setzero_ps();
+        return;
+    }
+    if (is_k(T)) {
+        *dw = _mm256_loadu_ps(ks);
+        *m = _mm256_xor_ps(_mm256_loadu_ps(ks + 8), _mm256_set1_ps(-0.0f));
+        return;
+    }
+    const size_t bb = T == BORG_DT_Q4_0 ? 18 : T == BORG_DT_Q4_1 ? 20 : 34;
+    const uint8_t *b = row + bb * (size_t)g0;
+    uint16_t d[8], mn[8];
+    UNROLL for (int u = 0; u < 8; u++) {
+        memcpy(d + u, b + bb * u, 2);
+        memcpy(mn + u, b + bb * u + 2, 2);
+    }
+    *dw = _mm256_cvtph_ps(_mm_setr_epi16((short)d[0], (short)d[1], (short)d[2], (short)d[3], (short)d[4],
+                                         (short)d[5], (short)d[6], (short)d[7]));
+    if (T == BORG_DT_Q4_1)
+        *m = _mm256_cvtph_ps(_mm_setr_epi16((short)mn[0], (short)mn[1], (short)mn[2], (short)mn[3], (short)mn[4],
+                                            (short)mn[5], (short)mn[6], (short)mn[7]));
+    else
+        *m = T == BORG_DT_Q4_0 ? _mm256_mul_ps(_mm256_set1_ps(-8.0f), *dw) : _mm256_setzero_ps();
+}
+
 AVX2_INLINE void pack_t(borg_dtype T, const uint8_t *row, int64_t cols, int8_t *q, float *dw, float *m)
 {
     const int GPB = T == BORG_DT_Q6_K ? 4 : 8; /* groups per full block */
@@ -163,16 +195,20 @@ AVX2_INLINE void pack_t(borg_dtype T, const uint8_t *row, int64_t cols, int8_t *
         if (is_k(T) && (g0 & 7) == 0)
             k_scales(T, row + k_bytes(T) * (size_t)(g0 >> 3), ks);
         __m256i v[8];
-        UNROLL for (int u = 0; u < GPB; u++)
-            group_codes(T, row, g0 + u, ks, &v[u], dw + (GPB == 8 ? u : 2 * u), m + u);
-        if (GPB == 8) {
-            transpose8(v);
-        } else {
-            transpose_halves(v);
-            _mm256_storeu_ps(m, _mm256_setzero_ps());
+        UNROLL for (int u = 0; u < GPB; u++) {
+            float sc[2], off;
+            group_codes(T, row, g0 + u, ks, &v[u], sc, &off);
         }
+        if (GPB == 8)
+            transpose8(v);
+        else
+            transpose_halves(v);
         UNROLL for (int i = 0; i < GPB; i++)
             _mm256_storeu_si256((__m256i *)(q + 32 * i), v[i]);
+        __m256 scales, offsets;
+        block_scales(T, row, g0, ks, &scales, &offsets);
+        _mm256_storeu_ps(dw, scales);
+        _mm256_storeu_ps(m, offsets);
     }
     for (int64_t g = GPB * nfull; g < ng; g++, q += 32, dw += 8, m += 8) {
         __m256i v;
@@ -261,9 +297,9 @@ AVX2_INLINE void q8_body(const mq_tile *t, const int B, const int P, const int D
         const int64_t k1 = nblk - k0 < PARK ? nblk : k0 + PARK;
         for (int64_t k = k0; k < k1; k++)
             if (k < nfull)
-                block_dot(t, 32 * P * k, B, P, DEPTH, SGN, park[k - k0]);
+                block_dot(t, mq_block_start(&t->sh, k), B, P, DEPTH, SGN, park[k - k0]);
             else
-                block_dot(t, 32 * (P * nfull + k - nfull), B, 1, 1, SGN, park[k - k0]);
+                block_dot(t, mq_block_start(&t->sh, k), B, 1, 1, SGN, park[k - k0]);
         for (int64_t k = k0; k < k1; k++)
             UNROLL for (int r = 0; r < MQ_MR; r++) {
                 const __m256 dw = _mm256_loadu_ps(t->dw[r] + 8 * k), m = _mm256_loadu_ps(t->m[r] + 8 * k);
@@ -336,38 +372,6 @@ AVX2_INLINE __m256i block_lanes(const __m256i *v, const int UNITS32)
     }
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     return _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-}
-
-/* The lane scales and offsets of the full block at group g0, as the packer
- * stores them, built in registers: from the K types' expanded scales, or
- * from the 8 f16 scales of the blocks (a vector load of lanes stored one by
- * one would stall on store forwarding). */
-AVX2_INLINE void block_scales(borg_dtype T, const uint8_t *row, int64_t g0, const float *ks, __m256 *dw, __m256 *m)
-{
-    if (T == BORG_DT_Q6_K) {
-        *dw = _mm256_loadu_ps(ks + 8 * ((g0 >> 2) & 1));
-        *m = _mm256_setzero_ps();
-        return;
-    }
-    if (is_k(T)) {
-        *dw = _mm256_loadu_ps(ks);
-        *m = _mm256_xor_ps(_mm256_loadu_ps(ks + 8), _mm256_set1_ps(-0.0f));
-        return;
-    }
-    const size_t bb = T == BORG_DT_Q4_0 ? 18 : T == BORG_DT_Q4_1 ? 20 : 34;
-    const uint8_t *b = row + bb * (size_t)g0;
-    uint16_t d[8], mn[8];
-    UNROLL for (int u = 0; u < 8; u++) {
-        memcpy(d + u, b + bb * u, 2);
-        memcpy(mn + u, b + bb * u + 2, 2);
-    }
-    *dw = _mm256_cvtph_ps(_mm_setr_epi16((short)d[0], (short)d[1], (short)d[2], (short)d[3], (short)d[4],
-                                         (short)d[5], (short)d[6], (short)d[7]));
-    if (T == BORG_DT_Q4_1)
-        *m = _mm256_cvtph_ps(_mm_setr_epi16((short)mn[0], (short)mn[1], (short)mn[2], (short)mn[3], (short)mn[4],
-                                            (short)mn[5], (short)mn[6], (short)mn[7]));
-    else
-        *m = T == BORG_DT_Q4_0 ? _mm256_mul_ps(_mm256_set1_ps(-8.0f), *dw) : _mm256_setzero_ps();
 }
 
 /* One vector against rows [r0, r1), MM_MR rows at a time, decoding each

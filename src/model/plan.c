@@ -41,16 +41,12 @@ static size_t tensor_bytes(const gguf_file *f, const char *name)
     return t ? t->nbytes : 0;
 }
 
-static size_t tensor_params(const gguf_file *f, const char *name)
+/* Parameters of a tensor (0 when absent); *cost gets their cost. */
+static size_t tensor_params(const gguf_file *f, const char *name, size_t *cost)
 {
     const gguf_tensor *t = gguf_tensor_find(f, name);
+    *cost = t ? elements(t) * param_cost(t->type) : 0;
     return t ? elements(t) : 0;
-}
-
-static size_t tensor_cost(const gguf_file *f, const char *name)
-{
-    const gguf_tensor *t = gguf_tensor_find(f, name);
-    return t ? elements(t) * param_cost(t->type) : 0;
 }
 
 /* Contiguous split of n items into k parts minimising the largest part's
@@ -138,7 +134,7 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
         layer_size(f, l, &bytes[l], &params[l], &cost[l]);
     int tied = !gguf_tensor_find(f, "output.weight");
     const char *head_name = tied ? "token_embd.weight" : "output.weight";
-    size_t head = tensor_params(f, head_name), head_cost = tensor_cost(f, head_name);
+    size_t head_cost, head = tensor_params(f, head_name, &head_cost);
     size_t head_bytes = tensor_bytes(f, "output_norm.weight") + tensor_bytes(f, head_name);
     int cut[PLAN_MAX_STAGES + 1];
     borg_status st = layers_spec ? parse_layers(layers_spec, hp->n_layer, n_stages, cut, err)
