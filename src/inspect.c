@@ -27,7 +27,7 @@ borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err)
         return st;
     borg_hparams hp;
     borg_model *m = NULL;
-    if ((st = model_hparams(f, &hp, err)) || (st = model_load(f, 0, hp.n_layer, 1, 1, &m, err)) ||
+    if ((st = family_hparams(f, &hp, err)) || (st = model_load(f, 0, hp.n_layer, 1, 1, &m, err)) ||
         (st = tokenizer_load(f, &tok, err)))
         goto done;
     hp = *model_hp(m);
@@ -61,9 +61,34 @@ borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err)
     fprintf(out, "%-22s %d\n", "feed-forward", hp.ffn_dim);
     fprintf(out, "%-22s %d\n", "vocabulary", hp.n_vocab);
     fprintf(out, "%-22s %d\n", "context", (int)hp.ctx_len);
-    fprintf(out, "%-22s base %g, %d dims, %s pairs\n", "rope", hp.rope_base, hp.rope_dim,
-            hp.rope_neox ? "neox" : "adjacent");
-    fprintf(out, "%-22s %g\n", "rms epsilon", hp.rms_eps);
+    const borg_family *fam = hp.family;
+    fprintf(out, "%-22s base %g, %d dims, %s pairs", "rope", hp.rope_base, hp.rope_dim,
+            fam->rope_neox ? "neox" : "adjacent");
+    if (hp.rope_scale != 1.0f)
+        fprintf(out, ", linear scaling x%g", 1.0 / hp.rope_scale);
+    if (hp.has_rope_freqs)
+        fprintf(out, ", frequency factors (rope_freqs.weight)");
+    fputc('\n', out);
+    if (hp.window) {
+        int local = 0;
+        for (int l = 0; l < hp.n_layer; l++)
+            local += family_layer_window(&hp, l) != 0;
+        fprintf(out, "%-22s %d tokens on %d of %d layers (rope base %g there), the rest global\n", "sliding window",
+                (int)hp.window, local, hp.n_layer, fam->swa_rope_base);
+    }
+    int biases = 0;
+    char name[64];
+    for (int t = LT_Q_BIAS; t <= LT_O_BIAS; t++) {
+        snprintf(name, sizeof name, "blk.0.%s", family_layer_tensor_name((layer_tensor)t));
+        biases += gguf_tensor_find(f, name) != NULL;
+    }
+    fprintf(out, "%-22s RMS (epsilon %g)%s%s\n", "norms", hp.rms_eps, fam->qk_norm ? ", per-head q/k" : "",
+            fam->post_norms ? ", after attention and FFN too" : "");
+    fprintf(out, "%-22s %s\n", "attention biases", biases ? "q/k/v" : "none");
+    fprintf(out, "%-22s scale %g\n", "attention", hp.attn_scale);
+    fprintf(out, "%-22s %s\n", "feed-forward gate", fam->act == BORG_ACT_GELU_TANH ? "GELU (tanh)" : "SiLU");
+    if (hp.embed_scale != 1.0f)
+        fprintf(out, "%-22s x%g\n", "embedding scale", hp.embed_scale);
     fprintf(out, "%-22s %s\n", "output", gguf_tensor_find(f, "output.weight") ? "separate" : "tied to embedding");
     fprintf(out, "%-22s %s\n", "chat template", chat_style_name(chat.style));
     fprintf(out, "%-22s %.1f M\n", "parameters", params / 1e6);
@@ -112,7 +137,7 @@ borg_status inspect_plan(const borg_config *cfg, FILE *out, borg_err *err)
         return st;
     borg_hparams hp;
     borg_plan plan;
-    if (!(st = model_hparams(f, &hp, err)) && !(st = plan_make(f, &hp, cfg->stages, cfg->layers, &plan, err))) {
+    if (!(st = family_hparams(f, &hp, err)) && !(st = plan_make(f, &hp, cfg->stages, cfg->layers, &plan, err))) {
         fprintf(out, "%s: %d layers over %d stages\n", cfg->model, hp.n_layer, cfg->stages);
         plan_print(&plan, &hp, cfg->slots, stage_slot_ctx(cfg->ctx, hp.ctx_len), out);
     }

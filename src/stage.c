@@ -36,8 +36,7 @@ borg_status stage_create(const gguf_file *f, const stage_config *cfg, borg_stage
     borg_status st = model_load(f, cfg->layer_begin, cfg->layer_end, cfg->first, cfg->last, &s->model, err);
     const borg_hparams *hp = st ? NULL : model_hp(s->model);
     if (!st)
-        st = kv_create(cfg->layer_end - cfg->layer_begin, cfg->n_slots, cfg->slot_ctx,
-                       hp->n_kv_head * hp->head_dim, &s->kv, err);
+        st = model_kv_create(s->model, cfg->n_slots, cfg->slot_ctx, cfg->max_chunk, &s->kv, err);
     if (!st)
         st = pool_create(cfg->threads, &s->pool, err);
     if (!st && cfg->last)

@@ -46,7 +46,7 @@ static borg_status load(stage_rank *s, const borg_config *cfg, const char *layer
     borg_hparams hp;
     borg_plan plan;
     borg_status st;
-    if ((!s->gguf && (st = gguf_open(cfg->model, &s->gguf, err))) || (st = model_hparams(s->gguf, &hp, err)) ||
+    if ((!s->gguf && (st = gguf_open(cfg->model, &s->gguf, err))) || (st = family_hparams(s->gguf, &hp, err)) ||
         (st = plan_make(s->gguf, &hp, s->topo.stages, layers, &plan, err)))
         return st;
     stage_config sc = {
@@ -56,6 +56,7 @@ static borg_status load(stage_rank *s, const borg_config *cfg, const char *layer
         .last = s->index == s->topo.stages - 1,
         .n_slots = cfg->slots,
         .slot_ctx = stage_slot_ctx(cfg->ctx, hp.ctx_len),
+        .max_chunk = cfg->batch_tokens,
         .threads = cfg->threads ? cfg->threads : pool_default_threads(),
     };
     stage_free(s->stage);

@@ -39,8 +39,30 @@ static void attend_ref(double *out, const float *q, const float *k, const float 
     free(sc);
 }
 
-typedef void (*attend_fn)(float *, const float *, const float *, const float *, int64_t, int32_t, int, float,
-                          float *);
+typedef void (*attend_fn)(float *, const float *, const float *, const float *, int64_t, int32_t, int32_t,
+                          int32_t, int, float, float *);
+
+/* The same n positions laid in a ring of n + 5 rows starting at row
+ * lo % ring (so the span wraps) give the same bits as the straight call. */
+static void check_ring(const char *path, attend_fn fn, const float *q, const float *k, const float *v,
+                       int64_t stride, int n, int hd, float scale, const float *straight)
+{
+    const int32_t ring = n + 5, lo = 3 * ring - 2;
+    float *kr = calloc((size_t)(ring * stride), sizeof(float)), *vr = calloc((size_t)(ring * stride), sizeof(float));
+    float *out = malloc(sizeof(float) * (size_t)hd), *scores = malloc(sizeof(float) * (size_t)n);
+    for (int p = 0; p < n; p++)
+        for (int64_t j = 0; j < stride; j++) {
+            kr[((lo + p) % ring) * stride + j] = k[p * stride + j];
+            vr[((lo + p) % ring) * stride + j] = v[p * stride + j];
+        }
+    fn(out, q, kr, vr, stride, ring, lo, n, hd, scale, scores);
+    int same = 1;
+    for (int j = 0; j < hd; j++)
+        same &= out[j] == straight[j];
+    CHECKF(same, "%s attention over a wrapped ring (head_dim %d, %d positions) differs from the straight one", path,
+           hd, n);
+    free(kr), free(vr), free(out), free(scores);
+}
 
 static void check_attention(const char *path, attend_fn fn)
 {
@@ -62,8 +84,9 @@ static void check_attention(const char *path, attend_fn fn)
                 v[j] = frand(&seed);
             }
             float scale = 1.0f / sqrtf((float)hd);
-            fn(out, q, k, v, stride, n, hd, scale, scores);
+            fn(out, q, k, v, stride, n, 0, n, hd, scale, scores);
             attend_ref(want, q, k, v, stride, n, hd, scale);
+            check_ring(path, fn, q, k, v, stride, n, hd, scale, out);
             double worst = 0;
             for (int j = 0; j < hd; j++)
                 worst = fmax(worst, fabs(out[j] - want[j]));
@@ -72,28 +95,55 @@ static void check_attention(const char *path, attend_fn fn)
         }
 }
 
+/* Plain, linearly scaled (positions times 1/4) and with Llama 3 style
+ * frequency factors. */
 static void check_rope(void)
 {
     uint64_t seed = 7;
+    float factors[32];
+    for (int i = 0; i < 32; i++)
+        factors[i] = 1.0f + (float)i / 4;
+    for (int kind = 0; kind < 3; kind++)
     for (int neox = 0; neox < 2; neox++)
         for (int32_t pos = 0; pos < 5000; pos += 997) {
             float x[64], cs[64];
             double want[64];
+            const float scale = kind == 1 ? 0.25f : 1.0f;
+            const float *ff = kind == 2 ? factors : NULL;
             for (int j = 0; j < 64; j++)
                 x[j] = frand(&seed);
             for (int i = 0; i < 32; i++) {
                 int a = neox ? i : 2 * i, b = neox ? i + 32 : 2 * i + 1;
-                double th = pos * pow(10000.0, -2.0 * i / 64);
+                double th = pos * pow(10000.0, -2.0 * i / 64) * scale / (ff ? ff[i] : 1.0);
                 want[a] = x[a] * cos(th) - x[b] * sin(th);
                 want[b] = x[a] * sin(th) + x[b] * cos(th);
             }
-            rope_angles(cs, 64, pos, 10000.0f);
+            rope_angles(cs, 64, pos, 10000.0f, scale, ff);
             rope_apply(x, cs, 64, neox);
             double worst = 0;
             for (int j = 0; j < 64; j++)
                 worst = fmax(worst, fabs(x[j] - want[j]));
-            CHECKF(worst < 1e-6, "rope (neox %d) at position %d: max error %.3g", neox, (int)pos, worst);
+            CHECKF(worst < 1e-6, "rope (kind %d, neox %d) at position %d: max error %.3g", kind, neox, (int)pos,
+                   worst);
         }
+}
+
+/* gelu in its tanh form times up, against double. */
+static void check_geglu(void)
+{
+    float g[64], u[64];
+    double want[64];
+    for (int i = 0; i < 64; i++) {
+        g[i] = -8.0f + 0.25f * (float)i;
+        u[i] = 0.5f + 0.01f * (float)i;
+        double x = g[i];
+        want[i] = 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) * u[i];
+    }
+    geglu(g, u, 64);
+    double worst = 0;
+    for (int i = 0; i < 64; i++)
+        worst = fmax(worst, fabs(g[i] - want[i]) / fmax(1.0, fabs(want[i])));
+    CHECKF(worst < 1e-6, "geglu: max relative error %.3g", worst);
 }
 
 int main(void)
@@ -107,5 +157,6 @@ int main(void)
 #endif
     check_attention("dispatched", attend_head);
     check_rope();
+    check_geglu();
     return check_report();
 }

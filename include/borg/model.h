@@ -1,5 +1,6 @@
-/* A Llama-family transformer, or a contiguous slice of its layers (a
- * pipeline stage), over weights mapped from a GGUF file.
+/* A decoder-only transformer of one of the families in family.h, or a
+ * contiguous slice of its layers (a pipeline stage), over weights mapped
+ * from a GGUF file.
  *
  * The forward pass works on a micro-batch of n tokens that may belong to
  * different sequences, each token carrying its KV slot and position: a
@@ -13,28 +14,10 @@
 #include <stdint.h>
 
 #include "borg/error.h"
+#include "borg/family.h"
 #include "borg/gguf.h"
 #include "borg/kvcache.h"
 #include "borg/threadpool.h"
-
-typedef struct {
-    char arch[32];
-    int n_layer;
-    int dim;
-    int n_head;
-    int n_kv_head;
-    int head_dim;
-    int ffn_dim;
-    int n_vocab;
-    int32_t ctx_len;
-    int rope_dim;
-    float rope_base;
-    float rms_eps;
-    int rope_neox;
-} borg_hparams;
-
-/* Reads and checks the hyper-parameters of a supported architecture. */
-borg_status model_hparams(const gguf_file *f, borg_hparams *hp, borg_err *err);
 
 typedef struct borg_model borg_model;
 
@@ -51,11 +34,17 @@ const borg_hparams *model_hp(const borg_model *m);
 /* Bytes of weights this slice reads (its share of the file). */
 size_t model_weight_bytes(const borg_model *m);
 
+/* A KV cache for this slice's layers and their sliding windows; max_chunk
+ * is the most tokens one slot will bring to one model_forward call. */
+borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk,
+                            borg_kvcache *kv, borg_err *err);
+
 /* x[i] = embedding of tokens[i]; fails naming a token id out of range. */
 borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, borg_err *err);
 
 /* Runs this slice's layers over x (n x dim, in place), reading and writing
- * kv (which must have this slice's layer count). */
+ * kv, which must have this slice's layers and their sliding windows
+ * (family_layer_window). */
 borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32_t *slot,
                           const int32_t *pos, int n, borg_pool *pool, borg_err *err);
 

@@ -19,6 +19,7 @@ typedef struct {
     int first, last;  /* holds the embedding / the output head */
     int n_slots;
     int32_t slot_ctx;
+    int32_t max_chunk; /* most tokens of one sequence in one batch: the batch budget */
     int threads;
 } stage_config;
 

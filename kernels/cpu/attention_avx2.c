@@ -53,15 +53,16 @@ AVX2_INLINE void scores_avx2(float *scores, const float *q, const float *k, int6
     }
 }
 
-/* out = sum_p w[p] * v_p. */
+/* out = sum_p w[p] * v_p, or out += that with acc: a ring's second span
+ * continues the first's FMA chains, so the split does not change a bit. */
 AVX2_INLINE void weighted_sum_avx2(float *out, const float *w, const float *v, int64_t stride, int32_t n_pos,
-                                   int nc)
+                                   int nc, int acc)
 {
     int c0 = 0;
     for (; c0 + 8 <= nc; c0 += 8) {
         __m256 o[8];
         for (int j = 0; j < 8; j++)
-            o[j] = _mm256_setzero_ps();
+            o[j] = acc ? _mm256_loadu_ps(out + 8 * (c0 + j)) : _mm256_setzero_ps();
         for (int32_t p = 0; p < n_pos; p++) {
             const __m256 a = _mm256_set1_ps(w[p]);
             const float *vp = v + p * stride + 8 * c0;
@@ -72,7 +73,7 @@ AVX2_INLINE void weighted_sum_avx2(float *out, const float *w, const float *v, i
             _mm256_storeu_ps(out + 8 * (c0 + j), o[j]);
     }
     for (; c0 < nc; c0++) {
-        __m256 o = _mm256_setzero_ps();
+        __m256 o = acc ? _mm256_loadu_ps(out + 8 * c0) : _mm256_setzero_ps();
         for (int32_t p = 0; p < n_pos; p++)
             o = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(v + p * stride + 8 * c0), o);
         _mm256_storeu_ps(out + 8 * c0, o);
@@ -80,11 +81,15 @@ AVX2_INLINE void weighted_sum_avx2(float *out, const float *w, const float *v, i
 }
 
 AVX2 void attend_head_avx2(float *out, const float *q, const float *k, const float *v, int64_t stride,
-                           int32_t n_pos, int head_dim, float scale, float *scores)
+                           int32_t ring, int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
 {
     const int nc = head_dim / 8;
-    scores_avx2(scores, q, k, stride, n_pos, nc, scale);
+    const int32_t r0 = lo % ring, n1 = n_pos < ring - r0 ? n_pos : ring - r0;
+    scores_avx2(scores, q, k + r0 * stride, stride, n1, nc, scale);
+    scores_avx2(scores + n1, q, k, stride, n_pos - n1, nc, scale);
     softmax(scores, n_pos);
-    weighted_sum_avx2(out, scores, v, stride, n_pos, nc);
+    weighted_sum_avx2(out, scores, v + r0 * stride, stride, n1, nc, 0);
+    if (n_pos > n1)
+        weighted_sum_avx2(out, scores + n1, v, stride, n_pos - n1, nc, 1);
 }
 #endif

@@ -16,11 +16,13 @@ void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
         out[i] = x[i] * scale * w[i];
 }
 
-void rope_angles(float *cs, int rot_dim, int32_t pos, float base)
+void rope_angles(float *cs, int rot_dim, int32_t pos, float base, float scale, const float *factors)
 {
     for (int i = 0; i < rot_dim / 2; i++) {
         /* double keeps large positions from drifting (pos * theta grows). */
-        double theta = (double)pos * pow((double)base, -2.0 * i / rot_dim);
+        double theta = (double)pos * pow((double)base, -2.0 * i / rot_dim) * scale;
+        if (factors)
+            theta /= factors[i];
         cs[2 * i] = (float)cos(theta);
         cs[2 * i + 1] = (float)sin(theta);
     }
@@ -63,6 +65,21 @@ void swiglu(float *gate, const float *up, int64_t n)
     }
 }
 
+void geglu(float *gate, const float *up, int64_t n)
+{
+    const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i];
+        gate[i] = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g))) * up[i];
+    }
+}
+
+void vec_add_rows(float *x, const float *bias, int64_t n, int64_t width)
+{
+    for (int64_t i = 0; i < n; i++)
+        vec_add(x + i * width, bias, width);
+}
+
 void vec_add(float *x, const float *y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -70,14 +87,14 @@ void vec_add(float *x, const float *y, int64_t n)
 }
 
 void attend_head_portable(float *out, const float *q, const float *k, const float *v, int64_t stride,
-                          int32_t n_pos, int head_dim, float scale, float *scores)
+                          int32_t ring, int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
 {
     for (int32_t p = 0; p < n_pos; p++)
-        scores[p] = vec_dot_f32(q, k + p * stride, head_dim) * scale;
+        scores[p] = vec_dot_f32(q, k + ((lo + p) % ring) * stride, head_dim) * scale;
     softmax(scores, n_pos);
     memset(out, 0, sizeof(float) * (size_t)head_dim);
     for (int32_t p = 0; p < n_pos; p++) {
-        const float *vp = v + p * stride;
+        const float *vp = v + ((lo + p) % ring) * stride;
         float a = scores[p];
         for (int d = 0; d < head_dim; d++)
             out[d] += a * vp[d];
@@ -85,13 +102,13 @@ void attend_head_portable(float *out, const float *q, const float *k, const floa
 }
 
 void attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride,
-                 int32_t n_pos, int head_dim, float scale, float *scores)
+                 int32_t ring, int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
 {
 #if defined(__x86_64__) || defined(__i386__)
     if (head_dim % 8 == 0 && matmul_uses_avx2()) {
-        attend_head_avx2(out, q, k, v, stride, n_pos, head_dim, scale, scores);
+        attend_head_avx2(out, q, k, v, stride, ring, lo, n_pos, head_dim, scale, scores);
         return;
     }
 #endif
-    attend_head_portable(out, q, k, v, stride, n_pos, head_dim, scale, scores);
+    attend_head_portable(out, q, k, v, stride, ring, lo, n_pos, head_dim, scale, scores);
 }

@@ -558,7 +558,7 @@ static borg_status open_exec(coordinator *c, borg_err *err)
     if (c->topo.replicas)
         return exec_create_mpi(c->net, &c->topo, &c->exec, err);
     borg_hparams hp;
-    borg_status st = model_hparams(c->gguf, &hp, err);
+    borg_status st = family_hparams(c->gguf, &hp, err);
     if (st)
         return st;
     stage_config sc = {
@@ -568,6 +568,7 @@ static borg_status open_exec(coordinator *c, borg_err *err)
         .last = 1,
         .n_slots = c->cfg->slots,
         .slot_ctx = stage_slot_ctx(c->cfg->ctx, hp.ctx_len),
+        .max_chunk = c->cfg->batch_tokens,
         .threads = c->cfg->threads ? c->cfg->threads : pool_default_threads(),
     };
     return exec_create_local(c->gguf, &sc, &c->exec, err);
@@ -606,7 +607,7 @@ static borg_status recover(coordinator *c, borg_err *err)
     borg_hparams hp;
     borg_plan plan;
     char map[512] = "rank 0 holds every layer";
-    if (c->topo.replicas && !model_hparams(c->gguf, &hp, NULL) && !plan_make(c->gguf, &hp, c->topo.stages, NULL, &plan, NULL)) {
+    if (c->topo.replicas && !family_hparams(c->gguf, &hp, NULL) && !plan_make(c->gguf, &hp, c->topo.stages, NULL, &plan, NULL)) {
         int len = snprintf(map, sizeof map, "%d replica(s) of %d stage(s), layers", c->topo.replicas, c->topo.stages);
         for (int s = 0; s < plan.n_stages && len < (int)sizeof map - 16; s++)
             len += snprintf(map + len, sizeof map - (size_t)len, " %d-%d", plan.begin[s], plan.end[s] - 1);
@@ -635,7 +636,7 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
         return st;
     borg_hparams hp;
     borg_plan plan;
-    if ((st = model_hparams(c->gguf, &hp, err)) ||
+    if ((st = family_hparams(c->gguf, &hp, err)) ||
         (st = plan_make(c->gguf, &hp, c->topo.stages, cfg->layers, &plan, err)))
         return st;
     c->slot_ctx = stage_slot_ctx(cfg->ctx, hp.ctx_len);

@@ -1,5 +1,6 @@
 #include "borg/kvcache.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -12,23 +13,41 @@ static float *map_zeroed(size_t bytes)
     return p == MAP_FAILED ? NULL : p;
 }
 
-borg_status kv_create(int n_layers, int n_slots, int32_t slot_ctx, int kv_dim, borg_kvcache *kv,
-                      borg_err *err)
+borg_status kv_create(int n_layers, int n_slots, int32_t slot_ctx, int kv_dim, const int32_t *windows,
+                      int32_t max_chunk, borg_kvcache *kv, borg_err *err)
 {
     memset(kv, 0, sizeof *kv);
-    if (n_layers < 0 || n_slots < 1 || slot_ctx < 1 || kv_dim < 1)
+    if (n_layers < 0 || n_slots < 1 || slot_ctx < 1 || kv_dim < 1 || max_chunk < 1)
         return borg_fail(err, BORG_EUSAGE, "invalid KV cache shape (%d layers, %d slots, %d positions)",
                          n_layers, n_slots, (int)slot_ctx);
     if (n_layers == 0)
         return BORG_OK;
-    double want = (double)n_layers * n_slots * slot_ctx * kv_dim * sizeof(float);
-    if (want > (double)(SIZE_MAX / 4))
+    kv->rows = malloc(sizeof *kv->rows * (size_t)n_layers);
+    kv->window = malloc(sizeof *kv->window * (size_t)n_layers);
+    kv->offset = malloc(sizeof *kv->offset * (size_t)n_layers);
+    if (!kv->rows || !kv->window || !kv->offset) {
+        kv_free(kv);
+        return borg_fail(err, BORG_ENOMEM, "out of memory for the KV cache");
+    }
+    double floats = 0;
+    for (int l = 0; l < n_layers; l++) {
+        int32_t w = windows ? windows[l] : 0;
+        int64_t ring = w > 0 ? (int64_t)w + max_chunk - 1 : slot_ctx;
+        kv->window[l] = w > 0 ? w : 0;
+        kv->rows[l] = (int32_t)(ring < slot_ctx ? ring : slot_ctx);
+        kv->offset[l] = (size_t)floats;
+        floats += (double)n_slots * kv->rows[l] * kv_dim;
+    }
+    double want = floats * sizeof(float);
+    if (want > (double)(SIZE_MAX / 4)) {
+        kv_free(kv);
         return borg_fail(err, BORG_EUSAGE, "KV cache of %.0f bytes is too large", want);
-    size_t bytes = (size_t)want;
-    kv->bytes = bytes;
-    kv->k = map_zeroed(bytes);
-    kv->v = kv->k ? map_zeroed(bytes) : NULL;
+    }
+    kv->bytes = (size_t)want;
+    kv->k = map_zeroed(kv->bytes);
+    kv->v = kv->k ? map_zeroed(kv->bytes) : NULL;
     if (!kv->v) {
+        size_t bytes = kv->bytes;
         kv_free(kv);
         return borg_fail(err, BORG_ENOMEM, "cannot reserve %zu bytes for the KV cache", 2 * bytes);
     }
@@ -36,7 +55,6 @@ borg_status kv_create(int n_layers, int n_slots, int32_t slot_ctx, int kv_dim, b
     kv->n_slots = n_slots;
     kv->slot_ctx = slot_ctx;
     kv->kv_dim = kv_dim;
-    kv->bytes = bytes;
     return BORG_OK;
 }
 
@@ -46,5 +64,8 @@ void kv_free(borg_kvcache *kv)
         munmap(kv->k, kv->bytes);
     if (kv->v)
         munmap(kv->v, kv->bytes);
+    free(kv->rows);
+    free(kv->window);
+    free(kv->offset);
     memset(kv, 0, sizeof *kv);
 }

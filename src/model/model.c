@@ -10,8 +10,9 @@
 #include "borg/quant.h"
 
 typedef struct {
-    const float *attn_norm;
-    const float *ffn_norm;
+    const float *attn_norm, *q_norm, *k_norm, *attn_post_norm;
+    const float *ffn_norm, *ffn_post_norm;
+    const float *bq, *bk, *bv, *bo; /* NULL where the file has no bias */
     borg_mat wq, wk, wv, wo;
     borg_mat w_gate, w_up, w_down;
 } layer_weights;
@@ -26,7 +27,8 @@ typedef struct {
     float *proj;   /* n x dim */
     float *gate;   /* n x ffn */
     float *up;     /* n x ffn */
-    float *angles; /* n x rope_dim: cos, sin of each rotary pair, per token */
+    float *angles; /* n x rope_dim: cos, sin of each rotary pair, per token (global layers) */
+    float *angles_local; /* the same for sliding-window layers, whose rope differs */
     int32_t cap_scores;
     int score_threads;
     float *scores; /* score_threads x cap_scores */
@@ -41,99 +43,12 @@ struct borg_model {
     borg_mat tok_embd;
     borg_mat output;
     const float *output_norm;
+    const float *rope_freqs; /* NULL, or a divisor per rotary pair of the global layers */
     float **owned; /* f32 copies of norm vectors stored as F16/BF16 */
     int n_owned;
     size_t weight_bytes;
     scratch s;
 };
-
-static const char *const k_supported_arch[] = {"llama"};
-
-static borg_status key_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out,
-                           int optional, borg_err *err)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    if (optional && !gguf_has_key(f, key))
-        return BORG_OK;
-    return gguf_get_u32(f, key, out, err);
-}
-
-static borg_status key_f32(const gguf_file *f, const char *arch, const char *suffix, float *out,
-                           borg_err *err)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    if (!gguf_has_key(f, key))
-        return BORG_OK;
-    return gguf_get_f32(f, key, out, err);
-}
-
-borg_status model_hparams(const gguf_file *f, borg_hparams *hp, borg_err *err)
-{
-    memset(hp, 0, sizeof *hp);
-    gguf_str arch;
-    borg_status st = gguf_get_str(f, "general.architecture", &arch, err);
-    if (st)
-        return st;
-    int known = 0;
-    for (size_t i = 0; i < sizeof k_supported_arch / sizeof *k_supported_arch; i++)
-        if (arch.len == strlen(k_supported_arch[i]) && !memcmp(arch.ptr, k_supported_arch[i], arch.len))
-            known = 1;
-    if (!known || arch.len >= sizeof hp->arch)
-        return borg_fail(err, BORG_EINPUT, "%s: unsupported architecture '%.*s' (supported: llama)",
-                         gguf_path(f), (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-    memcpy(hp->arch, arch.ptr, arch.len);
-    const char *a = hp->arch;
-
-    uint32_t n_layer = 0, dim = 0, n_head = 0, n_kv_head = 0, ffn = 0, ctx = 2048;
-    uint32_t head_dim = 0, rope_dim = 0, n_vocab = 0;
-    hp->rope_base = 10000.0f;
-    hp->rms_eps = 1e-5f;
-    if ((st = key_u32(f, a, "block_count", &n_layer, 0, err)) ||
-        (st = key_u32(f, a, "embedding_length", &dim, 0, err)) ||
-        (st = key_u32(f, a, "attention.head_count", &n_head, 0, err)) ||
-        (st = key_u32(f, a, "feed_forward_length", &ffn, 0, err)) ||
-        (st = key_u32(f, a, "context_length", &ctx, 1, err)) ||
-        (st = key_u32(f, a, "attention.key_length", &head_dim, 1, err)) ||
-        (st = key_u32(f, a, "rope.dimension_count", &rope_dim, 1, err)) ||
-        (st = key_u32(f, a, "vocab_size", &n_vocab, 1, err)) ||
-        (st = key_f32(f, a, "rope.freq_base", &hp->rope_base, err)) ||
-        (st = key_f32(f, a, "attention.layer_norm_rms_epsilon", &hp->rms_eps, err)))
-        return st;
-    n_kv_head = n_head;
-    if ((st = key_u32(f, a, "attention.head_count_kv", &n_kv_head, 1, err)))
-        return st;
-
-    /* Bounds that keep every later size computation far from overflow. */
-    if (n_layer < 1 || n_layer > 4096 || dim < 1 || dim > 65536 || n_head < 1 || n_head > dim ||
-        n_kv_head < 1 || n_kv_head > n_head || n_head % n_kv_head || ffn < 1 || ffn > 1048576 ||
-        ctx < 1 || ctx > (1u << 24))
-        return borg_fail(err, BORG_EINPUT,
-                         "%s: implausible hyper-parameters (layers %u, dim %u, heads %u/%u, ffn %u, context %u)",
-                         gguf_path(f), n_layer, dim, n_head, n_kv_head, ffn, ctx);
-    if (!head_dim)
-        head_dim = dim / n_head;
-    if (!rope_dim)
-        rope_dim = head_dim;
-    if (head_dim < 2 || head_dim > 1024 || head_dim % 2 || rope_dim > head_dim || rope_dim % 2)
-        return borg_fail(err, BORG_EINPUT, "%s: unsupported head size %u (rope %u)", gguf_path(f),
-                         head_dim, rope_dim);
-    if (!(hp->rope_base > 0.0f) || !(hp->rms_eps > 0.0f) || !isfinite(hp->rope_base))
-        return borg_fail(err, BORG_EINPUT, "%s: invalid rope base %g or RMS epsilon %g", gguf_path(f),
-                         hp->rope_base, hp->rms_eps);
-    hp->n_layer = (int)n_layer;
-    hp->dim = (int)dim;
-    hp->n_head = (int)n_head;
-    hp->n_kv_head = (int)n_kv_head;
-    hp->head_dim = (int)head_dim;
-    hp->ffn_dim = (int)ffn;
-    hp->ctx_len = (int32_t)ctx;
-    hp->rope_dim = (int)rope_dim;
-    hp->n_vocab = (int)n_vocab; /* 0 until the embedding is seen */
-    hp->rope_neox = 0;
-    return BORG_OK;
-}
 
 static borg_status bind_matrix(borg_model *m, const char *name, int64_t cols, int64_t rows,
                                borg_mat *out, borg_err *err)
@@ -181,26 +96,53 @@ static borg_status bind_vector(borg_model *m, const char *name, int64_t n, const
     return BORG_OK;
 }
 
+/* Every tensor of layer l the family has: required ones must be there,
+ * optional ones (biases) are bound when present; shapes are checked. */
 static borg_status bind_layer(borg_model *m, int l, layer_weights *w, borg_err *err)
 {
     const borg_hparams *hp = &m->hp;
-    const int64_t dim = hp->dim, q_dim = (int64_t)hp->n_head * hp->head_dim;
-    const int64_t kv_dim = (int64_t)hp->n_kv_head * hp->head_dim, ffn = hp->ffn_dim;
-    char name[96];
-    borg_status st;
-#define NAME(suffix) (snprintf(name, sizeof name, "blk.%d." suffix, l), name)
-    if ((st = bind_vector(m, NAME("attn_norm.weight"), dim, &w->attn_norm, err)) ||
-        (st = bind_vector(m, NAME("ffn_norm.weight"), dim, &w->ffn_norm, err)) ||
-        (st = bind_matrix(m, NAME("attn_q.weight"), dim, q_dim, &w->wq, err)) ||
-        (st = bind_matrix(m, NAME("attn_k.weight"), dim, kv_dim, &w->wk, err)) ||
-        (st = bind_matrix(m, NAME("attn_v.weight"), dim, kv_dim, &w->wv, err)) ||
-        (st = bind_matrix(m, NAME("attn_output.weight"), q_dim, dim, &w->wo, err)) ||
-        (st = bind_matrix(m, NAME("ffn_gate.weight"), dim, ffn, &w->w_gate, err)) ||
-        (st = bind_matrix(m, NAME("ffn_up.weight"), dim, ffn, &w->w_up, err)) ||
-        (st = bind_matrix(m, NAME("ffn_down.weight"), ffn, dim, &w->w_down, err)))
-        return st;
-#undef NAME
+    const int64_t dim = hp->dim, hd = hp->head_dim, q_dim = (int64_t)hp->n_head * hd;
+    const int64_t kv_dim = (int64_t)hp->n_kv_head * hd, ffn = hp->ffn_dim;
+    /* A vector has length cols; a matrix is cols x rows. */
+    const struct {
+        layer_tensor t;
+        const float **vec;
+        borg_mat *mat;
+        int64_t cols, rows;
+    } spec[] = {
+        {LT_ATTN_NORM, &w->attn_norm, NULL, dim, 0},     {LT_Q, NULL, &w->wq, dim, q_dim},
+        {LT_K, NULL, &w->wk, dim, kv_dim},               {LT_V, NULL, &w->wv, dim, kv_dim},
+        {LT_O, NULL, &w->wo, q_dim, dim},                {LT_Q_BIAS, &w->bq, NULL, q_dim, 0},
+        {LT_K_BIAS, &w->bk, NULL, kv_dim, 0},            {LT_V_BIAS, &w->bv, NULL, kv_dim, 0},
+        {LT_O_BIAS, &w->bo, NULL, dim, 0},               {LT_Q_NORM, &w->q_norm, NULL, hd, 0},
+        {LT_K_NORM, &w->k_norm, NULL, hd, 0},            {LT_ATTN_POST_NORM, &w->attn_post_norm, NULL, dim, 0},
+        {LT_FFN_NORM, &w->ffn_norm, NULL, dim, 0},       {LT_GATE, NULL, &w->w_gate, dim, ffn},
+        {LT_UP, NULL, &w->w_up, dim, ffn},               {LT_DOWN, NULL, &w->w_down, ffn, dim},
+        {LT_FFN_POST_NORM, &w->ffn_post_norm, NULL, dim, 0},
+    };
+    for (size_t i = 0; i < sizeof spec / sizeof *spec; i++) {
+        tensor_use use = family_layer_tensor_use(hp->family, spec[i].t);
+        char name[96];
+        snprintf(name, sizeof name, "blk.%d.%s", l, family_layer_tensor_name(spec[i].t));
+        if (use == TENSOR_UNUSED || (use == TENSOR_OPTIONAL && !gguf_tensor_find(m->file, name)))
+            continue;
+        borg_status st = spec[i].mat ? bind_matrix(m, name, spec[i].cols, spec[i].rows, spec[i].mat, err)
+                                     : bind_vector(m, name, spec[i].cols, spec[i].vec, err);
+        if (st)
+            return st;
+    }
     return BORG_OK;
+}
+
+static borg_status bind_rope_freqs(borg_model *m, borg_err *err)
+{
+    const int n = m->hp.rope_dim / 2;
+    borg_status st = bind_vector(m, "rope_freqs.weight", n, &m->rope_freqs, err);
+    for (int i = 0; !st && i < n; i++)
+        if (!(m->rope_freqs[i] > 0.0f) || !isfinite(m->rope_freqs[i]))
+            st = borg_fail(err, BORG_EINPUT, "%s: tensor 'rope_freqs.weight' has factor %d = %g (must be > 0)",
+                           gguf_path(m->file), i, m->rope_freqs[i]);
+    return st;
 }
 
 borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int with_embed,
@@ -209,7 +151,7 @@ borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int w
     borg_model *m = calloc(1, sizeof *m);
     if (!m)
         return borg_fail(err, BORG_ENOMEM, "out of memory loading the model");
-    borg_status st = model_hparams(f, &m->hp, err);
+    borg_status st = family_hparams(f, &m->hp, err);
     if (st)
         goto fail;
     if (layer_begin < 0 || layer_end > m->hp.n_layer || layer_begin > layer_end) {
@@ -244,6 +186,8 @@ borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int w
             goto fail;
     if (with_embed && (st = bind_matrix(m, "token_embd.weight", m->hp.dim, -1, &m->tok_embd, err)))
         goto fail;
+    if (m->hp.has_rope_freqs && layer_end > layer_begin && (st = bind_rope_freqs(m, err)))
+        goto fail;
     if (with_head) {
         if ((st = bind_vector(m, "output_norm.weight", m->hp.dim, &m->output_norm, err)))
             goto fail;
@@ -277,12 +221,28 @@ void model_free(borg_model *m)
     free(s->up);
     free(s->scores);
     free(s->angles);
+    free(s->angles_local);
     free(m);
 }
 
 const borg_hparams *model_hp(const borg_model *m) { return &m->hp; }
 
 size_t model_weight_bytes(const borg_model *m) { return m->weight_bytes; }
+
+borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk,
+                            borg_kvcache *kv, borg_err *err)
+{
+    const borg_hparams *hp = &m->hp;
+    int n = m->layer_end - m->layer_begin;
+    int32_t *windows = malloc(sizeof *windows * (size_t)(n ? n : 1));
+    if (!windows)
+        return borg_fail(err, BORG_ENOMEM, "out of memory for the KV cache");
+    for (int l = 0; l < n; l++)
+        windows[l] = family_layer_window(hp, m->layer_begin + l);
+    borg_status st = kv_create(n, n_slots, slot_ctx, hp->n_kv_head * hp->head_dim, windows, max_chunk, kv, err);
+    free(windows);
+    return st;
+}
 
 static int grow(float **p, size_t n)
 {
@@ -302,7 +262,8 @@ static borg_status reserve_scratch(borg_model *m, int n, int32_t ctx, int thread
         if (grow(&s->xb, (size_t)n * hp->dim) || grow(&s->q, n * q_dim) || grow(&s->k, n * kv_dim) ||
             grow(&s->v, n * kv_dim) || grow(&s->att, n * q_dim) || grow(&s->proj, (size_t)n * hp->dim) ||
             grow(&s->gate, (size_t)n * hp->ffn_dim) || grow(&s->up, (size_t)n * hp->ffn_dim) ||
-            grow(&s->angles, (size_t)n * (hp->rope_dim > 0 ? hp->rope_dim : 1)))
+            grow(&s->angles, (size_t)n * hp->rope_dim) ||
+            (hp->window && grow(&s->angles_local, (size_t)n * hp->rope_dim)))
             return borg_fail(err, BORG_ENOMEM, "out of memory for a batch of %d tokens", n);
         s->cap_tokens = n;
     }
@@ -325,9 +286,12 @@ borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, b
         if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
             return borg_fail(err, BORG_EINPUT, "token id %d is outside the vocabulary (0..%d)", (int)tokens[i],
                              m->hp.n_vocab - 1);
-        dequantize_row(m->tok_embd.type,
-                       (const char *)m->tok_embd.data + (size_t)tokens[i] * m->tok_embd.row_bytes,
-                       x + (size_t)i * m->hp.dim, m->hp.dim);
+        float *xi = x + (size_t)i * m->hp.dim;
+        dequantize_row(m->tok_embd.type, (const char *)m->tok_embd.data + (size_t)tokens[i] * m->tok_embd.row_bytes,
+                       xi, m->hp.dim);
+        if (m->hp.embed_scale != 1.0f)
+            for (int d = 0; d < m->hp.dim; d++)
+                xi[d] *= m->hp.embed_scale;
     }
     return BORG_OK;
 }
@@ -335,7 +299,7 @@ borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, b
 typedef struct {
     const borg_model *m;
     const borg_kvcache *kv;
-    int layer;
+    int layer; /* stage-local */
     const int32_t *slot, *pos;
     int n; /* tokens */
 } attn_job;
@@ -343,28 +307,40 @@ typedef struct {
 /* One item per (query head, token), head-major: a token's cost grows with
  * its position, so in a prefill the later tokens cost most, and a split of
  * token-major items would hand one thread most of the work. Each item reads
- * its slot's cache up to and including its own position, which this batch
- * has already written. */
+ * its slot's cache up to and including its own position (within its
+ * window on a sliding-window layer), which this batch has already written. */
 static void attention_items(void *ctx, int64_t begin, int64_t end, int thread)
 {
     const attn_job *job = ctx;
     const borg_model *m = job->m;
     const borg_hparams *hp = &m->hp;
+    const borg_kvcache *kv = job->kv;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_kv_head;
     const size_t q_dim = (size_t)hp->n_head * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const int32_t window = kv->window[job->layer], ring = kv->rows[job->layer];
     float *scores = m->s.scores + (size_t)thread * m->s.cap_scores;
     for (int64_t it = begin; it < end; it++) {
         int h = (int)(it / job->n);
         int64_t i = it % job->n;
         int kvh = h / group;
-        const float *k0 = kv_k(job->kv, job->layer, job->slot[i], 0) + (size_t)kvh * hd;
-        const float *v0 = kv_v(job->kv, job->layer, job->slot[i], 0) + (size_t)kvh * hd;
-        attend_head(m->s.att + i * q_dim + (size_t)h * hd, m->s.q + i * q_dim + (size_t)h * hd, k0, v0,
-                    job->kv->kv_dim, job->pos[i] + 1, hd, scale, scores);
+        int32_t lo = window && job->pos[i] >= window ? job->pos[i] - window + 1 : 0;
+        const float *k0 = kv_k(kv, job->layer, job->slot[i]) + (size_t)kvh * hd;
+        const float *v0 = kv_v(kv, job->layer, job->slot[i]) + (size_t)kvh * hd;
+        attend_head(m->s.att + i * q_dim + (size_t)h * hd, m->s.q + i * q_dim + (size_t)h * hd, k0, v0, kv->kv_dim,
+                    ring, lo, job->pos[i] - lo + 1, hd, hp->attn_scale, scores);
     }
 }
 
+static void rmsnorm_rows(float *out, const float *x, const float *w, int n, int width, float eps)
+{
+    for (int i = 0; i < n; i++)
+        rmsnorm(out + (size_t)i * width, x + (size_t)i * width, w, width, eps);
+}
+
+/* One transformer block over n tokens, x updated in place:
+ *   x += [post_norm] o(attention(rope([norm] q(norm x)), rope([norm] k(norm x)), v(norm x)))
+ *   x += [post_norm] down(act(gate(norm x)) * up(norm x))
+ * where the bracketed norms and the biases are there when the family has them. */
 static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *x, const int32_t *slot,
                                  const int32_t *pos, int n, borg_pool *pool, borg_err *err)
 {
@@ -373,35 +349,78 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     scratch *s = &m->s;
     const int dim = hp->dim, hd = hp->head_dim;
     const size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)hp->n_kv_head * hd;
+    const float *angles = family_layer_window(hp, m->layer_begin + l) ? s->angles_local : s->angles;
+    const int32_t ring = kv->rows[l];
 
-    for (int i = 0; i < n; i++)
-        rmsnorm(s->xb + (size_t)i * dim, x + (size_t)i * dim, w->attn_norm, dim, hp->rms_eps);
+    rmsnorm_rows(s->xb, x, w->attn_norm, n, dim, hp->rms_eps);
     if (matmul(&w->wq, s->xb, n, s->q, pool) || matmul(&w->wk, s->xb, n, s->k, pool) ||
         matmul(&w->wv, s->xb, n, s->v, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
+    if (w->bq)
+        vec_add_rows(s->q, w->bq, n, (int64_t)q_dim);
+    if (w->bk)
+        vec_add_rows(s->k, w->bk, n, (int64_t)kv_dim);
+    if (w->bv)
+        vec_add_rows(s->v, w->bv, n, (int64_t)kv_dim);
+    if (w->q_norm) {
+        rmsnorm_rows(s->q, s->q, w->q_norm, n * hp->n_head, hd, hp->rms_eps);
+        rmsnorm_rows(s->k, s->k, w->k_norm, n * hp->n_kv_head, hd, hp->rms_eps);
+    }
     for (int i = 0; i < n; i++) {
-        const float *cs = s->angles + (size_t)i * hp->rope_dim;
+        const float *cs = angles + (size_t)i * hp->rope_dim;
         for (int h = 0; h < hp->n_head; h++)
-            rope_apply(s->q + i * q_dim + (size_t)h * hd, cs, hp->rope_dim, hp->rope_neox);
+            rope_apply(s->q + i * q_dim + (size_t)h * hd, cs, hp->rope_dim, hp->family->rope_neox);
         for (int h = 0; h < hp->n_kv_head; h++)
-            rope_apply(s->k + i * kv_dim + (size_t)h * hd, cs, hp->rope_dim, hp->rope_neox);
-        memcpy(kv_k(kv, l, slot[i], pos[i]), s->k + i * kv_dim, kv_dim * sizeof(float));
-        memcpy(kv_v(kv, l, slot[i], pos[i]), s->v + i * kv_dim, kv_dim * sizeof(float));
+            rope_apply(s->k + i * kv_dim + (size_t)h * hd, cs, hp->rope_dim, hp->family->rope_neox);
+        size_t row = (size_t)(pos[i] % ring) * kv_dim;
+        memcpy(kv_k(kv, l, slot[i]) + row, s->k + i * kv_dim, kv_dim * sizeof(float));
+        memcpy(kv_v(kv, l, slot[i]) + row, s->v + i * kv_dim, kv_dim * sizeof(float));
     }
     attn_job aj = {m, kv, l, slot, pos, n};
     pool_run(pool, attention_items, &aj, (int64_t)n * hp->n_head, 1);
     if (matmul(&w->wo, s->att, n, s->proj, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
+    if (w->bo)
+        vec_add_rows(s->proj, w->bo, n, dim);
+    if (w->attn_post_norm)
+        rmsnorm_rows(s->proj, s->proj, w->attn_post_norm, n, dim, hp->rms_eps);
     vec_add(x, s->proj, (int64_t)n * dim);
 
-    for (int i = 0; i < n; i++)
-        rmsnorm(s->xb + (size_t)i * dim, x + (size_t)i * dim, w->ffn_norm, dim, hp->rms_eps);
+    rmsnorm_rows(s->xb, x, w->ffn_norm, n, dim, hp->rms_eps);
     if (matmul(&w->w_gate, s->xb, n, s->gate, pool) || matmul(&w->w_up, s->xb, n, s->up, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
-    swiglu(s->gate, s->up, (int64_t)n * hp->ffn_dim);
+    if (hp->family->act == BORG_ACT_GELU_TANH)
+        geglu(s->gate, s->up, (int64_t)n * hp->ffn_dim);
+    else
+        swiglu(s->gate, s->up, (int64_t)n * hp->ffn_dim);
     if (matmul(&w->w_down, s->gate, n, s->proj, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
+    if (w->ffn_post_norm)
+        rmsnorm_rows(s->proj, s->proj, w->ffn_post_norm, n, dim, hp->rms_eps);
     vec_add(x, s->proj, (int64_t)n * dim);
+    return BORG_OK;
+}
+
+/* A sliding-window layer's ring must still hold, when a token attends,
+ * every key of its window, though the batch's later tokens of the same
+ * slot have already been written: a slot's run of tokens may span at most
+ * rows - window + 1 positions. */
+static borg_status check_rings(const borg_kvcache *kv, const int32_t *slot, const int32_t *pos, int n,
+                               borg_err *err)
+{
+    for (int l = 0; l < kv->n_layers; l++) {
+        if (!kv->window[l] || kv->rows[l] >= kv->slot_ctx)
+            continue;
+        for (int i = 0, j; i < n; i = j) {
+            for (j = i + 1; j < n && slot[j] == slot[i]; j++)
+                ;
+            if (pos[j - 1] - pos[i] > kv->rows[l] - kv->window[l])
+                return borg_fail(err, BORG_EINPUT,
+                                 "slot %d brings %d positions in one batch; its sliding-window cache holds chunks of %d",
+                                 (int)slot[i], (int)(pos[j - 1] - pos[i] + 1), kv->rows[l] - kv->window[l] + 1);
+        }
+        break; /* every window layer has the same ring */
+    }
     return BORG_OK;
 }
 
@@ -413,16 +432,29 @@ borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32
         return BORG_OK;
     if (kv->n_layers != n_local)
         return borg_fail(err, BORG_EINTERNAL, "KV cache has %d layers, stage has %d", kv->n_layers, n_local);
+    for (int l = 0; l < n_local; l++)
+        if (kv->window[l] != family_layer_window(&m->hp, m->layer_begin + l))
+            return borg_fail(err, BORG_EINTERNAL, "KV cache layer %d has window %d, the model %d", l,
+                             (int)kv->window[l], (int)family_layer_window(&m->hp, m->layer_begin + l));
     for (int i = 0; i < n; i++)
         if (slot[i] < 0 || slot[i] >= kv->n_slots || pos[i] < 0 || pos[i] >= kv->slot_ctx)
             return borg_fail(err, BORG_EINPUT, "token %d has slot %d position %d outside the cache (%d slots x %d)",
                              i, (int)slot[i], (int)pos[i], kv->n_slots, (int)kv->slot_ctx);
-    borg_status st = reserve_scratch(m, n, kv->slot_ctx, pool_threads(pool), err);
+    borg_status st = check_rings(kv, slot, pos, n, err);
+    if (!st)
+        st = reserve_scratch(m, n, kv->slot_ctx, pool_threads(pool), err);
     if (st)
         return st;
-    /* Every head of every layer rotates a token by the same angles. */
-    for (int i = 0; i < n; i++)
-        rope_angles(m->s.angles + (size_t)i * m->hp.rope_dim, m->hp.rope_dim, pos[i], m->hp.rope_base);
+    /* Every head of every layer of a kind rotates a token by the same
+     * angles; sliding-window layers have their own base and no scaling. */
+    const borg_hparams *hp = &m->hp;
+    for (int i = 0; i < n; i++) {
+        rope_angles(m->s.angles + (size_t)i * hp->rope_dim, hp->rope_dim, pos[i], hp->rope_base, hp->rope_scale,
+                    m->rope_freqs);
+        if (hp->window)
+            rope_angles(m->s.angles_local + (size_t)i * hp->rope_dim, hp->rope_dim, pos[i],
+                        hp->family->swa_rope_base, 1.0f, NULL);
+    }
     for (int l = 0; l < n_local; l++)
         if ((st = forward_layer(m, kv, l, x, slot, pos, n, pool, err)))
             return st;
