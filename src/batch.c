@@ -43,3 +43,12 @@ borg_status batch_add(borg_batch *b, const batch_seq *s, const int32_t *tokens, 
     b->n_tokens += s->n_tokens;
     return BORG_OK;
 }
+
+int batch_result_cap(const borg_batch *b)
+{
+    int n = b->n_seqs;
+    for (int i = 0; i < b->n_seqs; i++)
+        if (b->seqs[i].score)
+            n += b->seqs[i].n_tokens;
+    return n;
+}

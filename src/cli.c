@@ -15,6 +15,7 @@ static const char k_overview[] =
     "  tokenize   print the token ids of a text\n"
     "  plan       print the layer split over pipeline stages and each stage's memory\n"
     "  cancel     end jobs of a running run (given --run-dir) with status cancelled\n"
+    "  perplexity perplexity of a text file, computed as llama.cpp's llama-perplexity does\n"
     "\n"
     "Run 'borg-infer <command> --help' for a command's options.\n"
     "Exit codes: 0 done, 1 failure, 2 bad input or usage, 3 incomplete (resumable).\n";
@@ -58,6 +59,25 @@ static const char k_run[] =
     "Under mpirun with K ranks, rank 0 coordinates and ranks 1..K-1 run the\n"
     "layers (K - 1 = replicas x stages); without mpirun one process does both.\n";
 
+static const char k_perplexity[] =
+    "Usage: borg-infer perplexity --model M.gguf --text FILE [--ctx N] [--chunks K] [--out S.json] [options]\n"
+    "\n"
+    "Perplexity of a text file as llama.cpp's llama-perplexity computes it, so the\n"
+    "figures compare: the text is tokenized once (BOS first where the model adds\n"
+    "one), cut into non-overlapping chunks of N tokens (each opening with BOS where\n"
+    "the model adds one), and the second half of every chunk is scored. Runs in one\n"
+    "process or, under mpirun, through the pipeline. Prints the estimate and writes\n"
+    "a JSON summary (estimate, its error, per-chunk figures).\n"
+    "\n"
+    "Options:\n"
+    "  --model PATH          GGUF model file (required)\n"
+    "  --text PATH           the text (required; at least 2 x N tokens)\n"
+    "  --ctx N               tokens per chunk (default 512)\n"
+    "  --chunks K            score only the first K chunks (default: all)\n"
+    "  --out PATH            the JSON summary (default perplexity.json)\n"
+    "  --threads, --slots, --batch-tokens, --replicas, --stages, --layers, --wire-dtype,\n"
+    "  --activations, --quiet  as for run\n";
+
 static const char k_info[] =
     "Usage: borg-infer info --model M.gguf\n"
     "\n"
@@ -93,6 +113,7 @@ void cli_usage(FILE *out, borg_command cmd)
     case CMD_TOKENIZE: fputs(k_tokenize, out); break;
     case CMD_PLAN: fputs(k_plan, out); break;
     case CMD_CANCEL: fputs(k_cancel, out); break;
+    case CMD_PERPLEXITY: fputs(k_perplexity, out); break;
     default: fputs(k_overview, out); break;
     }
 }
@@ -131,6 +152,8 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         cfg->command = CMD_PLAN;
     else if (!strcmp(cmd, "cancel"))
         cfg->command = CMD_CANCEL;
+    else if (!strcmp(cmd, "perplexity"))
+        cfg->command = CMD_PERPLEXITY;
     else if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         cfg->command = CMD_HELP;
         return BORG_OK;
@@ -141,6 +164,12 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         return borg_fail(err, BORG_EUSAGE, "unknown command '%s' (try --help)", cmd);
 
     borg_command sub = cfg->command;
+    /* Options that shape how the layers run are the run's, for perplexity too. */
+    const int runs = sub == CMD_RUN || sub == CMD_PERPLEXITY;
+    if (sub == CMD_PERPLEXITY) {
+        cfg->ppl_ctx = 512;
+        cfg->out = "perplexity.json";
+    }
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -172,28 +201,28 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             cfg->model = v, i++;
         } else if (!strcmp(a, "--jobs") && v && sub == CMD_RUN) {
             cfg->jobs = v, i++;
-        } else if (!strcmp(a, "--out") && v && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--out") && v && runs) {
             cfg->out = v, i++;
         } else if (!strcmp(a, "--force") && sub == CMD_RUN) {
             cfg->force = 1;
         } else if (!strcmp(a, "--resume") && sub == CMD_RUN) {
             cfg->resume = 1;
-        } else if (!strcmp(a, "--quiet") && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--quiet") && runs) {
             cfg->quiet = 1;
         } else if (!strcmp(a, "--no-special") && sub == CMD_TOKENIZE) {
             cfg->no_special = 1;
-        } else if (!strcmp(a, "--threads") && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--threads") && runs) {
             if (!(st = parse_int(a, v, 1, 1024, &n, err)))
                 cfg->threads = (int)n, i++;
-        } else if (!strcmp(a, "--replicas") && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--replicas") && runs) {
             if (!(st = parse_int(a, v, 1, 4096, &n, err)))
                 cfg->replicas = (int)n, i++;
-        } else if (!strcmp(a, "--stages") && (sub == CMD_RUN || sub == CMD_PLAN)) {
+        } else if (!strcmp(a, "--stages") && (runs || sub == CMD_PLAN)) {
             if (!(st = parse_int(a, v, 1, 256, &n, err)))
                 cfg->stages = (int)n, i++;
-        } else if (!strcmp(a, "--layers") && v && (sub == CMD_RUN || sub == CMD_PLAN)) {
+        } else if (!strcmp(a, "--layers") && v && (runs || sub == CMD_PLAN)) {
             cfg->layers = v, i++;
-        } else if (!strcmp(a, "--wire-dtype") && v && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--wire-dtype") && v && runs) {
             if (!strcmp(v, "f32"))
                 cfg->wire_dtype = WIRE_F32;
             else if (!strcmp(v, "f16"))
@@ -203,7 +232,7 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             else
                 return borg_fail(err, BORG_EUSAGE, "--wire-dtype must be f32, f16 or bf16 (got '%s')", v);
             i++;
-        } else if (!strcmp(a, "--activations") && v && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--activations") && v && runs) {
             if (!strcmp(v, "q8"))
                 cfg->activations = 8;
             else if (!strcmp(v, "f32"))
@@ -211,13 +240,21 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             else
                 return borg_fail(err, BORG_EUSAGE, "--activations must be q8 or f32 (got '%s')", v);
             i++;
+        } else if (!strcmp(a, "--ctx") && sub == CMD_PERPLEXITY) {
+            if (!(st = parse_int(a, v, 4, 1 << 20, &n, err)))
+                cfg->ppl_ctx = (int)n, i++;
+        } else if (!strcmp(a, "--chunks") && sub == CMD_PERPLEXITY) {
+            if (!(st = parse_int(a, v, 1, 1 << 24, &n, err)))
+                cfg->ppl_chunks = (int)n, i++;
+        } else if (!strcmp(a, "--text") && v && sub == CMD_PERPLEXITY) {
+            cfg->text = v, i++;
         } else if (!strcmp(a, "--ctx") && (sub == CMD_RUN || sub == CMD_PLAN)) {
             if (!(st = parse_int(a, v, 2, 1 << 24, &n, err)))
                 cfg->ctx = (int32_t)n, i++;
-        } else if (!strcmp(a, "--slots") && (sub == CMD_RUN || sub == CMD_PLAN)) {
+        } else if (!strcmp(a, "--slots") && (runs || sub == CMD_PLAN)) {
             if (!(st = parse_int(a, v, 1, 4096, &n, err)))
                 cfg->slots = (int)n, i++;
-        } else if (!strcmp(a, "--batch-tokens") && sub == CMD_RUN) {
+        } else if (!strcmp(a, "--batch-tokens") && runs) {
             if (!(st = parse_int(a, v, 1, 1 << 20, &n, err)))
                 cfg->batch_tokens = (int)n, i++;
         } else if (sub == CMD_TOKENIZE && a[0] != '-' && !cfg->text) {
@@ -246,5 +283,12 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         return borg_fail(err, BORG_EUSAGE, "plan: --stages is required");
     if (sub == CMD_TOKENIZE && !cfg->text)
         return borg_fail(err, BORG_EUSAGE, "tokenize: give the TEXT to tokenize");
+    if (sub == CMD_PERPLEXITY && !cfg->text)
+        return borg_fail(err, BORG_EUSAGE, "perplexity: --text is required");
+    /* A chunk is a whole prompt scored in one slot: the slot holds it and
+     * the one token every prompt is allowed beyond it. Every rank parses
+     * the same arguments, so every rank sizes its cache the same. */
+    if (sub == CMD_PERPLEXITY)
+        cfg->ctx = cfg->ppl_ctx + 1;
     return BORG_OK;
 }

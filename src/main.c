@@ -11,6 +11,7 @@
 #include "borg/inspect.h"
 #include "borg/matmul.h"
 #include "borg/net.h"
+#include "borg/perplexity.h"
 #include "borg/runstate.h"
 #include "borg/stage_rank.h"
 
@@ -21,7 +22,7 @@ static borg_command command_named(const char *name)
     static const struct {
         const char *name;
         borg_command cmd;
-    } table[] = {{"run", CMD_RUN}, {"info", CMD_INFO}, {"tokenize", CMD_TOKENIZE}, {"plan", CMD_PLAN}, {"cancel", CMD_CANCEL}};
+    } table[] = {{"run", CMD_RUN}, {"info", CMD_INFO}, {"tokenize", CMD_TOKENIZE}, {"plan", CMD_PLAN}, {"cancel", CMD_CANCEL}, {"perplexity", CMD_PERPLEXITY}};
     for (size_t i = 0; name && i < sizeof table / sizeof *table; i++)
         if (!strcmp(name, table[i].name))
             return table[i].cmd;
@@ -59,7 +60,8 @@ int main(int argc, char **argv)
     }
     int rank = net_rank(net);
     /* Rank 0 only coordinates when there are stage ranks. */
-    if (cfg.command == CMD_RUN && !cfg.threads &&
+    const int runs = cfg.command == CMD_RUN || cfg.command == CMD_PERPLEXITY;
+    if (runs && !cfg.threads &&
         (st = net_default_threads(net, rank != 0 || net_size(net) == 1, &cfg.threads, &err))) {
         fprintf(stderr, "borg-infer: rank %d: %s\n", rank, err.msg);
         net_finalize(net, borg_exit_code(st));
@@ -68,7 +70,10 @@ int main(int argc, char **argv)
     if (cfg.command == CMD_RUN && rank == 0) {
         st = coordinator_run(&cfg, net, &err);
         runstate_exit(borg_exit_code(st));
-    } else if (cfg.command == CMD_RUN) {
+    } else if (cfg.command == CMD_PERPLEXITY && rank == 0) {
+        st = perplexity_run(&cfg, net, stdout, &err);
+        runstate_exit(borg_exit_code(st));
+    } else if (runs) {
         control_ignore_signals();
         st = stage_rank_main(&cfg, net, &err);
     }

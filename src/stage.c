@@ -1,11 +1,17 @@
 #include "borg/stage.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "borg/kvcache.h"
 #include "borg/sampler.h"
 #include "borg/threadpool.h"
+
+/* Rows whose logits are held at once when scoring a prompt: the output
+ * head's pass over the weights is shared by this many tokens, and a large
+ * vocabulary's logits stay a few MiB. */
+enum { SCORE_ROWS = 16 };
 
 struct borg_stage {
     stage_config cfg;
@@ -107,39 +113,87 @@ borg_status stage_forward(borg_stage *s, const borg_batch *b, float *x, borg_err
     return model_forward(s->model, &s->kv, x, s->slot, s->pos, b->n_tokens, s->pool, err);
 }
 
+static borg_status reserve_rows(borg_stage *s, int n, borg_err *err)
+{
+    const borg_hparams *hp = model_hp(s->model);
+    if (n <= s->cap_rows)
+        return BORG_OK;
+    float *rows = realloc(s->rows, sizeof(float) * (size_t)n * hp->dim);
+    if (rows)
+        s->rows = rows;
+    float *logits = rows ? realloc(s->logits, sizeof(float) * (size_t)n * hp->n_vocab) : NULL;
+    if (!logits)
+        return borg_fail(err, BORG_ENOMEM, "out of memory for logits of %d rows", n);
+    s->logits = logits;
+    s->cap_rows = n;
+    return BORG_OK;
+}
+
+/* log softmax(logits)[target], in double for the sum. */
+static float log_prob(const float *logits, int n, int32_t target)
+{
+    float mx = logits[0];
+    for (int i = 1; i < n; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0.0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)logits[i] - mx);
+    return (float)((double)logits[target] - mx - log(sum));
+}
+
+/* The scores of sequence q, whose tokens start at t0 in the batch: token
+ * j's hidden state predicts token j + 1, the last one next_token. */
+static borg_status score_seq(borg_stage *s, const borg_batch *b, const batch_seq *q, int t0, const float *x,
+                             batch_result *out, int *k, borg_err *err)
+{
+    const borg_hparams *hp = model_hp(s->model);
+    int n = q->next_token >= 0 ? q->n_tokens : q->n_tokens - 1;
+    for (int j0 = 0; j0 < n; j0 += SCORE_ROWS) {
+        int m = n - j0 < SCORE_ROWS ? n - j0 : SCORE_ROWS;
+        borg_status st = model_logits(s->model, x + (size_t)(t0 + j0) * hp->dim, m, s->logits, s->pool, err);
+        if (st)
+            return st;
+        for (int j = j0; j < j0 + m; j++) {
+            int32_t target = j + 1 < q->n_tokens ? b->tokens[t0 + j + 1] : q->next_token;
+            if (target < 0 || target >= hp->n_vocab)
+                return borg_fail(err, BORG_EINPUT, "batch %lld: token %d to score is outside the vocabulary",
+                                 (long long)b->id, (int)target);
+            out[*k] = (batch_result){q->req, target,
+                                     log_prob(s->logits + (size_t)(j - j0) * hp->n_vocab, hp->n_vocab, target),
+                                     q->pos + j + 1};
+            (*k)++;
+        }
+    }
+    return BORG_OK;
+}
+
 borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out,
                          int *n_out, borg_err *err)
 {
     const borg_hparams *hp = model_hp(s->model);
     *n_out = 0;
-    if (b->n_seqs > s->cap_rows) {
-        float *rows = realloc(s->rows, sizeof(float) * (size_t)b->n_seqs * hp->dim);
-        if (rows)
-            s->rows = rows;
-        float *logits = rows ? realloc(s->logits, sizeof(float) * (size_t)b->n_seqs * hp->n_vocab) : NULL;
-        if (!logits)
-            return borg_fail(err, BORG_ENOMEM, "out of memory for logits of %d sequences", b->n_seqs);
-        s->logits = logits;
-        s->cap_rows = b->n_seqs;
-    }
+    borg_status st = reserve_rows(s, b->n_seqs > SCORE_ROWS ? b->n_seqs : SCORE_ROWS, err);
+    if (st)
+        return st;
+    int k = 0;
+    for (int i = 0, t = 0; i < b->n_seqs; t += b->seqs[i++].n_tokens)
+        if (b->seqs[i].score && (st = score_seq(s, b, &b->seqs[i], t, x, out, &k, err)))
+            return st;
     int n = 0, t = 0;
     for (int i = 0; i < b->n_seqs; i++) {
         t += b->seqs[i].n_tokens;
         if (b->seqs[i].sample)
             memcpy(s->rows + (size_t)n++ * hp->dim, x + (size_t)(t - 1) * hp->dim, sizeof(float) * hp->dim);
     }
-    if (n == 0)
-        return BORG_OK;
-    borg_status st = model_logits(s->model, s->rows, n, s->logits, s->pool, err);
-    if (st)
+    if (n > 0 && (st = model_logits(s->model, s->rows, n, s->logits, s->pool, err)))
         return st;
-    int k = 0;
-    for (int i = 0; i < b->n_seqs; i++) {
+    for (int i = 0, r = 0; i < b->n_seqs; i++) {
         const batch_seq *q = &b->seqs[i];
         if (!q->sample)
             continue;
         out[k].req = q->req;
-        out[k].token = sampler_pick(s->sampler, s->logits + (size_t)k * hp->n_vocab, &q->sampling, q->step,
+        out[k].pos = -1;
+        out[k].token = sampler_pick(s->sampler, s->logits + (size_t)r++ * hp->n_vocab, &q->sampling, q->step,
                                     &out[k].logprob);
         k++;
     }

@@ -98,12 +98,13 @@ static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err
         st = frame_put_batch(&s->out, &s->batch, s->x, hp->dim, s->wire, err);
         return st ? st : net_send(s->net, s->next_rank, &s->out, err);
     }
-    if (s->batch.n_seqs > s->cap_res) {
-        batch_result *r = realloc(s->res, sizeof *r * (size_t)s->batch.n_seqs);
+    int cap = batch_result_cap(&s->batch);
+    if (cap > s->cap_res) {
+        batch_result *r = realloc(s->res, sizeof *r * (size_t)cap);
         if (!r)
             return borg_fail(err, BORG_ENOMEM, "out of memory for results");
         s->res = r;
-        s->cap_res = s->batch.n_seqs;
+        s->cap_res = cap;
     }
     int n;
     if ((st = stage_sample(s->stage, &s->batch, s->x, s->res, &n, err)))

@@ -114,7 +114,7 @@ static void make_batch(sample_batch *s, int dim)
     const batch_seq seqs[] = {
         {.req = 5, .slot = 0, .pos = 0, .n_tokens = 5, .sample = 1, .step = 0,
          .sampling = {.temperature = 0.7f, .top_k = 40, .top_p = 0.9f, .min_p = 0.05f, .seed = 0xDEADBEEFCAFEF00Dull}},
-        {.req = INT64_MAX, .slot = 31, .pos = 1000, .n_tokens = 1, .sample = 0, .step = 17,
+        {.req = INT64_MAX, .slot = 31, .pos = 1000, .n_tokens = 1, .sample = 0, .step = 17, .score = 1, .next_token = 4242,
          .sampling = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = 1}},
         {.req = 0, .slot = 7, .pos = 2, .n_tokens = 1, .sample = 1, .step = 3,
          .sampling = {.temperature = 1.5f, .top_k = 1, .top_p = 0.5f, .min_p = 0.2f, .seed = UINT64_MAX}},
@@ -139,7 +139,7 @@ static void free_batch(sample_batch *s)
 static int same_seq(const batch_seq *a, const batch_seq *b)
 {
     return a->req == b->req && a->slot == b->slot && a->pos == b->pos && a->n_tokens == b->n_tokens &&
-           a->sample == b->sample && a->step == b->step && a->sampling.top_k == b->sampling.top_k &&
+           a->sample == b->sample && a->step == b->step && a->score == b->score && a->next_token == b->next_token && a->sampling.top_k == b->sampling.top_k &&
            bits_of(a->sampling.temperature) == bits_of(b->sampling.temperature) &&
            bits_of(a->sampling.top_p) == bits_of(b->sampling.top_p) &&
            bits_of(a->sampling.min_p) == bits_of(b->sampling.min_p) && a->sampling.seed == b->sampling.seed;
@@ -157,7 +157,7 @@ static float *round_trip(const sample_batch *s, wire_dtype dt, size_t elem_bytes
     float *x = NULL;
     size_t x_cap = 0;
     CHECK(frame_put_batch(&f, &s->b, s->x, s->dim, dt, &err) == BORG_OK);
-    size_t want = HDR + 3 * 56 + 7 * 4 + (size_t)(7 * s->dim) * elem_bytes;
+    size_t want = HDR + 3 * 64 + 7 * 4 + (size_t)(7 * s->dim) * elem_bytes;
     CHECK(f.len == want);
     CHECK(frame_check(f.p, f.len, &h, &err) == BORG_OK);
     CHECK(h.kind == FRAME_BATCH && h.batch_id == 12 && h.n_seqs == 3 && h.n_tokens == 7 && h.dim == s->dim);
@@ -238,17 +238,17 @@ static void test_results_and_control(void)
     frame_buf f = {0};
     borg_err err = {0};
     frame_header h;
-    const batch_result r[] = {{5, 42, -0.25f}, {INT64_MIN, 0, -INFINITY}, {9, 49151, 0.0f}};
+    const batch_result r[] = {{5, 42, -0.25f, -1}, {INT64_MIN, 0, -INFINITY, 7}, {9, 49151, 0.0f, INT32_MAX}};
     batch_result back[3] = {{0}};
     int n = -1;
     CHECK(frame_put_results(&f, 77, r, 3, &err) == BORG_OK);
-    CHECK(f.len == HDR + 3 * 16);
+    CHECK(f.len == HDR + 3 * 24);
     CHECK(frame_check(f.p, f.len, &h, &err) == BORG_OK);
     CHECK(h.kind == FRAME_RESULT && h.batch_id == 77 && h.n_seqs == 3);
     CHECK(frame_get_results(f.p, &h, back, &n, &err) == BORG_OK);
     CHECK(n == 3);
     for (int i = 0; i < 3; i++)
-        CHECK(back[i].req == r[i].req && back[i].token == r[i].token &&
+        CHECK(back[i].req == r[i].req && back[i].token == r[i].token && back[i].pos == r[i].pos &&
               bits_of(back[i].logprob) == bits_of(r[i].logprob));
 
     CHECK(frame_put_results(&f, 78, NULL, 0, &err) == BORG_OK);
@@ -307,7 +307,7 @@ static void test_bit_flips(void)
     borg_err err = {0};
     CHECK(frame_put_batch(&f, &s.b, s.x, 2, WIRE_F16, &err) == BORG_OK);
     CHECK(all_flips_rejected(&f));
-    const batch_result r[] = {{5, 42, -0.25f}, {6, 43, -1.0f}};
+    const batch_result r[] = {{5, 42, -0.25f, -1}, {6, 43, -1.0f, -1}};
     CHECK(frame_put_results(&f, 4, r, 2, &err) == BORG_OK);
     CHECK(all_flips_rejected(&f));
     CHECK(frame_put_control(&f, FRAME_ERROR, "why", 3, &err) == BORG_OK);
@@ -397,7 +397,7 @@ static void test_truncated_and_lying(void)
 
     /* Sequences that disagree with the header pass frame_check (the sizes
      * are right) and are caught by frame_get_batch. */
-    const size_t seq0 = HDR, seq1 = HDR + 56;
+    const size_t seq0 = HDR, seq1 = HDR + 64;
     struct {
         size_t off;
         int32_t value;
@@ -441,9 +441,9 @@ static void test_absurd_counts(void)
         uint64_t payload;
     } absurd[] = {
         {1 << 30, 1 << 30, 0, WIRE_NONE, (1ull << 30) * 60},
-        {1, INT32_MAX, 0, WIRE_NONE, 56 + 4ull * INT32_MAX},
-        {1, 1 << 24, INT32_MAX, WIRE_F32, 56 + (1ull << 26) + (4ull << 24) * INT32_MAX},
-        {1, 1 << 24, 1 << 21, WIRE_F32, 56 + (1ull << 26) + (1ull << 47)},
+        {1, INT32_MAX, 0, WIRE_NONE, 64 + 4ull * INT32_MAX},
+        {1, 1 << 24, INT32_MAX, WIRE_F32, 64 + (1ull << 26) + (4ull << 24) * INT32_MAX},
+        {1, 1 << 24, 1 << 21, WIRE_F32, 64 + (1ull << 26) + (1ull << 47)},
         {(1 << 24) + 1, (1 << 24) + 1, 0, WIRE_NONE, 60ull * ((1 << 24) + 1)},
     };
     for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {

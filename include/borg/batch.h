@@ -3,7 +3,11 @@
  * It lists sequences, each contributing n_tokens consecutive tokens from
  * position pos in KV slot `slot` (a prefill chunk, or one decode token),
  * and the concatenated token ids. A sequence marked `sample` wants the
- * token that follows its last one; the last stage returns it. */
+ * token that follows its last one; the last stage returns it. One marked
+ * `score` wants the log-probability of each of its tokens after the first
+ * given those before it (prompt scoring, perplexity): of token j + 1 for
+ * its token j, and of next_token (the prompt's token after this chunk, or
+ * -1 at its end) for its last. */
 #ifndef BORG_BATCH_H
 #define BORG_BATCH_H
 
@@ -19,6 +23,8 @@ typedef struct {
     int32_t n_tokens;
     int32_t sample;
     int32_t step;  /* which generated token a sample would be (0-based) */
+    int32_t score;
+    int32_t next_token;
     borg_sampling sampling;
 } batch_seq;
 
@@ -30,11 +36,18 @@ typedef struct {
     int32_t *tokens;
 } borg_batch;
 
+/* A sampled token (pos -1), or a scored one: token at position pos of
+ * request req has log-probability logprob given the positions before. */
 typedef struct {
     int64_t req;
     int32_t token;
     float logprob;
+    int32_t pos;
 } batch_result;
+
+/* Results a batch can produce: a sample per sequence, a score per token
+ * of the scored ones. */
+int batch_result_cap(const borg_batch *b);
 
 void batch_init(borg_batch *b);
 void batch_free(borg_batch *b);

@@ -8,14 +8,26 @@
 #include "borg/error.h"
 #include "borg/frame.h"
 
-typedef enum { CMD_NONE, CMD_HELP, CMD_VERSION, CMD_RUN, CMD_INFO, CMD_TOKENIZE, CMD_PLAN, CMD_CANCEL } borg_command;
+typedef enum {
+    CMD_NONE,
+    CMD_HELP,
+    CMD_VERSION,
+    CMD_RUN,
+    CMD_INFO,
+    CMD_TOKENIZE,
+    CMD_PLAN,
+    CMD_CANCEL,
+    CMD_PERPLEXITY
+} borg_command;
 
 typedef struct {
     borg_command command;
     const char *model;
     const char *jobs;
     const char *out;
-    const char *text;     /* tokenize */
+    const char *text;     /* tokenize: the text; perplexity: the text file */
+    int ppl_ctx;          /* perplexity: tokens per chunk */
+    int ppl_chunks;       /* perplexity: at most this many chunks; 0: all */
     int threads;          /* 0: the CPUs this process may use */
     int32_t ctx;          /* per-sequence context; 0: min(model, 4096) */
     int slots;            /* sequences resident at once */

@@ -8,12 +8,14 @@
  *
  * Layout (little-endian): the 48-byte frame_header as declared, then the
  * payload.
- *   FRAME_BATCH   n_seqs 56-byte sequence records (req i64, slot i32, pos i32,
- *                 n_tokens i32, sample i32, step i32, top_k i32,
+ *   FRAME_BATCH   n_seqs 64-byte sequence records (req i64, slot i32, pos i32,
+ *                 n_tokens i32, sample i32, step i32, score i32 (0 or 1),
+ *                 next_token i32, top_k i32,
  *                 temperature f32, top_p f32, min_p f32, pad u32 = 0,
  *                 seed u64), then n_tokens i32 token ids, then, when dim > 0,
  *                 n_tokens x dim activations in `dtype` (dim 0 <=> WIRE_NONE).
- *   FRAME_RESULT  n_seqs 16-byte records (req i64, token i32, logprob f32);
+ *   FRAME_RESULT  n_seqs 24-byte records (req i64, token i32, logprob f32,
+ *                 pos i32, pad u32 = 0);
  *                 n_tokens, dim and dtype are 0.
  *   control kinds an opaque payload of payload_bytes (<= 1 MiB) at
  *                 p + sizeof(frame_header); all counts are 0, batch_id 0.
@@ -30,7 +32,7 @@
 #include "borg/error.h"
 
 #define FRAME_MAGIC 0x47524f42u /* "BORG" little-endian */
-#define FRAME_VERSION 1
+#define FRAME_VERSION 2
 
 typedef enum {
     FRAME_BATCH = 1,    /* coordinator -> stage 0 -> ... : sequences, tokens, activations */

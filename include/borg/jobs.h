@@ -40,6 +40,7 @@ typedef struct {
     char *stop[JOB_MAX_STOP];
     int n_stop;
     int ignore_eos;
+    int prompt_logprobs; /* native shapes: score the prompt, token by token */
     int priority;
     double timeout_s;   /* 0: none */
     char *error;        /* non-NULL: the job cannot run, and why */

@@ -22,6 +22,7 @@ typedef struct {
     const int32_t *token_ids;  /* generated ids */
     size_t n_tokens;
     const char *finish_reason; /* "stop", "length", or NULL */
+    const float *prompt_logprobs; /* with the job's prompt_logprobs: one per prompt token, NaN for the first */
     int32_t prompt_tokens;
     double queue_ms, first_token_ms, total_ms;
 } borg_result;

@@ -31,6 +31,8 @@ int32_t tokenizer_n_vocab(const borg_tokenizer *t);
 /* -1 when the model has none. */
 int32_t tokenizer_bos(const borg_tokenizer *t);
 int32_t tokenizer_eos(const borg_tokenizer *t);
+/* 1 if encoding with add_special prepends BOS. */
+int tokenizer_adds_bos(const borg_tokenizer *t);
 /* 1 if id ends generation (EOS, EOT, <|im_end|>, <|endoftext|>, ...). */
 int tokenizer_is_eog(const borg_tokenizer *t, int32_t id);
 /* Id of a token whose text is exactly s (e.g. "<|im_start|>"), -1 if none. */

@@ -3,6 +3,7 @@
 #include "borg/proc.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ typedef struct {
     borg_job job;
     int32_t n_prompt;
     int32_t *prompt;  /* its tokens, kept to replay it after a failure */
+    float *prompt_lp; /* with prompt_logprobs: per prompt token, NaN until scored */
     int32_t *gen;
     int32_t n_gen, cap_gen;
     char *text;
@@ -87,6 +89,7 @@ static void request_release(request *q)
 {
     job_free(&q->job);
     free(q->prompt);
+    free(q->prompt_lp);
     free(q->gen);
     free(q->text);
     memset(q, 0, sizeof *q);
@@ -106,6 +109,7 @@ static borg_status finish(coordinator *c, int64_t r, result_status status, const
         .token_ids = q->gen,
         .n_tokens = (size_t)q->n_gen,
         .finish_reason = finish_reason,
+        .prompt_logprobs = q->prompt_lp,
         .prompt_tokens = q->n_prompt,
         .queue_ms = q->t_admit ? q->t_admit - q->t_read : t - q->t_read,
         .first_token_ms = q->t_first ? q->t_first - q->t_read : 0,
@@ -178,7 +182,8 @@ static borg_status submit(coordinator *c, request *q, borg_err *err)
         memcpy(tokens, q->prompt, sizeof *tokens * (size_t)q->n_prompt);
         memcpy(tokens + q->n_prompt, q->gen, sizeof *tokens * (size_t)q->n_gen);
     }
-    borg_status st = sched_submit(c->pipes[best].sched, q->num, tokens, n, q->n_gen, &q->job.sampling,
+    borg_status st = sched_submit(c->pipes[best].sched, q->num, tokens, n, q->n_gen,
+                                  q->prompt_lp ? q->n_prompt : 0, &q->job.sampling,
                                   q->job.priority, err);
     if (tokens != q->prompt)
         free(tokens);
@@ -213,9 +218,17 @@ static borg_status admit_job(coordinator *c, int64_t r, borg_err *err)
     }
     q->n_prompt = (int32_t)n;
     c->prompt_tokens += (long)n;
-    if (job->max_tokens == 0) {
+    if (job->max_tokens == 0 && !job->prompt_logprobs) {
         free(ids);
         return finish(c, r, RESULT_OK, NULL, "length", err);
+    }
+    if (job->prompt_logprobs) {
+        if (!(q->prompt_lp = malloc(sizeof *q->prompt_lp * n))) {
+            free(ids);
+            return borg_fail(err, BORG_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < n; i++)
+            q->prompt_lp[i] = NAN;
     }
     q->prompt = ids;
     return submit(c, q, err);
@@ -290,6 +303,14 @@ static borg_status on_token(coordinator *c, const batch_result *res, borg_err *e
     request *q = req_at(c, res->req);
     if (!q->open || q->num != res->req)
         return BORG_OK; /* finished while the token was in flight */
+    if (res->pos >= 0) {
+        /* A replay after a failure scores again what it scored before. */
+        if (q->prompt_lp && res->pos < q->n_prompt)
+            q->prompt_lp[res->pos] = res->logprob;
+        return BORG_OK;
+    }
+    if (q->job.max_tokens == 0)
+        return finish(c, res->req, RESULT_OK, NULL, "length", err); /* only scored */
     if (!q->t_first)
         q->t_first = now_ms();
     if (q->n_gen == q->cap_gen) {

@@ -142,7 +142,7 @@ static borg_status local_run(borg_exec *e, const borg_batch *b, borg_err *err)
         e->x = x;
         e->cap_x = need;
     }
-    borg_status st = reserve_results(e, b->n_seqs, err);
+    borg_status st = reserve_results(e, batch_result_cap(b), err);
     double t = proc_now_s();
     if (!e->t_first)
         e->t_first = t;

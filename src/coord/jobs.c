@@ -334,6 +334,12 @@ static int parse_native(borg_job *job, const cJSON *obj)
         return r;
     if ((r = parse_params(job, obj)))
         return r;
+    const cJSON *plp = cJSON_GetObjectItemCaseSensitive(obj, "prompt_logprobs");
+    if (plp && !cJSON_IsNull(plp)) {
+        if (!cJSON_IsBool(plp))
+            return set_error(job, "prompt_logprobs must be true or false"), -1;
+        job->prompt_logprobs = cJSON_IsTrue(plp);
+    }
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(obj, "messages");
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(obj, "prompt_token_ids");

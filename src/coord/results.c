@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,12 @@ static cJSON *native_line(const borg_result *r, const char *text)
     else
         cJSON_AddNullToObject(o, "finish_reason");
     cJSON_AddItemToObject(o, "usage", usage_object(r));
+    if (r->prompt_logprobs) {
+        cJSON *a = cJSON_AddArrayToObject(o, "prompt_logprobs");
+        for (int32_t i = 0; a && i < r->prompt_tokens; i++)
+            cJSON_AddItemToArray(a, isnan(r->prompt_logprobs[i]) ? cJSON_CreateNull()
+                                                                 : cJSON_CreateNumber(r->prompt_logprobs[i]));
+    }
     cJSON *t = cJSON_AddObjectToObject(o, "timings");
     cJSON_AddNumberToObject(t, "queue_ms", r->queue_ms);
     cJSON_AddNumberToObject(t, "first_token_ms", r->first_token_ms);

@@ -10,6 +10,7 @@ typedef struct {
     int32_t n_prompt;
     int32_t n_past;  /* tokens already in the KV cache */
     int32_t first_step;
+    int32_t n_score; /* leading tokens whose log-probabilities are wanted */
     int in_flight;
     int priority;
     int64_t order;   /* arrival, to keep admission first-come among equals */
@@ -69,7 +70,8 @@ void sched_free(borg_sched *s)
 }
 
 borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt,
-                         int32_t first_step, const borg_sampling *sampling, int priority, borg_err *err)
+                         int32_t first_step, int32_t n_score, const borg_sampling *sampling, int priority,
+                         borg_err *err)
 {
     if (n_prompt < 1 || n_prompt >= s->slot_ctx)
         return borg_fail(err, BORG_EINTERNAL, "request %lld: prompt of %d tokens does not fit a slot of %d",
@@ -92,6 +94,7 @@ borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int3
     q->req = req;
     q->n_tokens = q->n_prompt = n_prompt;
     q->first_step = first_step;
+    q->n_score = n_score;
     q->cap = cap;
     q->priority = priority;
     q->order = s->next_order++;
@@ -139,7 +142,14 @@ borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_
         sched_seq *q = s->slots[slot];
         if (!q || q->in_flight || q->n_past < q->n_prompt)
             continue;
-        batch_seq bs = {q->req, slot, q->n_past, 1, 1, q->first_step + q->n_tokens - q->n_prompt, q->sampling};
+        batch_seq bs = {.req = q->req,
+                        .slot = slot,
+                        .pos = q->n_past,
+                        .n_tokens = 1,
+                        .sample = 1,
+                        .step = q->first_step + q->n_tokens - q->n_prompt,
+                        .next_token = -1,
+                        .sampling = q->sampling};
         if ((st = batch_add(b, &bs, q->tokens + q->n_past, err)))
             return st;
         q->in_flight = 1;
@@ -155,7 +165,15 @@ borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_
         if (n > budget)
             n = budget;
         int done = q->n_past + n == q->n_prompt;
-        batch_seq bs = {q->req, slot, q->n_past, n, done, q->first_step, q->sampling};
+        batch_seq bs = {.req = q->req,
+                        .slot = slot,
+                        .pos = q->n_past,
+                        .n_tokens = n,
+                        .sample = done,
+                        .step = q->first_step,
+                        .score = q->n_past < q->n_score,
+                        .next_token = done ? -1 : q->tokens[q->n_past + n],
+                        .sampling = q->sampling};
         if ((st = batch_add(b, &bs, q->tokens + q->n_past, err)))
             return st;
         q->in_flight = 1;

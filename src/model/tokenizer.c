@@ -749,6 +749,8 @@ int32_t tokenizer_n_vocab(const borg_tokenizer *t)
     return t->n_vocab;
 }
 
+int tokenizer_adds_bos(const borg_tokenizer *t) { return t->add_bos; }
+
 int32_t tokenizer_bos(const borg_tokenizer *t)
 {
     return t->bos;

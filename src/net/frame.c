@@ -27,8 +27,8 @@ _Static_assert(offsetof(frame_header, batch_id) == 8 && offsetof(frame_header, p
 #define HEADER_BYTES sizeof(frame_header)
 
 enum {
-    SEQ_BYTES = 8 + 6 * 4 + 3 * 4 + 4 + 8, /* see put_seq */
-    RESULT_BYTES = 8 + 4 + 4,
+    SEQ_BYTES = 8 + 8 * 4 + 3 * 4 + 4 + 8, /* see put_seq */
+    RESULT_BYTES = 8 + 4 + 4 + 4 + 4,
     MAX_SEQS = 1 << 24,
     MAX_TOKENS = 1 << 24,
     MAX_DIM = 1 << 20,
@@ -128,6 +128,8 @@ static uint8_t *put_seq(uint8_t *q, const batch_seq *s)
     q = put(q, &s->n_tokens, sizeof s->n_tokens);
     q = put(q, &s->sample, sizeof s->sample);
     q = put(q, &s->step, sizeof s->step);
+    q = put(q, &s->score, sizeof s->score);
+    q = put(q, &s->next_token, sizeof s->next_token);
     q = put(q, &s->sampling.top_k, sizeof s->sampling.top_k);
     q = put(q, &s->sampling.temperature, sizeof s->sampling.temperature);
     q = put(q, &s->sampling.top_p, sizeof s->sampling.top_p);
@@ -146,6 +148,8 @@ static const uint8_t *get_seq(const uint8_t *q, batch_seq *s)
     q = get(q, &s->n_tokens, sizeof s->n_tokens);
     q = get(q, &s->sample, sizeof s->sample);
     q = get(q, &s->step, sizeof s->step);
+    q = get(q, &s->score, sizeof s->score);
+    q = get(q, &s->next_token, sizeof s->next_token);
     q = get(q, &s->sampling.top_k, sizeof s->sampling.top_k);
     q = get(q, &s->sampling.temperature, sizeof s->sampling.temperature);
     q = get(q, &s->sampling.top_p, sizeof s->sampling.top_p);
@@ -266,10 +270,13 @@ borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result
     borg_status st = frame_start(f, &h, &q, err);
     if (st)
         return st;
+    const uint32_t pad = 0;
     for (int i = 0; i < n; i++) {
         q = put(q, &r[i].req, sizeof r[i].req);
         q = put(q, &r[i].token, sizeof r[i].token);
         q = put(q, &r[i].logprob, sizeof r[i].logprob);
+        q = put(q, &r[i].pos, sizeof r[i].pos);
+        q = put(q, &pad, sizeof pad);
     }
     frame_seal(f);
     return BORG_OK;
@@ -386,7 +393,7 @@ borg_status frame_get_batch(const uint8_t *p, const frame_header *h, borg_batch 
     for (int i = 0; i < h->n_seqs; i++) {
         batch_seq s;
         q = get_seq(q, &s);
-        if (s.n_tokens < 1 || s.slot < 0 || s.pos < 0 || s.pos > INT32_MAX - s.n_tokens)
+        if (s.n_tokens < 1 || s.slot < 0 || s.pos < 0 || s.pos > INT32_MAX - s.n_tokens || (s.score & ~1))
             return borg_fail(err, BORG_EINPUT, "frame for batch %lld: sequence %d has slot %d, pos %d, %d tokens", id,
                              i, s.slot, s.pos, s.n_tokens);
         if (used + s.n_tokens > h->n_tokens)
@@ -421,10 +428,13 @@ borg_status frame_get_results(const uint8_t *p, const frame_header *h, batch_res
         return borg_fail(err, BORG_EINTERNAL, "frame for batch %lld: kind %u is not a result frame",
                          (long long)h->batch_id, h->kind);
     const uint8_t *q = p + HEADER_BYTES;
+    uint32_t pad;
     for (int i = 0; i < h->n_seqs; i++) {
         q = get(q, &r[i].req, sizeof r[i].req);
         q = get(q, &r[i].token, sizeof r[i].token);
         q = get(q, &r[i].logprob, sizeof r[i].logprob);
+        q = get(q, &r[i].pos, sizeof r[i].pos);
+        q = get(q, &pad, sizeof pad);
     }
     *n = h->n_seqs;
     return BORG_OK;
