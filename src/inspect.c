@@ -47,7 +47,7 @@ borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err)
     if (gguf_has_key(f, "tokenizer.chat_template"))
         gguf_get_str(f, "tokenizer.chat_template", &tmpl, NULL);
     chat_template chat;
-    chat_template_init(tmpl.ptr, tmpl.len, tokenizer_find(tok, "<|im_start|>") >= 0, &chat, NULL);
+    chat_template_init(tmpl.ptr, tmpl.len, chat_vocab_style(tok), &chat, NULL);
 
     const double kv_per_token = 2.0 * hp.n_layer * hp.n_kv_head * hp.head_dim * sizeof(float);
     fprintf(out, "%-22s %s\n", "file", cfg->model);

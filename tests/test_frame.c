@@ -364,7 +364,7 @@ static void test_truncated_and_lying(void)
         const char *expect;
     } lies[] = {
         {offsetof(frame_header, magic), 4, 0x46524f42, "bad magic"},
-        {offsetof(frame_header, version), 2, 2, "version 2"},
+        {offsetof(frame_header, version), 2, 1, "version 1"},
         {offsetof(frame_header, kind), 2, 0, "unknown kind 0"},
         {offsetof(frame_header, kind), 2, 9, "unknown kind 9"},
         {offsetof(frame_header, kind), 2, FRAME_RESULT, "carries tokens"},

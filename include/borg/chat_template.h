@@ -2,8 +2,8 @@
  *
  * GGUF files carry a Jinja template (tokenizer.chat_template). Rather than
  * embed a Jinja engine, the template's family is recognised by its markers
- * and rendered natively: ChatML (<|im_start|>), Llama-3 (<|start_header_id|>)
- * and Llama-2 ([INST]). A default system prompt that a ChatML template adds
+ * and rendered natively: ChatML (<|im_start|>), Llama-3 (<|start_header_id|>),
+ * Llama-2 ([INST]) and Gemma (<start_of_turn>). A default system prompt that a ChatML template adds
  * when the conversation has none is honoured. */
 #ifndef BORG_CHAT_TEMPLATE_H
 #define BORG_CHAT_TEMPLATE_H
@@ -12,17 +12,22 @@
 
 #include "borg/error.h"
 #include "borg/jobs.h"
+#include "borg/tokenizer.h"
 
-typedef enum { CHAT_NONE, CHAT_CHATML, CHAT_LLAMA3, CHAT_LLAMA2 } chat_style;
+typedef enum { CHAT_NONE, CHAT_CHATML, CHAT_LLAMA3, CHAT_LLAMA2, CHAT_GEMMA } chat_style;
 
 typedef struct {
     chat_style style;
     char *default_system; /* NULL when the template adds none */
 } chat_template;
 
-/* template_text may be NULL (the model has none). has_im_start says the
- * vocabulary has <|im_start|>, in which case ChatML is the fallback. */
-borg_status chat_template_init(const char *template_text, size_t len, int has_im_start,
+/* The style a vocabulary implies when the file has no template it names:
+ * ChatML with <|im_start|>, Gemma with <start_of_turn>, else none. */
+chat_style chat_vocab_style(const borg_tokenizer *tok);
+
+/* template_text may be NULL (the model has none); fallback is the style
+ * used when the template is absent or not recognised. */
+borg_status chat_template_init(const char *template_text, size_t len, chat_style fallback,
                                chat_template *out, borg_err *err);
 void chat_template_free(chat_template *t);
 

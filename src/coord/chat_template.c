@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "borg/chat_template.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,16 @@ static char *chatml_default_system(const char *tmpl, size_t len)
     return strndup(s, (size_t)(e - s));
 }
 
-borg_status chat_template_init(const char *tmpl, size_t len, int has_im_start, chat_template *out,
+chat_style chat_vocab_style(const borg_tokenizer *tok)
+{
+    if (tokenizer_find(tok, "<|im_start|>") >= 0)
+        return CHAT_CHATML;
+    if (tokenizer_find(tok, "<start_of_turn>") >= 0)
+        return CHAT_GEMMA;
+    return CHAT_NONE;
+}
+
+borg_status chat_template_init(const char *tmpl, size_t len, chat_style fallback, chat_template *out,
                                borg_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -36,10 +46,12 @@ borg_status chat_template_init(const char *tmpl, size_t len, int has_im_start, c
         out->default_system = chatml_default_system(tmpl, len);
     } else if (tmpl && find_in(tmpl, len, "<|start_header_id|>")) {
         out->style = CHAT_LLAMA3;
+    } else if (tmpl && find_in(tmpl, len, "<start_of_turn>")) {
+        out->style = CHAT_GEMMA;
     } else if (tmpl && find_in(tmpl, len, "[INST]")) {
         out->style = CHAT_LLAMA2;
-    } else if (has_im_start) {
-        out->style = CHAT_CHATML;
+    } else {
+        out->style = fallback;
     }
     return BORG_OK;
 }
@@ -56,6 +68,7 @@ const char *chat_style_name(chat_style s)
     case CHAT_CHATML: return "chatml";
     case CHAT_LLAMA3: return "llama3";
     case CHAT_LLAMA2: return "llama2";
+    case CHAT_GEMMA: return "gemma";
     default: return "none";
     }
 }
@@ -79,6 +92,29 @@ static void render_llama3(FILE *o, const chat_msg *msgs, size_t n)
     for (size_t i = 0; i < n; i++)
         fprintf(o, "<|start_header_id|>%s<|end_header_id|>\n\n%s<|eot_id|>", msgs[i].role, msgs[i].content);
     fputs("<|start_header_id|>assistant<|end_header_id|>\n\n", o);
+}
+
+/* Gemma has no system turn: the system text opens the first user turn,
+ * and the assistant is "model". Contents are trimmed, as its template does. */
+static void render_gemma(FILE *o, const chat_msg *msgs, size_t n)
+{
+    size_t i = 0;
+    const char *sys = NULL;
+    if (n && is_system(&msgs[0]))
+        sys = msgs[i++].content;
+    for (int first = 1; i < n; i++, first = 0) {
+        const char *c = msgs[i].content, *e = c + strlen(c);
+        while (*c && isspace((unsigned char)*c))
+            c++;
+        while (e > c && isspace((unsigned char)e[-1]))
+            e--;
+        const char *role = !strcmp(msgs[i].role, "assistant") ? "model" : msgs[i].role;
+        fprintf(o, "<start_of_turn>%s\n", role);
+        if (first && sys)
+            fprintf(o, "%s\n\n", sys);
+        fprintf(o, "%.*s<end_of_turn>\n", (int)(e - c), c);
+    }
+    fputs("<start_of_turn>model\n", o);
 }
 
 /* Llama-2 folds the system prompt into the first user turn. */
@@ -116,6 +152,7 @@ borg_status chat_render(const chat_template *t, const chat_msg *msgs, size_t n, 
     switch (t->style) {
     case CHAT_CHATML: render_chatml(o, t, msgs, n); break;
     case CHAT_LLAMA3: render_llama3(o, msgs, n); break;
+    case CHAT_GEMMA: render_gemma(o, msgs, n); break;
     default: render_llama2(o, msgs, n); break;
     }
     if (fclose(o) != 0 || !buf) {

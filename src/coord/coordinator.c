@@ -653,7 +653,7 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
     if (gguf_has_key(c->gguf, "tokenizer.chat_template") &&
         (st = gguf_get_str(c->gguf, "tokenizer.chat_template", &tmpl, err)))
         return st;
-    if ((st = chat_template_init(tmpl.ptr, tmpl.len, tokenizer_find(c->tok, "<|im_start|>") >= 0, &c->chat, err)))
+    if ((st = chat_template_init(tmpl.ptr, tmpl.len, chat_vocab_style(c->tok), &c->chat, err)))
         return st;
     borg_hparams hp;
     borg_plan plan;
