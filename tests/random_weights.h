@@ -53,10 +53,15 @@ static void rw_block(borg_dtype t, uint8_t *p)
         break;
     }
     case BORG_DT_Q4_0:
+    case BORG_DT_Q5_0:
     case BORG_DT_Q8_0: rw_put_f16(p, scale); break;
     case BORG_DT_Q4_1:
         rw_put_f16(p, scale);
         rw_put_f16(p + 2, -8.0f * scale * (rw_float() + 1.0f));
+        break;
+    case BORG_DT_Q5_1:
+        rw_put_f16(p, scale);
+        rw_put_f16(p + 2, -16.0f * scale * (rw_float() + 1.0f));
         break;
     case BORG_DT_Q4_K:
     case BORG_DT_Q5_K:
@@ -82,8 +87,8 @@ static borg_mat rw_matrix(borg_dtype t, int64_t rows, int64_t cols)
     return m;
 }
 
-static const borg_dtype rw_types[] = {BORG_DT_F32,  BORG_DT_F16,  BORG_DT_BF16,
-                                      BORG_DT_Q4_0, BORG_DT_Q4_1, BORG_DT_Q8_0,
+static const borg_dtype rw_types[] = {BORG_DT_F32,  BORG_DT_F16,  BORG_DT_BF16, BORG_DT_Q4_0,
+                                      BORG_DT_Q4_1, BORG_DT_Q5_0, BORG_DT_Q5_1, BORG_DT_Q8_0,
                                       BORG_DT_Q4_K, BORG_DT_Q5_K, BORG_DT_Q6_K};
 enum { RW_N_TYPES = sizeof rw_types / sizeof rw_types[0] };
 

@@ -276,7 +276,7 @@ static void check_dequant_avx2(borg_dtype t)
     const int64_t half = cols / 2; /* from an offset too, as matmul's chunks do */
     mm_dequant_avx2(t, w.data, 0, half, got);
     mm_dequant_avx2(t, w.data, half, cols - half, got + half);
-    const int fused = t == BORG_DT_Q4_1 || t == BORG_DT_Q4_K || t == BORG_DT_Q5_K;
+    const int fused = t == BORG_DT_Q4_1 || t == BORG_DT_Q5_1 || t == BORG_DT_Q4_K || t == BORG_DT_Q5_K;
     float scale = 0;
     for (int64_t k = 0; k < cols; k++)
         scale = fabsf(ref[k]) > scale ? fabsf(ref[k]) : scale;

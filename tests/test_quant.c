@@ -84,9 +84,10 @@ static void check_meta(void)
         int64_t elems;
         size_t bytes;
     } tab[] = {
-        {BORG_DT_F32, "F32", 1, 4},      {BORG_DT_F16, "F16", 1, 2},      {BORG_DT_BF16, "BF16", 1, 2},
-        {BORG_DT_Q4_0, "Q4_0", 32, 18},  {BORG_DT_Q4_1, "Q4_1", 32, 20},  {BORG_DT_Q8_0, "Q8_0", 32, 34},
-        {BORG_DT_Q4_K, "Q4_K", 256, 144}, {BORG_DT_Q5_K, "Q5_K", 256, 176}, {BORG_DT_Q6_K, "Q6_K", 256, 210},
+        {BORG_DT_F32, "F32", 1, 4},       {BORG_DT_F16, "F16", 1, 2},       {BORG_DT_BF16, "BF16", 1, 2},
+        {BORG_DT_Q4_0, "Q4_0", 32, 18},   {BORG_DT_Q4_1, "Q4_1", 32, 20},   {BORG_DT_Q5_0, "Q5_0", 32, 22},
+        {BORG_DT_Q5_1, "Q5_1", 32, 24},   {BORG_DT_Q8_0, "Q8_0", 32, 34},   {BORG_DT_Q4_K, "Q4_K", 256, 144},
+        {BORG_DT_Q5_K, "Q5_K", 256, 176}, {BORG_DT_Q6_K, "Q6_K", 256, 210},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
         CHECKF(dtype_supported(tab[i].t), "%s supported", tab[i].name);
@@ -95,7 +96,7 @@ static void check_meta(void)
         CHECKF(dtype_block_bytes(tab[i].t) == tab[i].bytes, "%s block bytes", tab[i].name);
         CHECKF(dtype_row_bytes(tab[i].t, tab[i].elems * 3) == tab[i].bytes * 3, "%s row bytes", tab[i].name);
     }
-    static const uint32_t unsupported[] = {4, 5, 6, 7, 9, 10, 11, 15, 24, 28, 31, 99, 0xffffffffu};
+    static const uint32_t unsupported[] = {4, 5, 9, 10, 11, 15, 24, 28, 31, 99, 0xffffffffu};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
         CHECKF(!dtype_supported(unsupported[i]), "type %u unsupported", unsupported[i]);
         CHECKF(strcmp(dtype_name(unsupported[i]), "unknown") == 0, "type %u named unknown", unsupported[i]);
@@ -215,8 +216,9 @@ int main(int argc, char **argv)
         return 1;
     }
     check_meta();
-    static const borg_dtype types[] = {BORG_DT_F32,  BORG_DT_F16,  BORG_DT_BF16, BORG_DT_Q8_0, BORG_DT_Q4_0,
-                                       BORG_DT_Q4_1, BORG_DT_Q4_K, BORG_DT_Q5_K, BORG_DT_Q6_K};
+    static const borg_dtype types[] = {BORG_DT_F32,  BORG_DT_F16,  BORG_DT_BF16, BORG_DT_Q8_0,
+                                       BORG_DT_Q4_0, BORG_DT_Q4_1, BORG_DT_Q5_0, BORG_DT_Q5_1,
+                                       BORG_DT_Q4_K, BORG_DT_Q5_K, BORG_DT_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         check_type(f, types[i]);
     check_f16_fixture(f);

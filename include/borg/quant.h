@@ -14,6 +14,8 @@ typedef enum {
     BORG_DT_F16 = 1,
     BORG_DT_Q4_0 = 2,
     BORG_DT_Q4_1 = 3,
+    BORG_DT_Q5_0 = 6,
+    BORG_DT_Q5_1 = 7,
     BORG_DT_Q8_0 = 8,
     BORG_DT_Q4_K = 12,
     BORG_DT_Q5_K = 13,
@@ -27,7 +29,8 @@ int dtype_supported(uint32_t t);
 /* "Q4_K" etc.; "unknown" for anything unsupported. */
 const char *dtype_name(uint32_t t);
 
-/* Elements per block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q8_0, 256 for K types). */
+/* Elements per block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0,
+ * 256 for K types). */
 int64_t dtype_block_elems(borg_dtype t);
 
 /* Bytes per block. */
@@ -44,7 +47,8 @@ void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n);
  * group is worth dw[8g + k/4] * q[32g + k] + m[g]: the eight dw of a group
  * are one scale, or for Q6_K the scale of its first 16 elements four times
  * then the second's. Codes are signed (Q8_0, Q6_K, with m = 0) or unsigned
- * with an offset m (Q4_0: m = -8 d; Q4_1, Q4_K, Q5_K: their minimum).
+ * with an offset m (Q4_0: m = -8 d; Q5_0: m = -16 d; Q4_1, Q5_1, Q4_K,
+ * Q5_K: their minimum).
  * ng = n / 32 groups. */
 void decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *dw, float *m);
 

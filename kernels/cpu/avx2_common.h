@@ -41,6 +41,39 @@ static inline size_t k_bytes(borg_dtype t)
     return t == BORG_DT_Q4_K ? 144 : t == BORG_DT_Q5_K ? 176 : 210;
 }
 
+/* Bytes per block of the types with 32-element blocks. */
+static inline size_t b32_bytes(borg_dtype t)
+{
+    switch (t) {
+    case BORG_DT_Q4_0: return 18;
+    case BORG_DT_Q4_1: return 20;
+    case BORG_DT_Q5_0: return 22;
+    case BORG_DT_Q5_1: return 24;
+    default: return 34; /* Q8_0 */
+    }
+}
+
+/* The 32 codes (0..31) of the Q5_0/Q5_1 block at b, one a byte in element
+ * order: after the f16 scale (and for Q5_1 the f16 min), qh is 4 bytes
+ * whose bit k, read as a little-endian uint32, is the fifth bit of element
+ * k; then byte j of 16 holds element j (low nibble) and j + 16 (high). The
+ * fifth bits go to bytes at once: byte k takes byte k / 8 of qh, ORs in
+ * every bit but bit k % 8, and is all ones exactly where that bit is set. */
+AVX2_INLINE __m256i q5_codes(borg_dtype T, const uint8_t *b)
+{
+    const uint8_t *qh = b + (T == BORG_DT_Q5_0 ? 2 : 4);
+    const __m128i v = _mm_loadu_si128((const __m128i *)(qh + 4)), m4 = _mm_set1_epi8(0x0f);
+    const __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)h),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                          _mm256_set1_epi64x(-1));
+    return _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+}
+
 /* K super-blocks: 8 groups of 32 with scales of their own, expanded by
  * k_scales into ks[16]: for Q4_K/Q5_K, d * sc[j] at j and dmin * m[j] at
  * 8 + j, from 6-bit pairs packed in 12 bytes at byte 4; for Q6_K, d * sc[i]

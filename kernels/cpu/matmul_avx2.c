@@ -134,6 +134,23 @@ AVX2_INLINE __m128i bytes8(__m256i v, int i)
     return i & 1 ? _mm_srli_si128(h, 8) : h;
 }
 
+/* Q5_0 and Q5_1: the codes of q5_codes, d * (q - 16) or d * q + m. */
+AVX2_INLINE void dec_q5(borg_dtype T, const uint8_t *row, int64_t g, __m256 w[4])
+{
+    const uint8_t *b = row + b32_bytes(T) * (size_t)g;
+    const __m256 d = _mm256_set1_ps(f16_at(b));
+    const __m256i q = q5_codes(T, b);
+    if (T == BORG_DT_Q5_0) {
+        const __m256i s = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        for (int c = 0; c < 4; c++)
+            w[c] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes8(s, c))));
+    } else {
+        const __m256 m = _mm256_set1_ps(f16_at(b + 2));
+        for (int c = 0; c < 4; c++)
+            w[c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes8(q, c))), m);
+    }
+}
+
 /* Q6_K: two halves of 128 in a 210-byte super-block; in half h, chunk t of
  * 32 takes the low (t < 2) or high nibble of ql[64h + 32(t & 1) + l] and
  * bits 2t, 2t + 1 of qh[32h + l] (qh at byte 128); value
@@ -163,6 +180,8 @@ AVX2_INLINE void dec32(borg_dtype T, const uint8_t *row, int64_t g, const float 
     case BORG_DT_BF16: dec_bf16(row, g, w); break;
     case BORG_DT_Q4_0: dec_q4_0(row, g, w); break;
     case BORG_DT_Q4_1: dec_q4_1(row, g, w); break;
+    case BORG_DT_Q5_0:
+    case BORG_DT_Q5_1: dec_q5(T, row, g, w); break;
     case BORG_DT_Q8_0: dec_q8_0(row, g, w); break;
     case BORG_DT_Q4_K: dec_q4_k(row, g, ks, w); break;
     case BORG_DT_Q5_K: dec_q5_k(row, g, ks, w); break;
@@ -214,6 +233,8 @@ AVX2 void mm_dequant_avx2(borg_dtype t, const void *row, int64_t k0, int64_t n, 
     case BORG_DT_BF16: dequant_bf16(r + 2 * k0, dst, n); break;
     case BORG_DT_Q4_0: dequant_groups(BORG_DT_Q4_0, r, k0 / 32, n / 32, dst); break;
     case BORG_DT_Q4_1: dequant_groups(BORG_DT_Q4_1, r, k0 / 32, n / 32, dst); break;
+    case BORG_DT_Q5_0: dequant_groups(BORG_DT_Q5_0, r, k0 / 32, n / 32, dst); break;
+    case BORG_DT_Q5_1: dequant_groups(BORG_DT_Q5_1, r, k0 / 32, n / 32, dst); break;
     case BORG_DT_Q8_0: dequant_groups(BORG_DT_Q8_0, r, k0 / 32, n / 32, dst); break;
     case BORG_DT_Q4_K: dequant_groups(BORG_DT_Q4_K, r, k0 / 32, n / 32, dst); break;
     case BORG_DT_Q5_K: dequant_groups(BORG_DT_Q5_K, r, k0 / 32, n / 32, dst); break;
@@ -335,6 +356,8 @@ SMALL_KERNEL(small_f16, BORG_DT_F16)
 SMALL_KERNEL(small_bf16, BORG_DT_BF16)
 SMALL_KERNEL(small_q4_0, BORG_DT_Q4_0)
 SMALL_KERNEL(small_q4_1, BORG_DT_Q4_1)
+SMALL_KERNEL(small_q5_0, BORG_DT_Q5_0)
+SMALL_KERNEL(small_q5_1, BORG_DT_Q5_1)
 SMALL_KERNEL(small_q8_0, BORG_DT_Q8_0)
 SMALL_KERNEL(small_q4_k, BORG_DT_Q4_K)
 SMALL_KERNEL(small_q5_k, BORG_DT_Q5_K)
@@ -348,6 +371,8 @@ static small_fn small_kernel(borg_dtype t)
     case BORG_DT_BF16: return small_bf16;
     case BORG_DT_Q4_0: return small_q4_0;
     case BORG_DT_Q4_1: return small_q4_1;
+    case BORG_DT_Q5_0: return small_q5_0;
+    case BORG_DT_Q5_1: return small_q5_1;
     case BORG_DT_Q8_0: return small_q8_0;
     case BORG_DT_Q4_K: return small_q4_k;
     case BORG_DT_Q5_K: return small_q5_k;

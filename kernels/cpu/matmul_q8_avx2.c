@@ -62,6 +62,7 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p, int hi)
  * offset, as decompose_row gives them. For K types
  * ks holds the super-block's k_scales, refreshed by the caller at g % 8 == 0.
  *  Q4_0/Q4_1: byte j of the 16 holds element j (low nibble) and j + 16.
+ *  Q5_0/Q5_1: as Q4_0/Q4_1 with a fifth bit per element (q5_codes).
  *  Q4_K (codes at byte 16) and Q5_K (at 48, plus a fifth bit: bit j of
  *  byte 16 + l): group j takes the low (j even) or high nibble of 32 bytes.
  *  Q6_K: in half h of a super-block, chunk c of 32 takes the low (c < 2) or
@@ -79,6 +80,14 @@ AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const 
         *codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
         sc[0] = f16_at(b);
         *m = T == BORG_DT_Q4_0 ? -8.0f * sc[0] : f16_at(b + 2);
+        break;
+    }
+    case BORG_DT_Q5_0:
+    case BORG_DT_Q5_1: {
+        const uint8_t *b = row + b32_bytes(T) * (size_t)g;
+        *codes = q5_codes(T, b);
+        sc[0] = f16_at(b);
+        *m = T == BORG_DT_Q5_0 ? -16.0f * sc[0] : f16_at(b + 2);
         break;
     }
     case BORG_DT_Q8_0: {
@@ -169,7 +178,7 @@ AVX2_INLINE void block_scales(borg_dtype T, const uint8_t *row, int64_t g0, cons
         *m = _mm256_xor_ps(_mm256_loadu_ps(ks + 8), _mm256_set1_ps(-0.0f));
         return;
     }
-    const size_t bb = T == BORG_DT_Q4_0 ? 18 : T == BORG_DT_Q4_1 ? 20 : 34;
+    const size_t bb = b32_bytes(T);
     const uint8_t *b = row + bb * (size_t)g0;
     uint16_t d[8], mn[8];
     UNROLL for (int u = 0; u < 8; u++) {
@@ -178,11 +187,13 @@ AVX2_INLINE void block_scales(borg_dtype T, const uint8_t *row, int64_t g0, cons
     }
     *dw = _mm256_cvtph_ps(_mm_setr_epi16((short)d[0], (short)d[1], (short)d[2], (short)d[3], (short)d[4],
                                          (short)d[5], (short)d[6], (short)d[7]));
-    if (T == BORG_DT_Q4_1)
+    if (T == BORG_DT_Q4_1 || T == BORG_DT_Q5_1)
         *m = _mm256_cvtph_ps(_mm_setr_epi16((short)mn[0], (short)mn[1], (short)mn[2], (short)mn[3], (short)mn[4],
                                             (short)mn[5], (short)mn[6], (short)mn[7]));
+    else if (T == BORG_DT_Q4_0 || T == BORG_DT_Q5_0)
+        *m = _mm256_mul_ps(_mm256_set1_ps(T == BORG_DT_Q4_0 ? -8.0f : -16.0f), *dw);
     else
-        *m = T == BORG_DT_Q4_0 ? _mm256_mul_ps(_mm256_set1_ps(-8.0f), *dw) : _mm256_setzero_ps();
+        *m = _mm256_setzero_ps();
 }
 
 AVX2_INLINE void pack_t(borg_dtype T, const uint8_t *row, int64_t cols, int8_t *q, float *dw, float *m)
@@ -228,6 +239,8 @@ AVX2_INLINE void pack_t(borg_dtype T, const uint8_t *row, int64_t cols, int8_t *
 
 PACK(pack_q4_0, BORG_DT_Q4_0)
 PACK(pack_q4_1, BORG_DT_Q4_1)
+PACK(pack_q5_0, BORG_DT_Q5_0)
+PACK(pack_q5_1, BORG_DT_Q5_1)
 PACK(pack_q8_0, BORG_DT_Q8_0)
 PACK(pack_q4_k, BORG_DT_Q4_K)
 PACK(pack_q5_k, BORG_DT_Q5_K)
@@ -238,6 +251,8 @@ void mq_pack_avx2(borg_dtype t, const void *row, int64_t cols, int8_t *q, float 
     switch (t) {
     case BORG_DT_Q4_0: pack_q4_0(row, cols, q, dw, m); break;
     case BORG_DT_Q4_1: pack_q4_1(row, cols, q, dw, m); break;
+    case BORG_DT_Q5_0: pack_q5_0(row, cols, q, dw, m); break;
+    case BORG_DT_Q5_1: pack_q5_1(row, cols, q, dw, m); break;
     case BORG_DT_Q8_0: pack_q8_0(row, cols, q, dw, m); break;
     case BORG_DT_Q4_K: pack_q4_k(row, cols, q, dw, m); break;
     case BORG_DT_Q5_K: pack_q5_k(row, cols, q, dw, m); break;
@@ -322,8 +337,9 @@ AVX2_INLINE void q8_body(const mq_tile *t, const int B, const int P, const int D
 }
 
 /* One tile kernel per (passes, depth, signedness): 4-bit codes (Q4_0, Q4_1,
- * Q4_K) add all 8 passes as 16-bit, Q5_K 4, Q6_K's signed 6-bit codes
- * (|q| <= 32) 4 of its 4, Q8_0 one. */
+ * Q4_K) add all 8 passes as 16-bit, 5-bit ones (Q5_0, Q5_1, Q5_K: at most
+ * 2 * 31 * 127 a pass) 4, Q6_K's signed 6-bit codes (|q| <= 32) 4 of its
+ * 4, Q8_0 one. */
 #define Q8_TILE(name, P, DEPTH, SGN)                                                               \
     AVX2 static void name(const mq_tile *t, int nv)                                                \
     {                                                                                              \
@@ -345,6 +361,8 @@ Q8_TILE(tile_q8, 8, 1, 1)
 void mq_tile_avx2(const mq_tile *t, int nv)
 {
     switch (t->type) {
+    case BORG_DT_Q5_0:
+    case BORG_DT_Q5_1:
     case BORG_DT_Q5_K: tile_q5(t, nv); break;
     case BORG_DT_Q6_K: tile_q6(t, nv); break;
     case BORG_DT_Q8_0: tile_q8(t, nv); break;
@@ -448,6 +466,8 @@ AVX2_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
 
 ONE_KERNEL(one_q4_0, BORG_DT_Q4_0)
 ONE_KERNEL(one_q4_1, BORG_DT_Q4_1)
+ONE_KERNEL(one_q5_0, BORG_DT_Q5_0)
+ONE_KERNEL(one_q5_1, BORG_DT_Q5_1)
 ONE_KERNEL(one_q8_0, BORG_DT_Q8_0)
 ONE_KERNEL(one_q4_k, BORG_DT_Q4_K)
 ONE_KERNEL(one_q5_k, BORG_DT_Q5_K)
@@ -458,6 +478,8 @@ void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1)
     switch (o->w->type) {
     case BORG_DT_Q4_0: one_q4_0(o, r0, r1); break;
     case BORG_DT_Q4_1: one_q4_1(o, r0, r1); break;
+    case BORG_DT_Q5_0: one_q5_0(o, r0, r1); break;
+    case BORG_DT_Q5_1: one_q5_1(o, r0, r1); break;
     case BORG_DT_Q8_0: one_q8_0(o, r0, r1); break;
     case BORG_DT_Q4_K: one_q4_k(o, r0, r1); break;
     case BORG_DT_Q5_K: one_q5_k(o, r0, r1); break;

@@ -17,6 +17,8 @@ int dtype_supported(uint32_t t)
     case BORG_DT_F16:
     case BORG_DT_Q4_0:
     case BORG_DT_Q4_1:
+    case BORG_DT_Q5_0:
+    case BORG_DT_Q5_1:
     case BORG_DT_Q8_0:
     case BORG_DT_Q4_K:
     case BORG_DT_Q5_K:
@@ -35,6 +37,8 @@ const char *dtype_name(uint32_t t)
     case BORG_DT_F16: return "F16";
     case BORG_DT_Q4_0: return "Q4_0";
     case BORG_DT_Q4_1: return "Q4_1";
+    case BORG_DT_Q5_0: return "Q5_0";
+    case BORG_DT_Q5_1: return "Q5_1";
     case BORG_DT_Q8_0: return "Q8_0";
     case BORG_DT_Q4_K: return "Q4_K";
     case BORG_DT_Q5_K: return "Q5_K";
@@ -53,6 +57,8 @@ int64_t dtype_block_elems(borg_dtype t)
         return 1;
     case BORG_DT_Q4_0:
     case BORG_DT_Q4_1:
+    case BORG_DT_Q5_0:
+    case BORG_DT_Q5_1:
     case BORG_DT_Q8_0:
         return QK;
     case BORG_DT_Q4_K:
@@ -71,6 +77,8 @@ size_t dtype_block_bytes(borg_dtype t)
     case BORG_DT_BF16: return 2;
     case BORG_DT_Q4_0: return 2 + QK / 2;
     case BORG_DT_Q4_1: return 2 + 2 + QK / 2;
+    case BORG_DT_Q5_0: return 2 + 4 + QK / 2;
+    case BORG_DT_Q5_1: return 2 + 2 + 4 + QK / 2;
     case BORG_DT_Q8_0: return 2 + QK;
     case BORG_DT_Q4_K: return 2 + 2 + K_SCALE_SIZE + QK_K / 2;
     case BORG_DT_Q5_K: return 2 + 2 + K_SCALE_SIZE + QK_K / 8 + QK_K / 2;
@@ -209,6 +217,43 @@ static void deq_q4_1(const uint8_t *b, float *y, int64_t nb)
     }
 }
 
+/* Element k of a Q5_0/Q5_1 block as a code 0..31: the nibble of qs[k % 16]
+ * (low for k < 16) and, as its fifth bit, bit k of the 4 bytes qh read as
+ * a little-endian uint32. */
+static inline int q5_code(uint32_t qh, const uint8_t *qs, int k)
+{
+    const int nib = k < QK / 2 ? qs[k] & 0x0f : qs[k - QK / 2] >> 4;
+    return nib | (int)((qh >> k) & 1) << 4;
+}
+
+static inline uint32_t load_u32(const uint8_t *p)
+{
+    uint32_t u;
+    memcpy(&u, p, 4);
+    return u;
+}
+
+static void deq_q5_0(const uint8_t *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, b += 6 + QK / 2, y += QK) {
+        const float d = load_f16(b);
+        const uint32_t qh = load_u32(b + 2);
+        for (int k = 0; k < QK; k++)
+            y[k] = d * (float)(q5_code(qh, b + 6, k) - 16);
+    }
+}
+
+static void deq_q5_1(const uint8_t *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, b += 8 + QK / 2, y += QK) {
+        const float d = load_f16(b);
+        const float m = load_f16(b + 2);
+        const uint32_t qh = load_u32(b + 4);
+        for (int k = 0; k < QK; k++)
+            y[k] = d * (float)q5_code(qh, b + 8, k) + m;
+    }
+}
+
 static void deq_q8_0(const uint8_t *b, float *y, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, b += 2 + QK, y += QK) {
@@ -306,6 +351,8 @@ void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n)
     case BORG_DT_BF16: deq_bf16(s, dst, n); break;
     case BORG_DT_Q4_0: deq_q4_0(s, dst, n / QK); break;
     case BORG_DT_Q4_1: deq_q4_1(s, dst, n / QK); break;
+    case BORG_DT_Q5_0: deq_q5_0(s, dst, n / QK); break;
+    case BORG_DT_Q5_1: deq_q5_1(s, dst, n / QK); break;
     case BORG_DT_Q8_0: deq_q8_0(s, dst, n / QK); break;
     case BORG_DT_Q4_K: deq_q4_k(s, dst, n / QK_K); break;
     case BORG_DT_Q5_K: deq_q5_k(s, dst, n / QK_K); break;
@@ -354,6 +401,18 @@ void decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *
                 q[j] = (int8_t)(qs[j] & 0x0f);
                 q[j + QK / 2] = (int8_t)(qs[j] >> 4);
             }
+            break;
+        }
+        case BORG_DT_Q5_0:
+        case BORG_DT_Q5_1: {
+            const uint8_t *b = s + (size_t)g * dtype_block_bytes(t);
+            const int q5_1 = t == BORG_DT_Q5_1;
+            const float d = load_f16(b);
+            dw_fill(dw, d, d);
+            *m = q5_1 ? load_f16(b + 2) : -16.0f * d;
+            const uint32_t qh = load_u32(b + 2 + 2 * q5_1);
+            for (int k = 0; k < QK; k++)
+                q[k] = (int8_t)q5_code(qh, b + 6 + 2 * q5_1, k);
             break;
         }
         case BORG_DT_Q8_0: {

@@ -33,7 +33,7 @@ import gguf
 logging.disable(logging.WARNING)
 
 
-QUANTIZED = {gguf.GGMLQuantizationType[n] for n in ("Q4_0", "Q4_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K")}
+QUANTIZED = {gguf.GGMLQuantizationType[n] for n in ("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K")}
 
 
 def act_q8(x):

@@ -128,7 +128,7 @@ def check_real_model_f32(path, prompt, n_gen, tmp):
 
 # (name, make_tiny_model arguments, compare with llama.cpp)
 TINY = [(f"wtype {t}", ["--wtype", t], False) for t in
-        ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"]]
+        ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]]
 TINY += [
     (f"F32 GQA {ratio}{' tied' if tied else ''}",
      ["--wtype", "F32", "--emb-type", "F32", "--dim", "192", "--n-head", "6", "--n-kv-head", str(6 // ratio),

@@ -22,9 +22,10 @@ from gguf import GGUFValueType as VT
 
 logging.disable(logging.WARNING)
 
-QUANT_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"]
+QUANT_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K", "Q5_0", "Q5_1"]
 # Byte offsets of the f16 scale fields within one block.
-SCALE_FIELDS = {"Q8_0": [0], "Q4_0": [0], "Q4_1": [0, 2], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
+SCALE_FIELDS = {"Q8_0": [0], "Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2], "Q4_K": [0, 2],
+                "Q5_K": [0, 2], "Q6_K": [208]}
 
 
 def write_quant(path, rng):
@@ -181,7 +182,7 @@ def write_bad(out, valid):
         "past_end": (patched(valid, (q[5], "Q", 320)), "tensor 'blk.0.attn_q.weight' data [1312..1380) extends past end of file (size 1344)"),
         "offset_wrap": (patched(valid, (q[5], "Q", 2 ** 64 - 32)), "offset 18446744073709551584 is past end of file"),
         "unknown_type": (patched(valid, (q[4], "I", 99)), "tensor 'blk.0.attn_q.weight' has unknown type 99"),
-        "unsupported_type": (patched(valid, (q[4], "I", 6)), "unsupported type Q5_0 (6)"),
+        "unsupported_type": (patched(valid, (q[4], "I", 10)), "unsupported type Q2_K (10)"),
         "dims_huge0": (patched(valid, (e[3], "Q", 2 ** 62)), "needs more bytes than the whole file"),
         "dims_huge1": (patched(valid, (e[3] + 8, "Q", 2 ** 62)), "needs more bytes than the whole file"),
         "dims_overflow": (patched(valid, (e[3], "Q", 2 ** 33), (e[3] + 8, "Q", 2 ** 33)),

@@ -10,7 +10,7 @@ Weights are scaled so that activations stay O(1): matrices ~ N(0, 1/in_dim) (so
 W @ x keeps the scale of x), embeddings ~ N(0, 1), norm weights ~ 1 + N(0, 0.1)
 (not all ones, so a forward pass that skipped them would be caught).
 
-Matrices are stored as --wtype. gguf-py quantizes F32/F16/BF16/Q8_0/Q4_0/Q4_1 from
+Matrices are stored as --wtype. gguf-py quantizes F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 from
 the random weights; it cannot quantize the K-quants, so for Q4_K/Q5_K/Q6_K the
 quantized codes are drawn at random and the scale fields chosen so the weights come
 out zero-mean with the intended spread. Either way gguf.quants.dequantize of the
@@ -32,7 +32,7 @@ from gguf import TokenType
 # gguf-py warns about every key it writes outside its own schema; not useful here.
 logging.disable(logging.WARNING)
 
-WEIGHT_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"]
+WEIGHT_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]
 NORM_TYPES = ["F32", "F16", "BF16"]
 
 # Merges in priority order; "Ġt he" builds on two earlier merges, so BPE must iterate.
