@@ -74,7 +74,7 @@ borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err)
         for (int l = 0; l < hp.n_layer; l++)
             local += family_layer_window(&hp, l) != 0;
         fprintf(out, "%-22s %d tokens on %d of %d layers (rope base %g there), the rest global\n", "sliding window",
-                (int)hp.window, local, hp.n_layer, fam->swa_rope_base);
+                (int)hp.window, local, hp.n_layer, hp.rope_base_local);
     }
     int biases = 0;
     char name[64];

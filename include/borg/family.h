@@ -33,7 +33,7 @@ typedef struct {
     borg_activation act;
     int rope_freqs;       /* may carry rope_freqs.weight (Llama 3.x frequency factors) */
     int swa_pattern;      /* with a sliding window, layer l is global iff l % swa_pattern == swa_pattern - 1 */
-    float swa_rope_base;  /* rope base of the sliding-window layers */
+    float swa_rope_base;  /* rope base of the sliding-window layers, unless the file gives one */
 } borg_family;
 
 typedef struct {
@@ -49,6 +49,7 @@ typedef struct {
     int32_t ctx_len;
     int rope_dim;
     float rope_base;       /* global layers */
+    float rope_base_local; /* sliding-window layers */
     float rope_scale;      /* linear rope scaling: positions times this (1 / factor); 1 without */
     float rms_eps;
     float attn_scale;      /* multiplies q . k */

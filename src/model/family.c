@@ -6,8 +6,8 @@
 #include <string.h>
 
 /* What llama.cpp computes for each architecture, as data. Gemma 3's local
- * layers and their rope base are llama.cpp's fixed choices for gemma3 (a
- * pattern of 6, base 10000), not metadata. */
+ * layers and their rope base are llama.cpp's defaults for gemma3 (a pattern
+ * of 6; base 10000 unless <arch>.rope.freq_base_swa says otherwise). */
 static const borg_family k_families[] = {
     {.arch = "llama", .act = BORG_ACT_SILU, .rope_freqs = 1},
     {.arch = "qwen2", .rope_neox = 1, .act = BORG_ACT_SILU},
@@ -87,6 +87,7 @@ static const char *const k_known_keys[] = {
     "attention.sliding_window",
     "rope.dimension_count",
     "rope.freq_base",
+    "rope.freq_base_swa",
     "rope.scaling.type",
     "rope.scaling.factor",
     "rope.scaling.original_context_length",
@@ -213,6 +214,7 @@ borg_status family_hparams(const gguf_file *f, borg_hparams *hp, borg_err *err)
     uint32_t n_layer = 0, dim = 0, n_head = 0, n_kv_head = 0, ffn = 0, ctx = 2048;
     uint32_t head_dim = 0, value_dim = 0, rope_dim = 0, window = 0;
     hp->rope_base = 10000.0f;
+    hp->rope_base_local = fam->swa_rope_base;
     hp->rms_eps = 1e-5f;
     if ((st = key_u32(f, a, "block_count", &n_layer, 0, err)) ||
         (st = key_u32(f, a, "embedding_length", &dim, 0, err)) ||
@@ -224,6 +226,7 @@ borg_status family_hparams(const gguf_file *f, borg_hparams *hp, borg_err *err)
         (st = key_u32(f, a, "rope.dimension_count", &rope_dim, 1, err)) ||
         (st = key_u32(f, a, "attention.sliding_window", &window, 1, err)) ||
         (st = key_f32(f, a, "rope.freq_base", &hp->rope_base, err)) ||
+        (st = key_f32(f, a, "rope.freq_base_swa", &hp->rope_base_local, err)) ||
         (st = key_f32(f, a, "attention.layer_norm_rms_epsilon", &hp->rms_eps, err)) ||
         (st = read_rope_scaling(f, hp, err)))
         return st;
@@ -248,12 +251,13 @@ borg_status family_hparams(const gguf_file *f, borg_hparams *hp, borg_err *err)
     if (head_dim < 2 || head_dim > 1024 || head_dim % 2 || rope_dim > head_dim || rope_dim % 2)
         return borg_fail(err, BORG_EINPUT, "%s: unsupported head size %u (rope %u)", gguf_path(f),
                          head_dim, rope_dim);
-    if (!(hp->rope_base > 0.0f) || !(hp->rms_eps > 0.0f) || !isfinite(hp->rope_base))
-        return borg_fail(err, BORG_EINPUT, "%s: invalid rope base %g or RMS epsilon %g", gguf_path(f),
-                         hp->rope_base, hp->rms_eps);
     if (window && !fam->swa_pattern)
         return borg_fail(err, BORG_EINPUT, "%s: %s.attention.sliding_window is set, and a sliding window is not implemented for %s",
                          gguf_path(f), a, a);
+    if (!(hp->rope_base > 0.0f) || !(hp->rms_eps > 0.0f) || !isfinite(hp->rope_base) ||
+        (window && (!(hp->rope_base_local > 0.0f) || !isfinite(hp->rope_base_local))))
+        return borg_fail(err, BORG_EINPUT, "%s: invalid rope base %g (local %g) or RMS epsilon %g", gguf_path(f),
+                         hp->rope_base, hp->rope_base_local, hp->rms_eps);
     if (fam->swa_pattern && !window)
         return borg_fail(err, BORG_EINPUT, "%s: %s.attention.sliding_window is missing (%s needs it)", gguf_path(f),
                          a, a);

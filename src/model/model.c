@@ -453,7 +453,7 @@ borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32
                     m->rope_freqs);
         if (hp->window)
             rope_angles(m->s.angles_local + (size_t)i * hp->rope_dim, hp->rope_dim, pos[i],
-                        hp->family->swa_rope_base, 1.0f, NULL);
+                        hp->rope_base_local, 1.0f, NULL);
     }
     for (int l = 0; l < n_local; l++)
         if ((st = forward_layer(m, kv, l, x, slot, pos, n, pool, err)))
