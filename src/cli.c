@@ -85,7 +85,7 @@ static const char k_info[] =
     "memory needs of a GGUF model. Exit code 2 if the file is malformed.\n";
 
 static const char k_plan[] =
-    "Usage: borg-infer plan --model M.gguf --stages P [--layers N,N,...] [--ctx N] [--slots N]\n"
+    "Usage: borg-infer plan --model M.gguf --stages P [--layers N,N,...] [--ctx N] [--slots N] [--batch-tokens N]\n"
     "\n"
     "Prints which layers each of P pipeline stages would hold (balanced by the\n"
     "weight bytes each streams per token) and the memory each needs, without\n"
@@ -254,7 +254,7 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         } else if (!strcmp(a, "--slots") && (runs || sub == CMD_PLAN)) {
             if (!(st = parse_int(a, v, 1, 4096, &n, err)))
                 cfg->slots = (int)n, i++;
-        } else if (!strcmp(a, "--batch-tokens") && runs) {
+        } else if (!strcmp(a, "--batch-tokens") && (runs || sub == CMD_PLAN)) {
             if (!(st = parse_int(a, v, 1, 1 << 20, &n, err)))
                 cfg->batch_tokens = (int)n, i++;
         } else if (sub == CMD_TOKENIZE && a[0] != '-' && !cfg->text) {

@@ -26,7 +26,8 @@ typedef struct {
     int end[PLAN_MAX_STAGES];
     size_t weight_bytes[PLAN_MAX_STAGES]; /* mapped and read by the stage */
     size_t params[PLAN_MAX_STAGES];       /* multiplied per token: what balance evens out */
-    size_t kv_bytes_per_token[PLAN_MAX_STAGES];
+    size_t kv_bytes_per_token[PLAN_MAX_STAGES]; /* over its layers that see every position */
+    int window_layers[PLAN_MAX_STAGES];          /* its sliding-window layers, which keep a ring */
 } borg_plan;
 
 /* The split with the smallest largest stage. layers_spec, when not NULL,
@@ -36,6 +37,7 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
                       borg_plan *out, borg_err *err);
 
 /* Prints the split and each stage's memory, one stage a line. */
-void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, FILE *out);
+void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens,
+                FILE *out);
 
 #endif

@@ -159,24 +159,39 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
         /* A tied embedding on a single stage is already counted as its head. */
         if (s == 0 && !(tied && n_stages == 1))
             out->weight_bytes[s] += tensor_bytes(f, "token_embd.weight");
-        out->kv_bytes_per_token[s] = kv_layer * (size_t)(cut[s + 1] - cut[s]);
+        for (int l = cut[s]; l < cut[s + 1]; l++) {
+            if (family_layer_window(hp, l))
+                out->window_layers[s]++;
+            else
+                out->kv_bytes_per_token[s] += kv_layer;
+        }
     }
     free(cost);
     return BORG_OK;
 }
 
-void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, FILE *out)
+void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens,
+                FILE *out)
 {
+    /* A sliding-window layer's ring, as kv_create sizes it. */
+    int64_t ring = hp->window ? (int64_t)hp->window + batch_tokens - 1 : 0;
+    if (ring > slot_ctx)
+        ring = slot_ctx;
+    const double ring_bytes = 2.0 * hp->n_kv_head * hp->head_dim * sizeof(float) * (double)ring;
     fprintf(out, "%-6s %-10s %-8s %12s %12s %14s\n", "stage", "layers", "count", "weights MiB", "M params",
             "kv MiB (max)");
     for (int s = 0; s < p->n_stages; s++) {
         char range[32];
         snprintf(range, sizeof range, "%d-%d", p->begin[s], p->end[s] - 1);
-        double kv = (double)p->kv_bytes_per_token[s] * n_slots * slot_ctx / 1048576.0;
+        double kv = ((double)p->kv_bytes_per_token[s] * slot_ctx + ring_bytes * p->window_layers[s]) * n_slots /
+                    1048576.0;
         fprintf(out, "%-6d %-10s %-8d %12.1f %12.1f %14.1f%s%s\n", s, range, p->end[s] - p->begin[s],
                 p->weight_bytes[s] / 1048576.0, p->params[s] / 1e6, kv, s == 0 ? "  +embedding" : "",
                 s == p->n_stages - 1 ? "  +output head" : "");
     }
     fprintf(out, "(%d layers; KV for %d slots x %d positions, reserved lazily: only what is used is resident)\n",
             hp->n_layer, n_slots, (int)slot_ctx);
+    if (hp->window)
+        fprintf(out, "(sliding-window layers keep %lld positions per slot: window %d + batch budget %d - 1)\n",
+                (long long)ring, (int)hp->window, batch_tokens);
 }
