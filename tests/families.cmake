@@ -51,3 +51,15 @@ add_test(NAME e2e_gemma_rank_failure
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_GEMMA_MODEL} --mpiexec ${MPIEXEC_EXECUTABLE})
 set_tests_properties(e2e_gemma_split_invariance e2e_gemma_rank_failure PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 900)
+
+# Greedy continuations of the inputs/ jobs on the real models against
+# llama.cpp's (tests/goldens/continuations.json): the same prompts, and the
+# same ids until a step where llama.cpp's own top two were close.
+add_test(NAME e2e_continuations_smollm2
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_continuations.py --borg $<TARGET_FILE:borg-infer>
+          --model-name smollm2 --model ${BORG_MODEL})
+add_test(NAME e2e_continuations_gemma3
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_continuations.py --borg $<TARGET_FILE:borg-infer>
+          --model-name gemma3 --model ${BORG_GEMMA_MODEL})
+set_tests_properties(e2e_continuations_smollm2 e2e_continuations_gemma3 PROPERTIES
+  ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" TIMEOUT 300)

@@ -9,6 +9,11 @@ borg_add_unit(test_tokenizer ${CMAKE_CURRENT_SOURCE_DIR}/test_tokenizer.c)
 add_test(NAME test_tokenizer_smollm2
   COMMAND test_tokenizer smollm2 ${BORG_MODEL} ${BORG_TOK_DIR}/corpus.json ${BORG_TOK_DIR}/golden_smollm2.json)
 
+# gemma-3-270m: SentencePiece with byte fallback, no space prefix.
+add_test(NAME test_tokenizer_gemma3
+  COMMAND test_tokenizer model ${CMAKE_SOURCE_DIR}/models/gemma-3-270m-q4_k_m.gguf ${BORG_TOK_DIR}/corpus.json
+          ${BORG_TOK_DIR}/golden_gemma3.json)
+
 add_test(NAME tokenizer_spm_vocab
   COMMAND ${Python3_EXECUTABLE} ${BORG_TOK_DIR}/make_spm_vocab.py ${BORG_TOK_DATA})
 set_tests_properties(tokenizer_spm_vocab PROPERTIES FIXTURES_SETUP tokenizer_spm TIMEOUT 60)
@@ -24,4 +29,4 @@ add_test(NAME test_tokenizer_pre
   COMMAND test_tokenizer pre ${BORG_TOK_DATA} ${BORG_TOK_DIR}/corpus.json ${BORG_TOK_DIR}/golden_pre.json)
 set_tests_properties(test_tokenizer_pre PROPERTIES FIXTURES_REQUIRED tokenizer_pre)
 
-set_tests_properties(test_tokenizer_smollm2 test_tokenizer_spm test_tokenizer_pre PROPERTIES TIMEOUT 60)
+set_tests_properties(test_tokenizer_smollm2 test_tokenizer_gemma3 test_tokenizer_spm test_tokenizer_pre PROPERTIES TIMEOUT 60)

@@ -3,13 +3,16 @@
 by hand; CI only reads the committed output:
 
   golden_smollm2.json  ids of each corpus.json string with the SmolLM2 model
+  golden_gemma3.json   the same with gemma-3-270m (SentencePiece vocab, 262144 tokens)
   golden_spm.json      the same with the vocab make_spm_vocab.py writes
   golden_pre.json      {"<pre>": ids...} for the files make_pre_vocabs.py writes
 
 All encoded with add_bos=False, special=False (special-token text is split
 as plain text).
 
-Usage: make_golden.py [MODEL.gguf]   (default: models/SmolLM2-135M-Instruct.Q4_1.gguf)
+Usage: make_golden.py [SMOLLM2.gguf [GEMMA3.gguf]]
+  (defaults: models/SmolLM2-135M-Instruct.Q4_1.gguf, models/gemma-3-270m-q4_k_m.gguf;
+  tests/setup.sh fetches both)
 """
 import json
 import os
@@ -40,9 +43,11 @@ def id_lists(lists, indent=""):
 
 def main():
     model = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    gemma = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
     with open(os.path.join(HERE, "corpus.json"), encoding="utf-8") as f:
         corpus = json.load(f)
     write("golden_smollm2.json", id_lists(encode_all(model, corpus)) + "\n")
+    write("golden_gemma3.json", id_lists(encode_all(gemma, corpus)) + "\n")
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, os.path.join(HERE, "make_spm_vocab.py"), tmp], check=True)
         write("golden_spm.json", id_lists(encode_all(os.path.join(tmp, "spm.gguf"), corpus)) + "\n")
