@@ -26,7 +26,7 @@ static const char k_run[] =
     "Reads jobs (one JSON object per line, or a JSON array) and appends one JSON\n"
     "result line per job to RESULTS as each finishes. Job shapes: {id, prompt |\n"
     "prompt_token_ids | messages, max_tokens, temperature, top_p, top_k, min_p,\n"
-    "seed, stop, ignore_eos, priority, timeout_s} and OpenAI Batch API lines\n"
+    "seed, stop, ignore_eos, prompt_logprobs, priority, timeout_s} and OpenAI Batch API lines\n"
     "{custom_id, method, url, body}, which get OpenAI batch output lines.\n"
     "\n"
     "Options:\n"

@@ -76,6 +76,24 @@ int main(void)
     CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
     CHECK(b.n_seqs == 1 && b.seqs[0].step == 8);
     sched_finish(s, 104);
+
+    /* A scored prompt of 10 tokens in chunks of the 8-token budget: every
+     * chunk marked, each naming the prompt token after it, the last none;
+     * decode steps are not scored. */
+    CHECK(sched_submit(s, 105, p10, 10, 0, 10, &greedy, 0, &err) == BORG_OK);
+    CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
+    CHECK(b.n_seqs == 1 && b.seqs[0].n_tokens == 8 && b.seqs[0].score == 1 && b.seqs[0].next_token == 9 &&
+          !b.seqs[0].sample);
+    CHECK(batch_result_cap(&b) == 1 + 8);
+    sched_batch_done(s, &b);
+    CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
+    CHECK(b.n_seqs == 1 && b.seqs[0].pos == 8 && b.seqs[0].score == 1 && b.seqs[0].next_token == -1 &&
+          b.seqs[0].sample);
+    sched_batch_done(s, &b);
+    CHECK(sched_append(s, 105, 5, &err) == BORG_OK);
+    CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
+    CHECK(b.n_seqs == 1 && b.seqs[0].score == 0);
+    sched_finish(s, 105);
     batch_free(&b);
     batch_free(&b2);
     sched_free(s);
