@@ -10,7 +10,15 @@ add_test(NAME e2e_families
 add_test(NAME e2e_families_pipeline
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_families.py --borg $<TARGET_FILE:borg-infer>
           --families ${BORG_FAMILIES} --np 3 --mpiexec ${MPIEXEC_EXECUTABLE})
-set_tests_properties(e2e_families e2e_families_pipeline PROPERTIES
+# The same gemma3 answers when its sliding-window layers keep a ring of
+# window + budget - 1 = 10 (or 8) rows that wraps many times over 70 positions.
+add_test(NAME e2e_families_ring
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_families.py --borg $<TARGET_FILE:borg-infer>
+          --families gemma3 --batch-tokens 3)
+add_test(NAME e2e_families_ring_pipeline
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_families.py --borg $<TARGET_FILE:borg-infer>
+          --families gemma3 --batch-tokens 1 --np 3 --mpiexec ${MPIEXEC_EXECUTABLE})
+set_tests_properties(e2e_families e2e_families_pipeline e2e_families_ring e2e_families_ring_pipeline PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)
 
 # Files asking for what is not implemented: each refused by name, exit 2.

@@ -10,7 +10,7 @@ and requires identical ids. Where the ids part, the step must be a near
 tie in llama.cpp's own logits (its recorded top-2 margin below --tie), and
 the test says so; anything else fails.
 
-    test_families.py --borg B [--np 3 --mpiexec M] [--families a,b] [--tie 1e-3]
+    test_families.py --borg B [--np 3 --mpiexec M] [--families a,b] [--tie 1e-3] [--batch-tokens N]
 """
 import argparse
 import json
@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--np", type=int, default=1)
     ap.add_argument("--mpiexec")
     ap.add_argument("--tie", type=float, default=1e-3)
+    ap.add_argument("--batch-tokens", help="passed to borg-infer run: a small budget makes a sliding-window "
+                    "layer's KV ring (window + budget - 1 rows) shorter than the context, so it wraps")
     args = ap.parse_args()
     with open(args.goldens) as f:
         goldens = json.load(f)["families"]
@@ -52,6 +54,8 @@ def main():
                                         "max_tokens": len(p["ids"]), "ignore_eos": True,
                                         "temperature": 0}) + "\n")
             extra = ["--activations", "f32", "--threads", "1" if args.np > 1 else "2"]
+            if args.batch_tokens:
+                extra += ["--batch-tokens", args.batch_tokens]
             _, _, results, _ = borgrun.run(args.borg, model, jobs, np=args.np, mpiexec=args.mpiexec, extra=extra)
             by_id = {r["id"]: r for r in results}
             for i, p in enumerate(g["prompts"]):
