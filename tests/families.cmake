@@ -68,6 +68,8 @@ add_test(NAME e2e_continuations_smollm2
           --model-name smollm2 --model ${BORG_MODEL})
 add_test(NAME e2e_continuations_gemma3
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_continuations.py --borg $<TARGET_FILE:borg-infer>
-          --model-name gemma3 --model ${BORG_GEMMA_MODEL})
+          --model-name gemma3 --model ${BORG_GEMMA_MODEL}
+          "--expect=The capital of France is the city of=> Paris"
+          "--expect=Question: What is the capital of France?\nAnswer:=> Paris")
 set_tests_properties(e2e_continuations_smollm2 e2e_continuations_gemma3 PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" TIMEOUT 300)

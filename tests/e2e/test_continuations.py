@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--model-name", required=True, help="its key in continuations.json")
     ap.add_argument("--goldens", default=os.path.join(ROOT, "tests", "goldens", "continuations.json"))
     ap.add_argument("--tie", type=float, default=0.5)
+    ap.add_argument("--expect", action="append", default=[], metavar="PROMPT=>TEXT",
+                    help="also: greedy text after PROMPT starts with TEXT")
     args = ap.parse_args()
     with open(args.goldens) as f:
         golden = json.load(f)["models"][args.model_name]["jobs"]
@@ -47,8 +49,16 @@ def main():
                 else:
                     job["prompt"] = g["prompt"]
                 f.write(json.dumps(job) + "\n")
+            for i, e in enumerate(args.expect):
+                f.write(json.dumps({"id": f"expect-{i}", "prompt": e.split("=>")[0], "max_tokens": 8,
+                                    "temperature": 0}) + "\n")
         _, _, results, _ = borgrun.run(args.borg, args.model, jobs, extra=["--threads", "2"])
     by_id = {r["id"]: r for r in results}
+    for i, e in enumerate(args.expect):
+        prompt, text = e.split("=>")
+        got = by_id.get(f"expect-{i}", {}).get("text", "")
+        print(f"{args.model_name}: {prompt!r} -> {got!r}")
+        c.check(got.startswith(text), f"{prompt!r} continues with {text!r}")
     for job in golden:
         # The model's own (Jinja) template, where llama.cpp's built-in
         # renderer differs from it (SmolLM2's default system turn).
