@@ -73,3 +73,20 @@ add_test(NAME e2e_continuations_gemma3
           "--expect=Question: What is the capital of France?\nAnswer:=> Paris")
 set_tests_properties(e2e_continuations_smollm2 e2e_continuations_gemma3 PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" TIMEOUT 300)
+
+# borg-infer perplexity against llama-perplexity (tests/goldens/perplexity.json,
+# F32 KV) on the first chunks of tests/perplexity/text.txt: within 1%, in
+# both activation modes, in one process and through a pipeline.
+foreach(mode q8 f32)
+  add_test(NAME e2e_perplexity_smollm2_${mode}
+    COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_perplexity.py --borg $<TARGET_FILE:borg-infer>
+            --model ${BORG_MODEL} --model-name smollm2 --ctx 512 --chunks 4 --activations ${mode})
+endforeach()
+add_test(NAME e2e_perplexity_smollm2_pipeline
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_perplexity.py --borg $<TARGET_FILE:borg-infer>
+          --model ${BORG_MODEL} --model-name smollm2 --ctx 128 --chunks 8 --np 3 --mpiexec ${MPIEXEC_EXECUTABLE})
+add_test(NAME e2e_perplexity_gemma3
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_perplexity.py --borg $<TARGET_FILE:borg-infer>
+          --model ${BORG_GEMMA_MODEL} --model-name gemma3 --ctx 512 --chunks 2)
+set_tests_properties(e2e_perplexity_smollm2_q8 e2e_perplexity_smollm2_f32 e2e_perplexity_smollm2_pipeline
+  e2e_perplexity_gemma3 PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)

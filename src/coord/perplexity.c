@@ -66,6 +66,8 @@ static borg_status text_tokens(const borg_config *cfg, int32_t **ids, size_t *n,
         (st = read_text(cfg->text, &text, &len, err)))
         goto done;
     *bos = tokenizer_adds_bos(tok) ? tokenizer_bos(tok) : -1;
+    if (len && text[len - 1] == '\n')
+        len--; /* llama.cpp's -f drops one final newline */
     st = tokenizer_encode(tok, text, len, 1, 0, ids, n, err);
 done:
     free(text);
