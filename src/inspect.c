@@ -76,15 +76,17 @@ borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err)
         fprintf(out, "%-22s %d tokens on %d of %d layers (rope base %g there), the rest global\n", "sliding window",
                 (int)hp.window, local, hp.n_layer, hp.rope_base_local);
     }
-    int biases = 0;
-    char name[64];
+    static const char *const bias_names[] = {"q", "k", "v", "output"};
+    char biases[32] = "", name[64];
     for (int t = LT_Q_BIAS; t <= LT_O_BIAS; t++) {
         snprintf(name, sizeof name, "blk.0.%s", family_layer_tensor_name((layer_tensor)t));
-        biases += gguf_tensor_find(f, name) != NULL;
+        if (gguf_tensor_find(f, name))
+            snprintf(biases + strlen(biases), sizeof biases - strlen(biases), "%s%s", *biases ? ", " : "",
+                     bias_names[t - LT_Q_BIAS]);
     }
     fprintf(out, "%-22s RMS (epsilon %g)%s%s\n", "norms", hp.rms_eps, fam->qk_norm ? ", per-head q/k" : "",
             fam->post_norms ? ", after attention and FFN too" : "");
-    fprintf(out, "%-22s %s\n", "attention biases", biases ? "q/k/v" : "none");
+    fprintf(out, "%-22s %s\n", "attention biases", *biases ? biases : "none");
     fprintf(out, "%-22s scale %g\n", "attention", hp.attn_scale);
     fprintf(out, "%-22s %s\n", "feed-forward gate", fam->act == BORG_ACT_GELU_TANH ? "GELU (tanh)" : "SiLU");
     if (hp.embed_scale != 1.0f)
