@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "borg/frame.h"
 #include "borg/gguf.h"
+#include "borg/matmul.h"
 #include "borg/plan.h"
 #include "borg/stage.h"
 #include "borg/threadpool.h"
@@ -70,6 +72,10 @@ static borg_status load(stage_rank *s, const borg_config *cfg, const char *layer
     s->stats.kv_slots = sc.n_slots;
     s->stats.slot_ctx = sc.slot_ctx;
     s->stats.threads = sc.threads;
+    s->stats.q8_activations = matmul_q8_activations();
+    s->stats.model_hash = gguf_fingerprint(s->gguf);
+    if (gethostname(s->stats.host, sizeof s->stats.host - 1))
+        snprintf(s->stats.host, sizeof s->stats.host, "unknown");
     s->stats.peak_rss_mib = proc_peak_rss_mib();
     if ((st = frame_put_control(&s->out, FRAME_READY, &s->stats, sizeof s->stats, err)))
         return st;

@@ -60,3 +60,10 @@ add_test(NAME e2e_rank_failure_no_ft
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_launcher.py
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --launcher ${CMAKE_BINARY_DIR}/borg-mpirun)
 set_tests_properties(e2e_rank_failure_no_ft PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)
+
+# A stage that loaded another model, mode or split stops the run (exit 2).
+add_test(NAME e2e_stage_mismatch
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_mismatch.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL}
+          --other ${CMAKE_SOURCE_DIR}/models/gemma-3-270m-q4_k_m.gguf --mpiexec ${MPIEXEC_EXECUTABLE}
+          --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
+set_tests_properties(e2e_stage_mismatch PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)

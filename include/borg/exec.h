@@ -10,6 +10,7 @@
 #include "borg/frame.h"
 #include "borg/gguf.h"
 #include "borg/net.h"
+#include "borg/plan.h"
 #include "borg/stage.h"
 #include "borg/topology.h"
 
@@ -25,8 +26,22 @@ typedef struct {
 
 borg_status exec_create_local(const gguf_file *f, const stage_config *sc, borg_exec **out, borg_err *err);
 
-/* Waits for every stage rank to report ready (or fail). */
-borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, borg_exec **out, borg_err *err);
+/* What rank 0 decided and every stage must have done: the layers of each
+ * stage, the model (by fingerprint), the activation mode, the context per
+ * sequence. */
+typedef struct {
+    const borg_plan *plan;
+    uint64_t model_hash;
+    int q8_activations;
+    int32_t slot_ctx;
+} exec_expect;
+
+/* Waits for every stage rank to report ready (or fail), and checks what
+ * each reports against want: a stage that loaded other layers, another
+ * model file or computes in another mode stops the run before anything is
+ * computed (BORG_EINPUT, naming the rank, its host and the difference). */
+borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, const exec_expect *want, borg_exec **out,
+                            borg_err *err);
 
 /* The KV capacity every stage reported: sequences and positions each. */
 void exec_kv_capacity(const borg_exec *e, int *slots, int32_t *slot_ctx);

@@ -74,6 +74,9 @@ typedef struct {
     int32_t slot_ctx;   /* positions per sequence */
     int64_t crc_errors;
     int32_t threads;    /* compute threads */
+    int32_t q8_activations; /* the activation mode it computes in */
+    uint64_t model_hash;    /* gguf_fingerprint of the file it loaded */
+    char host[64];          /* its host name, for messages */
 } stage_stats;
 
 /* A growable byte buffer holding one frame. */

@@ -53,6 +53,12 @@ borg_status gguf_open(const char *path, gguf_file **out, borg_err *err);
 void gguf_close(gguf_file *f);
 
 const char *gguf_path(const gguf_file *f);
+
+/* A 64-bit identity of the file's contents: its size, everything before
+ * the tensor data (header, metadata, tensor table) and 64 samples of 64
+ * bytes spread over the data. Two copies of one file agree; files that
+ * differ in any of those places almost surely do not. Reads ~4 KiB of data. */
+uint64_t gguf_fingerprint(const gguf_file *f);
 uint32_t gguf_version(const gguf_file *f);
 size_t gguf_file_size(const gguf_file *f);
 

@@ -16,6 +16,7 @@
 #include "borg/exec.h"
 #include "borg/gguf.h"
 #include "borg/jobs.h"
+#include "borg/matmul.h"
 #include "borg/plan.h"
 #include "borg/results.h"
 #include "borg/runstate.h"
@@ -473,7 +474,7 @@ static void write_summary(coordinator *c, double wall_ms, const stage_stats *st,
     cJSON_AddNumberToObject(o, "generated_tokens", c->gen_tokens);
     cJSON_AddNumberToObject(o, "wall_s", wall_ms / 1e3);
     cJSON_AddNumberToObject(o, "generated_tokens_per_s", tps);
-    int64_t crc = exec_crc_errors(c->exec);
+    int64_t crc = c->exec ? exec_crc_errors(c->exec) : 0; /* none when the stages were refused */
     for (int i = 0; i < n_st; i++)
         crc += st[i].crc_errors;
     cJSON_AddNumberToObject(o, "damaged_frames", (double)crc);
@@ -576,12 +577,18 @@ static borg_status open_pipelines(coordinator *c, borg_err *err)
  * stage in this process holding every layer when there are none. */
 static borg_status open_exec(coordinator *c, borg_err *err)
 {
-    if (c->topo.replicas)
-        return exec_create_mpi(c->net, &c->topo, &c->exec, err);
     borg_hparams hp;
     borg_status st = family_hparams(c->gguf, &hp, err);
     if (st)
         return st;
+    if (c->topo.replicas) {
+        /* After a failure the shape has its own stage count: --layers no longer fits. */
+        borg_plan plan;
+        if ((st = plan_make(c->gguf, &hp, c->topo.stages, c->recoveries ? NULL : c->cfg->layers, &plan, err)))
+            return st;
+        exec_expect want = {&plan, gguf_fingerprint(c->gguf), matmul_q8_activations(), c->slot_ctx};
+        return exec_create_mpi(c->net, &c->topo, &want, &c->exec, err);
+    }
     stage_config sc = {
         .layer_begin = 0,
         .layer_end = hp.n_layer,
@@ -614,6 +621,7 @@ static borg_status recover(coordinator *c, borg_err *err)
     close_pipelines(c);
     exec_free(c->exec);
     c->exec = NULL;
+    c->recoveries++;
     if ((st = open_exec(c, err)) || (st = open_pipelines(c, err)))
         return st;
     int replayed = 0;
@@ -633,7 +641,6 @@ static borg_status recover(coordinator *c, borg_err *err)
         for (int s = 0; s < plan.n_stages && len < (int)sizeof map - 16; s++)
             len += snprintf(map + len, sizeof map - (size_t)len, " %d-%d", plan.begin[s], plan.end[s] - 1);
     }
-    c->recoveries++;
     fprintf(stderr, "borg-infer: rank(s) %s failed (of %d); recovered on %d rank(s): %s; %d request(s) replayed; "
                     "recovery took %.2f s\n",
             names, before.world, net_size(c->net), map, replayed, (now_ms() - t0) / 1e3);

@@ -86,7 +86,33 @@ static borg_status recv_frame(borg_exec *e, frame_header *h, int *src, borg_err 
     return st;
 }
 
-borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, borg_exec **out, borg_err *err)
+static borg_status check_ready(const stage_stats *got, int src, const borg_topology *topo, const exec_expect *want,
+                               borg_err *err)
+{
+    const int stage = (src - 1) % topo->stages;
+    const char *host = got->host;
+    if (memchr(got->host, '\0', sizeof got->host) == NULL)
+        host = "?";
+    if (got->model_hash != want->model_hash)
+        return borg_fail(err, BORG_EINPUT,
+                         "rank %d (host %s) opened a different model file: fingerprint %016llx, rank 0's %016llx "
+                         "(each node must see the same file)",
+                         src, host, (unsigned long long)got->model_hash, (unsigned long long)want->model_hash);
+    if (got->layer_begin != want->plan->begin[stage] || got->layer_end != want->plan->end[stage])
+        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) loaded layers %d-%d; rank 0 planned %d-%d for stage %d",
+                         src, host, got->layer_begin, got->layer_end - 1, want->plan->begin[stage],
+                         want->plan->end[stage] - 1, stage);
+    if (got->q8_activations != want->q8_activations)
+        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) computes with %s activations, rank 0 with %s", src, host,
+                         got->q8_activations ? "q8" : "f32", want->q8_activations ? "q8" : "f32");
+    if (got->slot_ctx != want->slot_ctx)
+        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) holds %d positions per sequence, rank 0 planned %d", src,
+                         host, (int)got->slot_ctx, (int)want->slot_ctx);
+    return BORG_OK;
+}
+
+borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, const exec_expect *want, borg_exec **out,
+                            borg_err *err)
 {
     borg_exec *e = calloc(1, sizeof *e);
     if (!e)
@@ -104,6 +130,7 @@ borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, borg_exec 
         if (!st) {
             stage_stats cap;
             memcpy(&cap, e->in.p + sizeof h, sizeof cap);
+            st = check_ready(&cap, src, topo, want, err);
             /* Admission works against the smallest cache any stage holds. */
             if (!e->kv_slots || cap.kv_slots < e->kv_slots)
                 e->kv_slots = cap.kv_slots;

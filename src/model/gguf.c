@@ -801,6 +801,24 @@ uint32_t gguf_version(const gguf_file *f)
     return f->version;
 }
 
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t gguf_fingerprint(const gguf_file *f)
+{
+    uint64_t h = 0xcbf29ce484222325ull, size = f->size;
+    h = fnv1a(h, (const uint8_t *)&size, sizeof size);
+    h = fnv1a(h, f->map, f->data_off);
+    const size_t data = f->size - f->data_off, sample = data < 64 ? data : 64;
+    for (int i = 0; i < 64 && sample; i++)
+        h = fnv1a(h, f->map + f->data_off + (data - sample) / 63 * (size_t)i, sample);
+    return h;
+}
+
 size_t gguf_file_size(const gguf_file *f)
 {
     return f->size;
