@@ -172,7 +172,11 @@ borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, bat
 {
     const borg_hparams *hp = model_hp(s->model);
     *n_out = 0;
-    borg_status st = reserve_rows(s, b->n_seqs > SCORE_ROWS ? b->n_seqs : SCORE_ROWS, err);
+    int rows = b->n_seqs;
+    for (int i = 0; i < b->n_seqs; i++)
+        if (b->seqs[i].score && rows < SCORE_ROWS)
+            rows = SCORE_ROWS;
+    borg_status st = reserve_rows(s, rows, err);
     if (st)
         return st;
     int k = 0;
