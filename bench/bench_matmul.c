@@ -86,13 +86,13 @@ int main(int argc, char **argv)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         for (int ti = 0; ti < RW_N_TYPES; ti++) {
             borg_dtype t = rw_types[ti];
-            if (only_type && strcmp(only_type, dtype_name(t)))
+            if (only_type && strcmp(only_type, quant_dtype_name(t)))
                 continue;
             int64_t rows = shapes[s][0], cols = shapes[s][1];
             char shape[32];
             snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
-            if (cols % dtype_block_elems(t)) {
-                printf("%-11s %-5s    - (cols not a multiple of the block)\n", shape, dtype_name(t));
+            if (cols % quant_dtype_block_elems(t)) {
+                printf("%-11s %-5s    - (cols not a multiple of the block)\n", shape, quant_dtype_name(t));
                 continue;
             }
             borg_mat w = rw_matrix(t, rows, cols);
@@ -108,7 +108,7 @@ int main(int argc, char **argv)
                 }
                 double flop = 2.0 * (double)rows * (double)cols * (double)nbs[n];
                 double bytes = (double)w.row_bytes * (double)rows;
-                printf("%-11s %-5s %4lld %10.3f %9.2f %8.2f\n", shape, dtype_name(t), (long long)nbs[n],
+                printf("%-11s %-5s %4lld %10.3f %9.2f %8.2f\n", shape, quant_dtype_name(t), (long long)nbs[n],
                        1e3 * sec, flop / sec * 1e-9, bytes / sec * 1e-9);
                 fflush(stdout);
             }

@@ -54,7 +54,13 @@ static const char k_run[] =
     "                        seconds, then exit 3 (resumable) (default 30)\n"
     "  --deadline S          run-wide time limit: jobs still running then end with status\n"
     "                        timeout, unread jobs are left for --resume (exit 3)\n"
-    "  --quiet               no progress or summary on stderr\n"
+    "  --verify-model        every stage hashes its whole model file and rank 0 compares it\n"
+    "                        with its own (by default: size, header, tensor table and 64\n"
+    "                        samples of the data)\n"
+    "  --quiet               warnings and errors only on stderr: no progress or summary\n"
+    "  --verbose             also debug events (the run spec sent, each stage ready)\n"
+    "  --log-json            stderr as one JSON object per line (time, level, rank, event,\n"
+    "                        job, the event's fields, msg) instead of sentences\n"
     "\n"
     "Under mpirun with K ranks, rank 0 coordinates and ranks 1..K-1 run the\n"
     "layers (K - 1 = replicas x stages); without mpirun one process does both.\n";
@@ -76,7 +82,7 @@ static const char k_perplexity[] =
     "  --chunks K            score only the first K chunks (default: all)\n"
     "  --out PATH            the JSON summary (default perplexity.json)\n"
     "  --threads, --slots, --batch-tokens, --replicas, --stages, --layers, --wire-dtype,\n"
-    "  --activations, --quiet  as for run\n";
+    "  --activations, --verify-model, --quiet, --verbose, --log-json  as for run\n";
 
 static const char k_info[] =
     "Usage: borg-infer info --model M.gguf\n"
@@ -209,6 +215,12 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             cfg->resume = 1;
         } else if (!strcmp(a, "--quiet") && runs) {
             cfg->quiet = 1;
+        } else if (!strcmp(a, "--verbose") && runs) {
+            cfg->verbose = 1;
+        } else if (!strcmp(a, "--log-json") && runs) {
+            cfg->log_json = 1;
+        } else if (!strcmp(a, "--verify-model") && runs) {
+            cfg->verify_model = 1;
         } else if (!strcmp(a, "--no-special") && sub == CMD_TOKENIZE) {
             cfg->no_special = 1;
         } else if (!strcmp(a, "--threads") && runs) {
@@ -291,4 +303,20 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
     if (sub == CMD_PERPLEXITY)
         cfg->ctx = cfg->ppl_ctx + 1;
     return BORG_OK;
+}
+
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t cli_run_options_hash(const borg_config *cfg)
+{
+    const int32_t v[] = {cfg->ctx, cfg->slots, cfg->batch_tokens, (int32_t)cfg->wire_dtype, cfg->replicas,
+                         cfg->stages, cfg->verify_model};
+    uint64_t h = mix(0xcbf29ce484222325ull, v, sizeof v);
+    return cfg->layers ? mix(h, cfg->layers, strlen(cfg->layers)) : h;
 }

@@ -9,6 +9,7 @@
 #include "borg/plan.h"
 #include "borg/stage.h"
 #include "borg/quant.h"
+#include "borg/spec.h"
 #include "borg/tokenizer.h"
 
 static void print_str_key(const gguf_file *f, FILE *out, const char *label, const char *key)
@@ -97,7 +98,7 @@ borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err)
     fprintf(out, "%-22s %llu\n", "tensors", (unsigned long long)gguf_tensor_count(f));
     for (uint32_t t = 0; t < 64; t++)
         if (count[t])
-            fprintf(out, "  %-20s %llu tensors, %.1f MiB\n", dtype_name(t), (unsigned long long)count[t],
+            fprintf(out, "  %-20s %llu tensors, %.1f MiB\n", quant_dtype_name(t), (unsigned long long)count[t],
                     bytes[t] / 1048576.0);
     fprintf(out, "%-22s %.1f MiB\n", "weights", model_weight_bytes(m) / 1048576.0);
     fprintf(out, "%-22s %.1f KiB per token (f32), %.1f MiB per 4096-token sequence\n", "kv cache",
@@ -141,7 +142,7 @@ borg_status inspect_plan(const borg_config *cfg, FILE *out, borg_err *err)
     borg_plan plan;
     if (!(st = family_hparams(f, &hp, err)) && !(st = plan_make(f, &hp, cfg->stages, cfg->layers, &plan, err))) {
         fprintf(out, "%s: %d layers over %d stages\n", cfg->model, hp.n_layer, cfg->stages);
-        plan_print(&plan, &hp, cfg->slots, stage_slot_ctx(cfg->ctx, hp.ctx_len), cfg->batch_tokens, out);
+        plan_print(&plan, &hp, cfg->slots, spec_slot_ctx(cfg->ctx, hp.ctx_len), cfg->batch_tokens, out);
     }
     gguf_close(f);
     return st;

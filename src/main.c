@@ -1,6 +1,6 @@
 /* borg-infer: joins the MPI job if there is one, gives each rank its role,
  * runs the command and maps its status to an exit code. The only place
- * that prints errors or exits. */
+ * that reports a command's failure or exits. */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +9,7 @@
 #include "borg/coordinator.h"
 #include "borg/error.h"
 #include "borg/inspect.h"
+#include "borg/log.h"
 #include "borg/matmul.h"
 #include "borg/net.h"
 #include "borg/perplexity.h"
@@ -51,19 +52,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "borg-infer: %s\n", err.msg);
         return borg_exit_code(st);
     }
+    log_setup(cfg.log_json, cfg.quiet, cfg.verbose, NULL);
     if (cfg.activations)
         matmul_set_q8_activations(cfg.activations == 8);
     borg_net *net;
     if ((st = net_init(&argc, &argv, &net, &err))) {
-        fprintf(stderr, "borg-infer: %s\n", err.msg);
+        log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
         return borg_exit_code(st);
     }
     int rank = net_rank(net);
+    log_set_rank(rank);
     /* Rank 0 only coordinates when there are stage ranks. */
     const int runs = cfg.command == CMD_RUN || cfg.command == CMD_PERPLEXITY;
     if (runs && !cfg.threads &&
         (st = net_default_threads(net, rank != 0 || net_size(net) == 1, &cfg.threads, &err))) {
-        fprintf(stderr, "borg-infer: rank %d: %s\n", rank, err.msg);
+        log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
         net_finalize(net, borg_exit_code(st));
         return borg_exit_code(st);
     }
@@ -84,11 +87,7 @@ int main(int argc, char **argv)
     else if (rank == 0 && cfg.command == CMD_PLAN)
         st = inspect_plan(&cfg, stdout, &err);
     if (st) {
-        if (rank)
-            fprintf(stderr, "borg-infer: rank %d: %s\n", rank, err.msg);
-        else
-            fprintf(stderr, "borg-infer: %s\n", err.msg);
-        fflush(stderr);
+        log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
         /* A coordinator that fails leaves stages waiting for batches; a
          * stage that fails has told the coordinator, which ends the job. */
         if (rank == 0 && net_size(net) > 1 && st != BORG_EINCOMPLETE)

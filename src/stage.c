@@ -4,9 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "borg/kvcache.h"
 #include "borg/sampler.h"
-#include "borg/threadpool.h"
 
 /* Rows whose logits are held at once when scoring a prompt: the output
  * head's pass over the weights is shared by this many tokens, and a large
@@ -15,9 +13,8 @@ enum { SCORE_ROWS = 16 };
 
 struct borg_stage {
     stage_config cfg;
-    borg_model *model;
-    borg_kvcache kv;
-    borg_pool *pool;
+    const backend_ops *be;
+    backend_state *compute;
     borg_sampler *sampler;
     int32_t *slot, *pos; /* per token of the current batch */
     int cap_tokens;
@@ -26,27 +23,16 @@ struct borg_stage {
     int cap_rows;
 };
 
-int32_t stage_slot_ctx(int32_t requested, int32_t model_ctx)
-{
-    if (requested)
-        return requested;
-    return model_ctx < 4096 ? model_ctx : 4096;
-}
-
 borg_status stage_create(const gguf_file *f, const stage_config *cfg, borg_stage **out, borg_err *err)
 {
     borg_stage *s = calloc(1, sizeof *s);
     if (!s)
         return borg_fail(err, BORG_ENOMEM, "out of memory creating a stage");
     s->cfg = *cfg;
-    borg_status st = model_load(f, cfg->layer_begin, cfg->layer_end, cfg->first, cfg->last, &s->model, err);
-    const borg_hparams *hp = st ? NULL : model_hp(s->model);
-    if (!st)
-        st = model_kv_create(s->model, cfg->n_slots, cfg->slot_ctx, cfg->max_chunk, &s->kv, err);
-    if (!st)
-        st = pool_create(cfg->threads, &s->pool, err);
+    s->be = &backend_cpu;
+    borg_status st = s->be->create(f, cfg, &s->compute, err);
     if (!st && cfg->last)
-        st = sampler_create(hp->n_vocab, &s->sampler, err);
+        st = sampler_create(s->be->hparams(s->compute)->n_vocab, &s->sampler, err);
     if (st) {
         stage_free(s);
         return st;
@@ -59,9 +45,8 @@ void stage_free(borg_stage *s)
 {
     if (!s)
         return;
-    model_free(s->model);
-    kv_free(&s->kv);
-    pool_destroy(s->pool);
+    if (s->compute)
+        s->be->destroy(s->compute);
     sampler_free(s->sampler);
     free(s->slot);
     free(s->pos);
@@ -70,9 +55,9 @@ void stage_free(borg_stage *s)
     free(s);
 }
 
-const borg_hparams *stage_hp(const borg_stage *s) { return model_hp(s->model); }
+const borg_hparams *stage_hp(const borg_stage *s) { return s->be->hparams(s->compute); }
 
-size_t stage_weight_bytes(const borg_stage *s) { return model_weight_bytes(s->model); }
+size_t stage_weight_bytes(const borg_stage *s) { return s->be->weight_bytes(s->compute); }
 
 static borg_status reserve_tokens(borg_stage *s, int n, borg_err *err)
 {
@@ -108,14 +93,14 @@ borg_status stage_forward(borg_stage *s, const borg_batch *b, float *x, borg_err
     if (t != b->n_tokens)
         return borg_fail(err, BORG_EINPUT, "batch %lld: sequences cover %d of %d tokens", (long long)b->id, t,
                          b->n_tokens);
-    if (s->cfg.first && (st = model_embed(s->model, b->tokens, b->n_tokens, x, err)))
+    if (s->cfg.first && (st = s->be->embed(s->compute, b->tokens, b->n_tokens, x, err)))
         return st;
-    return model_forward(s->model, &s->kv, x, s->slot, s->pos, b->n_tokens, s->pool, err);
+    return s->be->forward(s->compute, x, s->slot, s->pos, b->n_tokens, err);
 }
 
 static borg_status reserve_rows(borg_stage *s, int n, borg_err *err)
 {
-    const borg_hparams *hp = model_hp(s->model);
+    const borg_hparams *hp = stage_hp(s);
     if (n <= s->cap_rows)
         return BORG_OK;
     float *rows = realloc(s->rows, sizeof(float) * (size_t)n * hp->dim);
@@ -146,11 +131,11 @@ static float log_prob(const float *logits, int n, int32_t target)
 static borg_status score_seq(borg_stage *s, const borg_batch *b, const batch_seq *q, int t0, const float *x,
                              batch_result *out, int *k, borg_err *err)
 {
-    const borg_hparams *hp = model_hp(s->model);
+    const borg_hparams *hp = stage_hp(s);
     int n = q->next_token >= 0 ? q->n_tokens : q->n_tokens - 1;
     for (int j0 = 0; j0 < n; j0 += SCORE_ROWS) {
         int m = n - j0 < SCORE_ROWS ? n - j0 : SCORE_ROWS;
-        borg_status st = model_logits(s->model, x + (size_t)(t0 + j0) * hp->dim, m, s->logits, s->pool, err);
+        borg_status st = s->be->logits(s->compute, x + (size_t)(t0 + j0) * hp->dim, m, s->logits, err);
         if (st)
             return st;
         for (int j = j0; j < j0 + m; j++) {
@@ -170,7 +155,7 @@ static borg_status score_seq(borg_stage *s, const borg_batch *b, const batch_seq
 borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out,
                          int *n_out, borg_err *err)
 {
-    const borg_hparams *hp = model_hp(s->model);
+    const borg_hparams *hp = stage_hp(s);
     *n_out = 0;
     int rows = b->n_seqs;
     for (int i = 0; i < b->n_seqs; i++)
@@ -189,7 +174,7 @@ borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, bat
         if (b->seqs[i].sample)
             memcpy(s->rows + (size_t)n++ * hp->dim, x + (size_t)(t - 1) * hp->dim, sizeof(float) * hp->dim);
     }
-    if (n > 0 && (st = model_logits(s->model, s->rows, n, s->logits, s->pool, err)))
+    if (n > 0 && (st = s->be->logits(s->compute, s->rows, n, s->logits, err)))
         return st;
     for (int i = 0, r = 0; i < b->n_seqs; i++) {
         const batch_seq *q = &b->seqs[i];

@@ -1,28 +1,29 @@
 #define _GNU_SOURCE
 #include "borg/stage_rank.h"
-#include "borg/proc.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "borg/frame.h"
 #include "borg/gguf.h"
+#include "borg/log.h"
 #include "borg/matmul.h"
-#include "borg/plan.h"
+#include "borg/proc.h"
+#include "borg/spec.h"
 #include "borg/stage.h"
-#include "borg/threadpool.h"
-#include "borg/topology.h"
 
 typedef struct {
+    const borg_config *cfg;
     borg_net *net;
-    borg_topology topo;
+    borg_spec spec;
     int replica, index; /* which pipeline, which stage of it */
     int next_rank;      /* 0 for the last stage: results go to the coordinator */
+    int asked_q8;       /* what this rank's own options or environment ask for; -1: nothing */
     gguf_file *gguf;
-    borg_stage *stage;
+    borg_stage *stage;  /* NULL until a spec it agrees with has been built */
     frame_buf in, out;
     borg_batch batch;
     float *x;
@@ -33,49 +34,81 @@ typedef struct {
     /* Busy fraction is over the span this stage had batches: from the first
      * arriving to the last leaving, not the wait for shutdown after it. */
     double t_first;
-    wire_dtype wire;
 } stage_rank;
 
-/* Loads this rank's layers for topology s->topo (layers: the --layers
- * split, or NULL for the balanced one) and reports ready. */
-static borg_status load(stage_rank *s, const borg_config *cfg, const char *layers, borg_err *err)
+/* Waits for the run spec from rank 0. *shutdown is set instead when the
+ * run ends before one came (rank 0 refused another stage). */
+static borg_status await_spec(stage_rank *s, int *shutdown, borg_err *err)
 {
-    int rank = net_rank(s->net);
-    s->replica = (rank - 1) / s->topo.stages;
-    s->index = (rank - 1) % s->topo.stages;
-    s->next_rank = s->index == s->topo.stages - 1 ? 0 : rank + 1;
-    s->wire = cfg->wire_dtype;
-    borg_hparams hp;
-    borg_plan plan;
-    borg_status st;
-    if ((!s->gguf && (st = gguf_open(cfg->model, &s->gguf, err))) || (st = family_hparams(s->gguf, &hp, err)) ||
-        (st = plan_make(s->gguf, &hp, s->topo.stages, layers, &plan, err)))
+    *shutdown = 0;
+    int src;
+    frame_header h;
+    borg_status st = net_recv(s->net, &s->in, &src, -1, err);
+    if (!st)
+        st = frame_check(s->in.p, s->in.len, &h, err);
+    if (st)
         return st;
-    stage_config sc = {
-        .layer_begin = plan.begin[s->index],
-        .layer_end = plan.end[s->index],
-        .first = s->index == 0,
-        .last = s->index == s->topo.stages - 1,
-        .n_slots = cfg->slots,
-        .slot_ctx = stage_slot_ctx(cfg->ctx, hp.ctx_len),
-        .max_chunk = cfg->batch_tokens,
-        .threads = cfg->threads ? cfg->threads : pool_default_threads(),
-    };
+    if (h.kind == FRAME_SHUTDOWN) {
+        *shutdown = 1;
+        return BORG_OK;
+    }
+    if (h.kind != FRAME_CONFIG || src != 0)
+        return borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u before the run spec", src, h.kind);
+    return spec_decode(s->in.p + sizeof h, h.payload_bytes, &s->spec, err);
+}
+
+/* Builds this rank's stage from the spec alone and answers READY with what
+ * it loaded. A file or request that differs from rank 0's loads nothing:
+ * READY then tells rank 0, which names the difference and stops the run. */
+static borg_status build(stage_rank *s, borg_err *err)
+{
+    const borg_spec *sp = &s->spec;
+    const int rank = net_rank(s->net);
+    if (rank < 1 || rank > sp->replicas * sp->stages)
+        return borg_fail(err, BORG_EINTERNAL, "rank %d has no place in %d replica(s) of %d stage(s)", rank,
+                         sp->replicas, sp->stages);
+    s->replica = spec_replica_of(sp, rank);
+    s->index = spec_stage_of(sp, rank);
+    s->next_rank = s->index == sp->stages - 1 ? 0 : rank + 1;
+    borg_status st;
+    if (!s->gguf && (st = gguf_open(s->cfg->model, &s->gguf, err)))
+        return st;
     stage_free(s->stage);
     s->stage = NULL;
-    if ((st = stage_create(s->gguf, &sc, &s->stage, err)))
-        return st;
+    memset(&s->stats, 0, sizeof s->stats);
     s->stats.stage = s->index;
     s->stats.replica = s->replica;
-    s->stats.layer_begin = sc.layer_begin;
-    s->stats.layer_end = sc.layer_end;
-    s->stats.kv_slots = sc.n_slots;
-    s->stats.slot_ctx = sc.slot_ctx;
-    s->stats.threads = sc.threads;
-    s->stats.q8_activations = matmul_q8_activations();
     s->stats.model_hash = gguf_fingerprint(s->gguf);
+    s->stats.full_hash = sp->verify_model ? gguf_full_hash(s->gguf) : 0;
+    s->stats.asked_q8 = s->asked_q8;
+    s->stats.options_hash = cli_run_options_hash(s->cfg);
     if (gethostname(s->stats.host, sizeof s->stats.host - 1))
         snprintf(s->stats.host, sizeof s->stats.host, "unknown");
+    int agrees = s->stats.model_hash == sp->model_hash && s->stats.full_hash == sp->full_hash &&
+                 s->stats.options_hash == sp->options_hash &&
+                 (s->asked_q8 < 0 || s->asked_q8 == sp->q8_activations);
+    if (agrees) {
+        matmul_set_q8_activations(sp->q8_activations);
+        stage_config sc = {
+            .layer_begin = sp->begin[s->index],
+            .layer_end = sp->end[s->index],
+            .first = s->index == 0,
+            .last = s->index == sp->stages - 1,
+            .n_slots = sp->n_slots,
+            .slot_ctx = sp->slot_ctx,
+            .max_chunk = sp->batch_tokens,
+            .threads = s->cfg->threads,
+        };
+        if ((st = stage_create(s->gguf, &sc, &s->stage, err)))
+            return st;
+        s->stats.layer_begin = sc.layer_begin;
+        s->stats.layer_end = sc.layer_end;
+        s->stats.kv_slots = sc.n_slots;
+        s->stats.slot_ctx = sc.slot_ctx;
+        s->stats.threads = sc.threads;
+        s->stats.q8_activations = matmul_q8_activations();
+        s->stats.loaded = 1;
+    }
     s->stats.peak_rss_mib = proc_peak_rss_mib();
     if ((st = frame_put_control(&s->out, FRAME_READY, &s->stats, sizeof s->stats, err)))
         return st;
@@ -101,7 +134,7 @@ static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err
         return st;
     if (s->next_rank) {
         s->stats.busy_s += proc_now_s() - t;
-        st = frame_put_batch(&s->out, &s->batch, s->x, hp->dim, s->wire, err);
+        st = frame_put_batch(&s->out, &s->batch, s->x, hp->dim, (wire_dtype)s->spec.wire_dtype, err);
         return st ? st : net_send(s->net, s->next_rank, &s->out, err);
     }
     int cap = batch_result_cap(&s->batch);
@@ -133,8 +166,8 @@ static borg_status serve(stage_rank *s, borg_err *err)
              * again from the first stage. */
             int64_t id = frame_peek_batch(s->in.p, s->in.len);
             s->stats.crc_errors++;
-            fprintf(stderr, "borg-infer: rank %d: %s; asking for batch %lld again\n", net_rank(s->net), err->msg,
-                    (long long)id);
+            log_event(LOG_WARN, "frame_damaged", NULL, LOG_FIELDS(LOG_I("from_rank", src), LOG_I("batch", id)),
+                      "%s; asking for batch %lld again", err->msg, (long long)id);
             if ((st = frame_put_control(&s->out, FRAME_RETRY, &id, sizeof id, err)) ||
                 (st = net_send(s->net, 0, &s->out, err)))
                 return st;
@@ -148,7 +181,7 @@ static borg_status serve(stage_rank *s, borg_err *err)
                 return st;
             return net_send(s->net, 0, &s->out, err);
         }
-        if (h.kind != FRAME_BATCH)
+        if (h.kind != FRAME_BATCH || !s->stage)
             return borg_fail(err, BORG_EINTERNAL, "unexpected frame kind %u from rank %d", h.kind, src);
         if (!s->t_first)
             s->t_first = proc_now_s();
@@ -160,9 +193,9 @@ static borg_status serve(stage_rank *s, borg_err *err)
     }
 }
 
-/* After a rank failed: joins the survivors and takes this rank's share of
- * the layers in the new shape. Its KV cache starts empty: the coordinator
- * replays every request that was in flight. */
+/* After a rank failed: joins the survivors, then waits for the new spec.
+ * Its KV cache starts empty: the coordinator replays every request that
+ * was in flight. */
 static borg_status rejoin(stage_rank *s, borg_err *err)
 {
     int failed[PLAN_MAX_STAGES * 4], n_failed, coordinator_lost;
@@ -171,26 +204,27 @@ static borg_status rejoin(stage_rank *s, borg_err *err)
         return st;
     if (coordinator_lost)
         return borg_fail(err, BORG_EPEER, "the coordinator (rank 0) failed; rerun with --resume");
-    borg_topology before = s->topo;
-    topology_after_failure(net_size(s->net), &before, &s->topo);
+    s->t_first = 0;
     return BORG_OK;
 }
 
 borg_status stage_rank_main(const borg_config *cfg, borg_net *net, borg_err *err)
 {
-    stage_rank s = {.net = net};
+    stage_rank s = {.cfg = cfg, .net = net, .asked_q8 = matmul_q8_asked()};
+    log_set_rank(net_rank(net));
     batch_init(&s.batch);
-    const char *layers = cfg->layers;
-    borg_status st = topology_resolve(net_size(net), cfg->replicas, cfg->stages, &s.topo, err);
-    while (!st) {
-        st = load(&s, cfg, layers, err);
+    borg_status st;
+    for (;;) {
+        int shutdown;
+        st = await_spec(&s, &shutdown, err);
+        if (!st && shutdown)
+            break;
+        if (!st)
+            st = build(&s, err);
         if (!st)
             st = serve(&s, err);
-        if (st != BORG_EPEER || !net_can_recover(net))
+        if (st != BORG_EPEER || !net_can_recover(net) || (st = rejoin(&s, err)))
             break;
-        /* The new shape has its own stage count: the --layers split no longer fits. */
-        layers = NULL;
-        st = rejoin(&s, err);
     }
     if (st && st != BORG_EPEER) {
         /* Tell the coordinator why, so the run ends with the reason. */
@@ -210,4 +244,54 @@ borg_status stage_rank_main(const borg_config *cfg, borg_net *net, borg_err *err
     free(s.x);
     free(s.res);
     return st;
+}
+
+struct stage_thread {
+    pthread_t thread;
+    const borg_config *cfg;
+    borg_net *net; /* the stage's end of the pair */
+    borg_status st;
+    borg_err err;
+};
+
+static void *stage_thread_main(void *arg)
+{
+    stage_thread *t = arg;
+    t->st = stage_rank_main(t->cfg, t->net, &t->err);
+    net_finalize(t->net, 0);
+    return NULL;
+}
+
+borg_status stage_thread_start(const borg_config *cfg, borg_net **coordinator_end, stage_thread **out,
+                               borg_err *err)
+{
+    stage_thread *t = calloc(1, sizeof *t);
+    if (!t)
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    t->cfg = cfg;
+    borg_status st = net_pair(coordinator_end, &t->net, err);
+    if (st) {
+        free(t);
+        return st;
+    }
+    int rc = pthread_create(&t->thread, NULL, stage_thread_main, t);
+    if (rc) {
+        net_finalize(t->net, 0);
+        net_finalize(*coordinator_end, 0);
+        *coordinator_end = NULL;
+        free(t);
+        return borg_fail(err, BORG_EIO, "cannot start the stage thread: %s", strerror(rc));
+    }
+    *out = t;
+    return BORG_OK;
+}
+
+void stage_thread_join(stage_thread *t, borg_net *coordinator_end)
+{
+    if (!t)
+        return;
+    /* Hanging up ends the stage's wait for frames, if it is still waiting. */
+    net_finalize(coordinator_end, 0);
+    pthread_join(t->thread, NULL);
+    free(t);
 }

@@ -29,14 +29,14 @@ static float rw_float(void)
 
 static void rw_put_f16(uint8_t *p, float f)
 {
-    uint16_t h = f32_to_f16(f);
+    uint16_t h = quant_f32_to_f16(f);
     memcpy(p, &h, 2);
 }
 
 /* One block of type t at p. */
 static void rw_block(borg_dtype t, uint8_t *p)
 {
-    size_t bytes = dtype_block_bytes(t);
+    size_t bytes = quant_dtype_block_bytes(t);
     for (size_t i = 0; i < bytes; i++)
         p[i] = (uint8_t)rw_next();
     float scale = 0.002f + 0.02f * (rw_float() + 1.0f);
@@ -76,11 +76,11 @@ static void rw_block(borg_dtype t, uint8_t *p)
  * memory the caller frees with free(m->data). NULL data on failure. */
 static borg_mat rw_matrix(borg_dtype t, int64_t rows, int64_t cols)
 {
-    borg_mat m = {NULL, t, rows, cols, dtype_row_bytes(t, cols)};
+    borg_mat m = {NULL, t, rows, cols, quant_dtype_row_bytes(t, cols)};
     uint8_t *d = malloc(m.row_bytes * (size_t)rows);
     if (!d)
         return m;
-    size_t bb = dtype_block_bytes(t);
+    size_t bb = quant_dtype_block_bytes(t);
     for (size_t off = 0; off < m.row_bytes * (size_t)rows; off += bb)
         rw_block(t, d + off);
     m.data = d;

@@ -194,7 +194,7 @@ static void test_batch_round_trip(void)
     x = round_trip(&s, WIRE_F16, 2);
     int f16_ok = x != NULL;
     for (int i = 4; x && i < 42; i++)
-        f16_ok &= x[i] == f16_to_f32(f32_to_f16(s.x[i])) && fabsf(x[i] - s.x[i]) <= fabsf(s.x[i]) * 0x1p-11f;
+        f16_ok &= x[i] == quant_f16_to_f32(quant_f32_to_f16(s.x[i])) && fabsf(x[i] - s.x[i]) <= fabsf(s.x[i]) * 0x1p-11f;
     CHECK(f16_ok);
     CHECK(x && signbit(x[0]) && x[0] == 0 && isinf(x[1]) && isnan(x[3]));
     free(x);

@@ -184,7 +184,7 @@ static void check_tensors(const gguf_file *f)
         float row[32];
         double worst = 0;
         for (int r = 0; r < 2; r++) {
-            dequantize_row(BORG_DT_Q8_0, (const char *)q->data + 34 * r, row, 32);
+            quant_dequantize_row(BORG_DT_Q8_0, (const char *)q->data + 34 * r, row, 32);
             for (int i = 0; i < 32; i++)
                 worst = fmax(worst, fabs(row[i] - (-1.0 + 2.0 * (r * 32 + i) / 63)));
         }
@@ -197,7 +197,7 @@ static void check_tensors(const gguf_file *f)
         CHECKF(n->n_dims == 1 && n->ne[0] == 8 && n->ne[1] == 1 && n->type == BORG_DT_F16 && n->nbytes == 16,
               "norm tensor");
         float v[8];
-        dequantize_row(BORG_DT_F16, n->data, v, 8);
+        quant_dequantize_row(BORG_DT_F16, n->data, v, 8);
         CHECKF(v[0] == 0.0f && v[7] == 7.0f && v[3] == 3.0f, "norm data");
     }
 }
@@ -336,10 +336,10 @@ static unsigned long exercise(const gguf_file *f)
         for (size_t j = 0; j < t->nbytes; j++)
             sum += d[j];
         sum += gguf_tensor_find(f, t->name) == t;
-        size_t rb = dtype_row_bytes((borg_dtype)t->type, t->ne[0]);
+        size_t rb = quant_dtype_row_bytes((borg_dtype)t->type, t->ne[0]);
         float *row = malloc((size_t)t->ne[0] * sizeof *row);
         for (size_t off = 0; row && off + rb <= t->nbytes; off += rb) {
-            dequantize_row((borg_dtype)t->type, d + off, row, t->ne[0]);
+            quant_dequantize_row((borg_dtype)t->type, d + off, row, t->ne[0]);
             sum += row[0] == row[0];
         }
         free(row);

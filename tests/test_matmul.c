@@ -1,4 +1,4 @@
-/* matmul() on every weight type against dequantize_row + a double-precision
+/* matmul() on every weight type against quant_dequantize_row + a double-precision
  * dot, and its promise that a (row, vector) result is bit-identical
  * whatever the batch size, the vector's place in it, or the thread count.
  * With 8-bit activations (the default) quantized weights meet 8-bit codes,
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "borg/matmul.h"
-#include "borg/matmul_kernels.h"
+#include "matmul_kernels.h"
 #include "check.h"
 #include "random_weights.h"
 
@@ -24,7 +24,7 @@
 
 static int quantized(borg_dtype t)
 {
-    return dtype_block_elems(t) > 1;
+    return quant_dtype_block_elems(t) > 1;
 }
 
 static int q8_path(borg_dtype t)
@@ -65,7 +65,7 @@ static const char *row_at(const borg_mat *w, int64_t r)
  * type allows. */
 static int test_cols(borg_dtype t, int64_t out[3])
 {
-    switch (dtype_block_elems(t)) {
+    switch (quant_dtype_block_elems(t)) {
     case 1: out[0] = 5, out[1] = 576, out[2] = 1031; return 3;
     case 32: out[0] = 32, out[1] = 576, out[2] = 1056; return 3;
     default: out[0] = 256, out[1] = 1280; return 2;
@@ -88,7 +88,7 @@ static void check_accuracy(borg_dtype t, int64_t rows, int64_t cols, int64_t nb,
             memcpy(xr + b * cols, x + b * cols, sizeof(float) * (size_t)cols);
     double worst = 0, worst_act = 0;
     for (int64_t r = 0; r < rows; r++) {
-        dequantize_row(t, row_at(&w, r), wrow, cols);
+        quant_dequantize_row(t, row_at(&w, r), wrow, cols);
         for (int64_t b = 0; b < nb; b++) {
             const float *xb = x + b * cols, *xq = xr + b * cols;
             double dot = 0, mag = 0, exact = 0, bound = 0;
@@ -110,7 +110,7 @@ static void check_accuracy(borg_dtype t, int64_t rows, int64_t cols, int64_t nb,
     }
     if (!(worst <= REL_TOL) || !(worst_act <= 0))
         fprintf(stderr, "%s %lldx%lld nb=%lld: relative error %.3g, past the quantization bound by %.3g\n",
-                dtype_name(t), (long long)rows, (long long)cols, (long long)nb, worst, worst_act);
+                quant_dtype_name(t), (long long)rows, (long long)cols, (long long)nb, worst, worst_act);
     CHECK(worst <= REL_TOL);
     CHECK(worst_act <= 0);
 out:
@@ -157,7 +157,7 @@ out:
  * where the type allows one. */
 static void check_pack(borg_dtype t)
 {
-    const int64_t cols = dtype_block_elems(t) == 32 ? 1056 : 1280, ng = cols / 32;
+    const int64_t cols = quant_dtype_block_elems(t) == 32 ? 1056 : 1280, ng = cols / 32;
     const mq_shape sh = mq_shape_of(t, cols);
     const int64_t lanes = 8 * (sh.nfull + sh.nsingle);
     borg_mat w = rw_matrix(t, 1, cols);
@@ -167,7 +167,7 @@ static void check_pack(borg_dtype t)
     CHECK(w.data && nq && q1 && q2 && ndw && nm && s1);
     if (!w.data || !nq || !q1 || !q2 || !ndw || !nm || !s1)
         goto out;
-    decompose_row(t, w.data, ng, nq, ndw, nm);
+    quant_decompose_row(t, w.data, ng, nq, ndw, nm);
     mq_pack_portable(t, w.data, cols, q1, s1, s1 + lanes);
     int64_t bad = 0;
     for (int64_t k = 0; k < sh.nfull + sh.nsingle; k++) {
@@ -179,11 +179,11 @@ static void check_pack(borg_dtype t)
                 const int64_t e = full ? c0 + unit * j + 4 * i : c0 + 4 * j;
                 bad += memcmp(q1 + c0 + 32 * i + 4 * j, nq + e, 4) != 0;
                 bad += s1[8 * k + j] != ndw[8 * (e / 32) + e % 32 / 4];
-                bad += s1[lanes + 8 * k + j] != nm[e / 32] && !decompose_signed(t);
+                bad += s1[lanes + 8 * k + j] != nm[e / 32] && !quant_decompose_signed(t);
             }
     }
     if (bad)
-        fprintf(stderr, "%s: %lld misplaced lanes in the packed row\n", dtype_name(t), (long long)bad);
+        fprintf(stderr, "%s: %lld misplaced lanes in the packed row\n", quant_dtype_name(t), (long long)bad);
     CHECK(bad == 0);
 #ifdef BORG_HAVE_AVX2_KERNELS
     if (!strcmp(matmul_isa(), "avx2-fma")) {
@@ -196,7 +196,7 @@ out:
     free((void *)w.data), free(nq), free(q1), free(q2), free(ndw), free(nm), free(s1);
 }
 
-/* decompose_row against dequantize_row: dw * q + m is the dequantized
+/* quant_decompose_row against quant_dequantize_row: dw * q + m is the dequantized
  * value within one rounding. */
 static void check_decompose(borg_dtype t)
 {
@@ -207,8 +207,8 @@ static void check_decompose(borg_dtype t)
     CHECK(w.data && ref && dw && m && q);
     if (!w.data || !ref || !dw || !m || !q)
         goto out;
-    dequantize_row(t, w.data, ref, cols);
-    decompose_row(t, w.data, ng, q, dw, m);
+    quant_dequantize_row(t, w.data, ref, cols);
+    quant_decompose_row(t, w.data, ng, q, dw, m);
     float scale = 0;
     for (int64_t k = 0; k < cols; k++)
         scale = fabsf(ref[k]) > scale ? fabsf(ref[k]) : scale;
@@ -216,11 +216,11 @@ static void check_decompose(borg_dtype t)
     for (int64_t k = 0; k < cols; k++) {
         const float v = dw[8 * (k / 32) + (k % 32) / 4] * (float)q[k] + m[k / 32];
         bad += !(fabsf(v - ref[k]) <= 0x1p-22f * scale);
-        if (decompose_signed(t))
+        if (quant_decompose_signed(t))
             bad += m[k / 32] != 0;
     }
     if (bad)
-        fprintf(stderr, "%s: %lld of %lld decomposed values differ\n", dtype_name(t), (long long)bad,
+        fprintf(stderr, "%s: %lld of %lld decomposed values differ\n", quant_dtype_name(t), (long long)bad,
                 (long long)cols);
     CHECK(bad == 0);
     check_pack(t);
@@ -249,8 +249,8 @@ static void check_determinism(borg_dtype t, int64_t rows, int64_t cols, borg_poo
             int same = !memcmp(y + place[i] * rows, alone, sizeof(float) * (size_t)rows);
             if (!same)
                 fprintf(stderr, "%s %lldx%lld: batch %lld place %lld, %d thread(s) differs from alone\n",
-                        dtype_name(t), (long long)rows, (long long)cols, (long long)batch[i],
-                        (long long)place[i], pool_threads(pools[p]));
+                        quant_dtype_name(t), (long long)rows, (long long)cols, (long long)batch[i], (long long)place[i],
+                        pool_threads(pools[p]));
             CHECK(same);
             /* the others of the batch are overwritten with fresh vectors so
              * each place sees different neighbours */
@@ -262,7 +262,7 @@ out:
 }
 
 #ifdef BORG_HAVE_AVX2_KERNELS
-/* The AVX2 dequantizers against dequantize_row: bit-exact where the value is
+/* The AVX2 dequantizers against quant_dequantize_row: bit-exact where the value is
  * a product, within one rounding of d * q where it is d * q + m (an FMA). */
 static void check_dequant_avx2(borg_dtype t)
 {
@@ -272,7 +272,7 @@ static void check_dequant_avx2(borg_dtype t)
     CHECK(w.data && ref && got);
     if (!w.data || !ref || !got)
         goto out;
-    dequantize_row(t, w.data, ref, cols);
+    quant_dequantize_row(t, w.data, ref, cols);
     const int64_t half = cols / 2; /* from an offset too, as matmul's chunks do */
     mm_dequant_avx2(t, w.data, 0, half, got);
     mm_dequant_avx2(t, w.data, half, cols - half, got + half);
@@ -285,7 +285,7 @@ static void check_dequant_avx2(borg_dtype t)
         if (fused ? !(fabsf(got[k] - ref[k]) <= 0x1p-23f * scale) : memcmp(&got[k], &ref[k], 4))
             bad++;
     if (bad)
-        fprintf(stderr, "%s: %lld of %lld dequantized values differ\n", dtype_name(t), (long long)bad,
+        fprintf(stderr, "%s: %lld of %lld dequantized values differ\n", quant_dtype_name(t), (long long)bad,
                 (long long)cols);
     CHECK(bad == 0);
 out:

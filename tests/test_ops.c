@@ -1,14 +1,14 @@
 /* Attention and rotary kernels against double-precision references:
- * attend_head on both paths (AVX2 when the CPU has it, and portable) over
+ * ops_attend_head on both paths (AVX2 when the CPU has it, and portable) over
  * head sizes and position counts that exercise every tail, and
- * rope_angles + rope_apply against a direct rotation. */
+ * ops_rope_angles + ops_rope_apply against a direct rotation. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "borg/matmul.h"
 #include "borg/ops.h"
-#include "borg/ops_kernels.h"
+#include "ops_kernels.h"
 #include "check.h"
 
 static float frand(uint64_t *s)
@@ -118,8 +118,8 @@ static void check_rope(void)
                 want[a] = x[a] * cos(th) - x[b] * sin(th);
                 want[b] = x[a] * sin(th) + x[b] * cos(th);
             }
-            rope_angles(cs, 64, pos, 10000.0f, scale, ff);
-            rope_apply(x, cs, 64, neox);
+            ops_rope_angles(cs, 64, pos, 10000.0f, scale, ff);
+            ops_rope_apply(x, cs, 64, neox);
             double worst = 0;
             for (int j = 0; j < 64; j++)
                 worst = fmax(worst, fabs(x[j] - want[j]));
@@ -139,23 +139,23 @@ static void check_geglu(void)
         double x = g[i];
         want[i] = 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) * u[i];
     }
-    geglu(g, u, 64);
+    ops_geglu(g, u, 64);
     double worst = 0;
     for (int i = 0; i < 64; i++)
         worst = fmax(worst, fabs(g[i] - want[i]) / fmax(1.0, fabs(want[i])));
-    CHECKF(worst < 1e-6, "geglu: max relative error %.3g", worst);
+    CHECKF(worst < 1e-6, "ops_geglu: max relative error %.3g", worst);
 }
 
 int main(void)
 {
-    check_attention("portable", attend_head_portable);
+    check_attention("portable", ops_attend_head_portable);
 #if defined(__x86_64__) || defined(__i386__)
     if (matmul_uses_avx2())
-        check_attention("avx2", attend_head_avx2);
+        check_attention("avx2", ops_attend_head_avx2);
     else
         printf("no AVX2/FMA on this CPU: AVX2 attention not tested here\n");
 #endif
-    check_attention("dispatched", attend_head);
+    check_attention("dispatched", ops_attend_head);
     check_rope();
     check_geglu();
     return check_report();

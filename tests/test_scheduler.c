@@ -14,7 +14,7 @@ int main(void)
     borg_batch b;
     batch_init(&b);
     int64_t admitted[2];
-    int n_adm;
+    int n_adm, full = -1;
     CHECK(sched_create(2, 64, 8, &s, &err) == BORG_OK);
     int32_t p10[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, p3[3] = {7, 8, 9};
     CHECK(sched_submit(s, 100, p10, 10, 0, 0, &greedy, 0, &err) == BORG_OK);
@@ -45,7 +45,14 @@ int main(void)
     CHECK(b2.n_seqs == 0);
 
     sched_batch_done(s, &b);
-    CHECK(sched_append(s, 102, 42, &err) == BORG_OK);
+    CHECK(sched_append(s, 102, 42, &full, &err) == BORG_OK);
+    CHECK(full == 0);
+    /* The scheduler keeps the history: the prompt, then the new token. */
+    const int32_t *hist;
+    int32_t n_hist;
+    CHECK(sched_history(s, 102, &hist, &n_hist) && n_hist == 4 && hist[0] == 7 && hist[3] == 42);
+    CHECK(sched_history(s, 101, &hist, &n_hist) && n_hist == 3); /* still waiting */
+    CHECK(!sched_history(s, 999, &hist, &n_hist));
     CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
     /* Decode first: job 102's new token at position 3, then the rest of 100's prompt. */
     CHECK(b.n_seqs == 2);
@@ -72,7 +79,7 @@ int main(void)
     CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
     CHECK(b.n_seqs == 1 && b.seqs[0].step == 7 && b.seqs[0].sample == 1);
     sched_batch_done(s, &b);
-    CHECK(sched_append(s, 104, 5, &err) == BORG_OK);
+    CHECK(sched_append(s, 104, 5, &full, &err) == BORG_OK);
     CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
     CHECK(b.n_seqs == 1 && b.seqs[0].step == 8);
     sched_finish(s, 104);
@@ -90,10 +97,22 @@ int main(void)
     CHECK(b.n_seqs == 1 && b.seqs[0].pos == 8 && b.seqs[0].score == 1 && b.seqs[0].next_token == -1 &&
           b.seqs[0].sample);
     sched_batch_done(s, &b);
-    CHECK(sched_append(s, 105, 5, &err) == BORG_OK);
+    CHECK(sched_append(s, 105, 5, &full, &err) == BORG_OK);
     CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
     CHECK(b.n_seqs == 1 && b.seqs[0].score == 0);
     sched_finish(s, 105);
+
+    /* The scheduler decides when a sequence fills its context: 62 prompt
+     * tokens in a 64-position slot take two more, the second fills it. */
+    CHECK(sched_submit(s, 106, big, 62, 0, 0, &greedy, 0, &err) == BORG_OK);
+    for (int k = 0; k < 8; k++) {
+        CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
+        sched_batch_done(s, &b);
+    }
+    CHECK(sched_append(s, 106, 1, &full, &err) == BORG_OK && full == 0);
+    CHECK(sched_append(s, 106, 2, &full, &err) == BORG_OK && full == 1);
+    CHECK(sched_append(s, 106, 3, &full, &err) != BORG_OK);
+    sched_finish(s, 106);
     batch_free(&b);
     batch_free(&b2);
     sched_free(s);

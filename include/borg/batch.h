@@ -17,12 +17,12 @@
 #include "borg/sampler.h"
 
 typedef struct {
-    int64_t req;   /* the coordinator's request number */
+    int64_t req; /* the coordinator's request number */
     int32_t slot;
     int32_t pos;
     int32_t n_tokens;
     int32_t sample;
-    int32_t step;  /* which generated token a sample would be (0-based) */
+    int32_t step; /* which generated token a sample would be (0-based) */
     int32_t score;
     int32_t next_token;
     borg_sampling sampling;

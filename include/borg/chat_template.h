@@ -27,15 +27,14 @@ chat_style chat_vocab_style(const borg_tokenizer *tok);
 
 /* template_text may be NULL (the model has none); fallback is the style
  * used when the template is absent or not recognised. */
-borg_status chat_template_init(const char *template_text, size_t len, chat_style fallback,
-                               chat_template *out, borg_err *err);
+borg_status chat_template_init(const char *template_text, size_t len, chat_style fallback, chat_template *out,
+                               borg_err *err);
 void chat_template_free(chat_template *t);
 
 const char *chat_style_name(chat_style s);
 
 /* Renders messages plus the assistant turn's opening into *out (malloc'd).
  * Fails with BORG_EINPUT when the model has no known chat format. */
-borg_status chat_render(const chat_template *t, const chat_msg *msgs, size_t n, char **out,
-                        borg_err *err);
+borg_status chat_render(const chat_template *t, const chat_msg *msgs, size_t n, char **out, borg_err *err);
 
 #endif

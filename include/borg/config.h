@@ -35,7 +35,10 @@ typedef struct {
     int force;
     int resume;           /* keep the results file's lines; run only jobs without one */
     int no_special;       /* tokenize: treat special-token text as text */
-    int quiet;
+    int quiet;            /* warnings and errors only */
+    int verbose;          /* debug events too */
+    int log_json;         /* stderr as JSON lines */
+    int verify_model;     /* stages hash the whole model file */
     int replicas;         /* 0: not given */
     int stages;           /* 0: not given (plan: required) */
     const char *layers;   /* --layers: layer counts per stage */
@@ -50,6 +53,12 @@ typedef struct {
 
 /* Parses argv. On a usage error returns BORG_EUSAGE with a message. */
 borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err);
+
+/* A hash of the options that decide a run's shape and arithmetic (--ctx,
+ * --slots, --batch-tokens, --wire-dtype, --replicas, --stages, --layers,
+ * --verify-model): rank 0 decides them, and a stage started with other
+ * ones is refused rather than silently overruled. */
+uint64_t cli_run_options_hash(const borg_config *cfg);
 
 /* Prints the help text for a command (CMD_NONE: the overview). */
 void cli_usage(FILE *out, borg_command cmd);

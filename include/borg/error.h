@@ -16,7 +16,7 @@ typedef enum {
     BORG_ENOMEM = 4,
     BORG_EIO = 5,
     BORG_EINTERNAL = 6,
-    BORG_EPEER = 7        /* another rank of the job failed: recover, or stop resumable (exit 3) */
+    BORG_EPEER = 7 /* another rank of the job failed: recover, or stop resumable (exit 3) */
 } borg_status;
 
 #define BORG_ERR_MSG 512
@@ -28,8 +28,7 @@ typedef struct borg_err {
 
 /* Records code and a printf-style message in err (which may be NULL) and
  * returns code, so callers can write `return borg_fail(err, ...)`. */
-borg_status borg_fail(borg_err *err, borg_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+borg_status borg_fail(borg_err *err, borg_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Process exit code for a status: 0 ok, 2 bad input or usage, 3 incomplete,
  * 1 anything else. */

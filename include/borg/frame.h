@@ -32,7 +32,7 @@
 #include "borg/error.h"
 
 #define FRAME_MAGIC 0x47524f42u /* "BORG" little-endian */
-#define FRAME_VERSION 2
+#define FRAME_VERSION 3
 
 typedef enum {
     FRAME_BATCH = 1,    /* coordinator -> stage 0 -> ... : sequences, tokens, activations */
@@ -41,7 +41,8 @@ typedef enum {
     FRAME_STATS = 4,    /* stage -> coordinator on shutdown: busy time, memory */
     FRAME_ERROR = 5,    /* stage -> coordinator: the stage cannot go on, and why */
     FRAME_READY = 6,    /* stage -> coordinator at start-up: layers loaded, KV cache reserved */
-    FRAME_RETRY = 7     /* stage -> coordinator: a batch arrived damaged; payload: its int64 id */
+    FRAME_RETRY = 7,    /* stage -> coordinator: a batch arrived damaged; payload: its int64 id */
+    FRAME_CONFIG = 8    /* coordinator -> stage: the run spec (spec.h) to build itself from */
 } frame_kind;
 
 typedef enum { WIRE_NONE = 0, WIRE_F32 = 1, WIRE_F16 = 2, WIRE_BF16 = 3 } wire_dtype;
@@ -75,7 +76,11 @@ typedef struct {
     int64_t crc_errors;
     int32_t threads;    /* compute threads */
     int32_t q8_activations; /* the activation mode it computes in */
-    uint64_t model_hash;    /* gguf_fingerprint of the file it loaded */
+    uint64_t model_hash;    /* gguf_fingerprint of the file it opened */
+    uint64_t full_hash;     /* with --verify-model: gguf_full_hash of it; else 0 */
+    uint64_t options_hash;  /* cli_run_options_hash of its own command line */
+    int32_t asked_q8;       /* the activation mode its own options or environment ask for; -1: none */
+    int32_t loaded;         /* 0: it found a mismatch and loaded nothing */
     char host[64];          /* its host name, for messages */
 } stage_stats;
 
@@ -97,7 +102,7 @@ uint32_t crc32c(uint32_t crc, const void *data, size_t len);
 uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 /* Encoders: replace f's contents with a complete frame (CRC set). f16 is
- * written with f32_to_f16, bf16 rounded to nearest even. */
+ * written with quant_f32_to_f16, bf16 rounded to nearest even. */
 borg_status frame_put_batch(frame_buf *f, const borg_batch *b, const float *x, int dim, wire_dtype dt,
                             borg_err *err);
 borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result *r, int n, borg_err *err);

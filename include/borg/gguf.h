@@ -59,6 +59,9 @@ const char *gguf_path(const gguf_file *f);
  * bytes spread over the data. Two copies of one file agree; files that
  * differ in any of those places almost surely do not. Reads ~4 KiB of data. */
 uint64_t gguf_fingerprint(const gguf_file *f);
+/* A hash of every byte of the file (--verify-model): slower than the
+ * fingerprint, by a pass over the whole file. */
+uint64_t gguf_full_hash(const gguf_file *f);
 uint32_t gguf_version(const gguf_file *f);
 size_t gguf_file_size(const gguf_file *f);
 

@@ -21,8 +21,8 @@ typedef struct {
 
 /* y[b][r] = sum_k W[r][k] * x[b][k] for b < nb, r < rows, in f32; where W
  * has a quantized type, x meets it as 8-bit codes per 32 values, as in
- * llama.cpp (matmul_kernels.h has the arithmetic), unless 8-bit activations
- * are off.
+ * llama.cpp (kernels/cpu/matmul_kernels.h has the arithmetic), unless
+ * 8-bit activations are off.
  * x is nb x cols, y is nb x rows, both row-major. Fails only with
  * BORG_ENOMEM (per-thread scratch). */
 borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool);
@@ -34,6 +34,10 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
 int matmul_q8_activations(void);
 /* Overrides the environment for this process; call before any matmul. */
 void matmul_set_q8_activations(int on);
+/* What this process was asked for: the last matmul_set_q8_activations, else
+ * BORG_Q8_ACTIVATIONS where set; -1 when neither (so that a stage can tell
+ * rank 0 it was started asking for something else than the run spec). */
+int matmul_q8_asked(void);
 
 /* Dot product of two float vectors (AVX2/FMA when the CPU has it). */
 float vec_dot_f32(const float *a, const float *b, int64_t n);

@@ -16,6 +16,12 @@ typedef struct borg_net borg_net;
 /* Joins the MPI job when the process was started by an MPI launcher
  * (mpirun, srun); otherwise returns a single-rank net without MPI. */
 borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err);
+/* Two ends of a two-rank job inside this process: *a is rank 0, *b rank
+ * 1, joined by an in-process queue instead of MPI, so that a stage on a
+ * thread of rank 0's process runs the same loop as a stage rank. When one
+ * end is finalized the other's receive returns BORG_EPEER. */
+borg_status net_pair(borg_net **a, borg_net **b, borg_err *err);
+
 /* Waits for outstanding sends, then leaves MPI; exit_code is what the
  * process will exit with (used if leaving MPI hangs after a failure). */
 void net_finalize(borg_net *n, int exit_code);

@@ -24,23 +24,23 @@ typedef enum {
 } borg_dtype;
 
 /* 1 if t is one of the types above (the ones this program can compute with). */
-int dtype_supported(uint32_t t);
+int quant_dtype_supported(uint32_t t);
 
 /* "Q4_K" etc.; "unknown" for anything unsupported. */
-const char *dtype_name(uint32_t t);
+const char *quant_dtype_name(uint32_t t);
 
 /* Elements per block (1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0,
  * 256 for K types). */
-int64_t dtype_block_elems(borg_dtype t);
+int64_t quant_dtype_block_elems(borg_dtype t);
 
 /* Bytes per block. */
-size_t dtype_block_bytes(borg_dtype t);
+size_t quant_dtype_block_bytes(borg_dtype t);
 
-/* Bytes for n elements; n must be a multiple of dtype_block_elems(t). */
-size_t dtype_row_bytes(borg_dtype t, int64_t n);
+/* Bytes for n elements; n must be a multiple of quant_dtype_block_elems(t). */
+size_t quant_dtype_row_bytes(borg_dtype t, int64_t n);
 
 /* Expands n elements (a multiple of the block size) from src into dst. */
-void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n);
+void quant_dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n);
 
 /* A quantized row (any type but F32/F16/BF16) as integer codes, for the
  * integer matrix kernels. For each group g of 32 elements, element k of the
@@ -50,14 +50,14 @@ void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n);
  * with an offset m (Q4_0: m = -8 d; Q5_0: m = -16 d; Q4_1, Q5_1, Q4_K,
  * Q5_K: their minimum).
  * ng = n / 32 groups. */
-void decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *dw, float *m);
+void quant_decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *dw, float *m);
 
-/* 1 for the types whose decompose_row codes are signed (m is 0). */
-int decompose_signed(borg_dtype t);
+/* 1 for the types whose quant_decompose_row codes are signed (m is 0). */
+int quant_decompose_signed(borg_dtype t);
 
 /* IEEE half and bfloat16 conversions. */
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);
-float bf16_to_f32(uint16_t h);
+float quant_f16_to_f32(uint16_t h);
+uint16_t quant_f32_to_f16(float f);
+float quant_bf16_to_f32(uint16_t h);
 
 #endif

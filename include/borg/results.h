@@ -16,12 +16,12 @@ typedef enum { RESULT_OK, RESULT_ERROR, RESULT_TIMEOUT, RESULT_CANCELLED } resul
 typedef struct {
     const borg_job *job;
     result_status status;
-    const char *error;         /* for RESULT_ERROR; may be NULL otherwise */
-    const char *text;          /* generated text (may hold invalid UTF-8: it is repaired) */
+    const char *error; /* for RESULT_ERROR; may be NULL otherwise */
+    const char *text;  /* generated text (may hold invalid UTF-8: it is repaired) */
     size_t text_len;
-    const int32_t *token_ids;  /* generated ids */
+    const int32_t *token_ids; /* generated ids */
     size_t n_tokens;
-    const char *finish_reason; /* "stop", "length", or NULL */
+    const char *finish_reason;    /* "stop", "length", or NULL */
     const float *prompt_logprobs; /* with the job's prompt_logprobs: one per prompt token, NaN for the first */
     int32_t prompt_tokens;
     double queue_ms, first_token_ms, total_ms;

@@ -27,7 +27,6 @@ void sampler_free(borg_sampler *s);
 /* Picks a token for a sequence's step-th generated token (0-based).
  * *logprob (may be NULL) gets the token's log-probability under the
  * model's unmodified distribution. */
-int32_t sampler_pick(borg_sampler *s, const float *logits, const borg_sampling *p, int64_t step,
-                     float *logprob);
+int32_t sampler_pick(borg_sampler *s, const float *logits, const borg_sampling *p, int64_t step, float *logprob);
 
 #endif

@@ -41,8 +41,14 @@ borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_
 /* The batch came back: its sequences may be scheduled again. */
 void sched_batch_done(borg_sched *s, const borg_batch *b);
 
-/* A sampled token for req that continues the sequence. */
-borg_status sched_append(borg_sched *s, int64_t req, int32_t token, borg_err *err);
+/* A sampled token for req that continues the sequence. *full is set when
+ * the sequence now fills its slot's context: it can take no more. */
+borg_status sched_append(borg_sched *s, int64_t req, int32_t token, int *full, borg_err *err);
+
+/* The token history of req, queued or active: its prompt, then what it has
+ * generated (*n in all). The scheduler is its only keeper; the pointer is
+ * valid until the next call that changes req. 0 when req is unknown. */
+int sched_history(const borg_sched *s, int64_t req, const int32_t **tokens, int32_t *n);
 
 /* req is over (finished, failed, timed out): frees its slot or its place
  * in the queue. */

@@ -1,31 +1,19 @@
-/* A pipeline stage: a slice of the model's layers, its KV cache, threads
- * and (for the last stage) the sampler. The same code serves a stage rank
- * and the single-process run, where one stage holds every layer. */
+/* A pipeline stage: a slice of the model's layers computed by a backend
+ * (backend.h: weights, KV cache, threads) and, on the last stage, the
+ * scoring of prompts and the sampler. Every stage rank, and the stage
+ * thread of a single-process run, holds one. */
 #ifndef BORG_STAGE_H
 #define BORG_STAGE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "borg/backend.h"
 #include "borg/batch.h"
 #include "borg/error.h"
 #include "borg/gguf.h"
-#include "borg/model.h"
 
 typedef struct borg_stage borg_stage;
-
-typedef struct {
-    int layer_begin, layer_end;
-    int first, last;  /* holds the embedding / the output head */
-    int n_slots;
-    int32_t slot_ctx;
-    int32_t max_chunk; /* most tokens of one sequence in one batch: the batch budget */
-    int threads;
-} stage_config;
-
-/* Context per sequence: the requested one, or min(model, 4096). Every
- * rank derives it the same way from the same command line. */
-int32_t stage_slot_ctx(int32_t requested, int32_t model_ctx);
 
 borg_status stage_create(const gguf_file *f, const stage_config *cfg, borg_stage **out, borg_err *err);
 void stage_free(borg_stage *s);

@@ -56,6 +56,9 @@ borg_status tokenizer_encode(const borg_tokenizer *t, const char *text, size_t l
  * length, or -1 for an id out of range; writes at most cap bytes (no NUL). */
 int tokenizer_piece(const borg_tokenizer *t, int32_t id, int render_special,
                     char *buf, size_t cap);
+/* The same bytes in place, whatever their length (*len of them, no NUL):
+ * valid as long as the tokenizer; NULL for an id out of range. */
+const char *tokenizer_piece_bytes(const borg_tokenizer *t, int32_t id, int render_special, size_t *len);
 
 /* Decodes ids to text: the concatenation of pieces, minus the space a
  * SentencePiece model adds at encode time (before the first text and

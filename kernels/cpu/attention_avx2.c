@@ -1,10 +1,10 @@
 /* AVX2/FMA attention of one query head over its cached positions (the
- * contract is attend_head's in borg/ops.h). In a prefill it is a third of
+ * contract is ops_attend_head's in borg/ops.h). In a prefill it is a third of
  * the time, so both loops keep eight FMA chains in flight: scores take
  * eight keys at a time, and the weighted sum of values keeps 64 output
  * floats in registers while it streams the value rows. */
 #include "borg/ops.h"
-#include "borg/ops_kernels.h"
+#include "ops_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -80,14 +80,14 @@ AVX2_INLINE void weighted_sum_avx2(float *out, const float *w, const float *v, i
     }
 }
 
-AVX2 void attend_head_avx2(float *out, const float *q, const float *k, const float *v, int64_t stride,
-                           int32_t ring, int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
+AVX2 void ops_attend_head_avx2(float *out, const float *q, const float *k, const float *v, int64_t stride, int32_t ring,
+                               int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
 {
     const int nc = head_dim / 8;
     const int32_t r0 = lo % ring, n1 = n_pos < ring - r0 ? n_pos : ring - r0;
     scores_avx2(scores, q, k + r0 * stride, stride, n1, nc, scale);
     scores_avx2(scores + n1, q, k, stride, n_pos - n1, nc, scale);
-    softmax(scores, n_pos);
+    ops_softmax(scores, n_pos);
     weighted_sum_avx2(out, scores, v + r0 * stride, stride, n1, nc, 0);
     if (n_pos > n1)
         weighted_sum_avx2(out, scores + n1, v, stride, n_pos - n1, nc, 1);

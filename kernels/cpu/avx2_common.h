@@ -78,7 +78,7 @@ AVX2_INLINE __m256i q5_codes(borg_dtype T, const uint8_t *b)
  * k_scales into ks[16]: for Q4_K/Q5_K, d * sc[j] at j and dmin * m[j] at
  * 8 + j, from 6-bit pairs packed in 12 bytes at byte 4; for Q6_K, d * sc[i]
  * for its 16 int8 scales at byte 192 (d at 208). The products are the ones
- * decompose_row and the dequantizers form. */
+ * quant_decompose_row and the dequantizers form. */
 AVX2_INLINE void k_scales(borg_dtype T, const uint8_t *sb, float ks[16])
 {
     if (T == BORG_DT_Q6_K) {

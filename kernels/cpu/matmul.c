@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "borg/matmul_kernels.h"
+#include "matmul_kernels.h"
 
 enum {
     KC = 1024,      /* most columns dequantized at once: MM_MR * KC floats = 16 KiB */
@@ -67,8 +67,8 @@ void mm_tile_portable(const mm_tile *t, int nv)
 
 void mm_dequant_portable(borg_dtype t, const void *row, int64_t k0, int64_t n, float *dst)
 {
-    const int64_t be = dtype_block_elems(t);
-    dequantize_row(t, (const char *)row + (size_t)(k0 / be) * dtype_block_bytes(t), dst, n);
+    const int64_t be = quant_dtype_block_elems(t);
+    quant_dequantize_row(t, (const char *)row + (size_t)(k0 / be) * quant_dtype_block_bytes(t), dst, n);
 }
 
 float mm_dot_portable(const float *a, const float *b, int64_t n)
@@ -117,9 +117,20 @@ int matmul_q8_activations(void)
     return q8_mode;
 }
 
+static int q8_set = -1;
+
 void matmul_set_q8_activations(int on)
 {
     q8_mode = on != 0;
+    q8_set = q8_mode;
+}
+
+int matmul_q8_asked(void)
+{
+    if (q8_set >= 0)
+        return q8_set;
+    const char *v = getenv("BORG_Q8_ACTIVATIONS");
+    return v ? strcmp(v, "0") != 0 : -1;
 }
 
 int matmul_uses_avx2(void)
@@ -170,8 +181,8 @@ static void matmul_rows(void *ctx, int64_t r0, int64_t r1, int thread)
         return;
     }
 #endif
-    const int64_t cols = w->cols, kc = job->kc, be = dtype_block_elems(w->type);
-    const size_t bb = dtype_block_bytes(w->type);
+    const int64_t cols = w->cols, kc = job->kc, be = quant_dtype_block_elems(w->type);
+    const size_t bb = quant_dtype_block_bytes(w->type);
     const int64_t groups = (job->x_block + MM_NR - 1) / MM_NR;
     const size_t tile_bytes = job->dequant ? sizeof(float) * MM_MR * (size_t)kc : 0;
     const size_t acc_bytes = kc < cols ? sizeof(float) * MM_MR * MM_NR * 8 * (size_t)groups : 0;
@@ -232,7 +243,7 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
         memset(y, 0, sizeof(float) * (size_t)(nb * w->rows));
         return BORG_OK;
     }
-    if (dtype_block_elems(w->type) > 1 && matmul_q8_activations())
+    if (quant_dtype_block_elems(w->type) > 1 && matmul_q8_activations())
         return matmul_q8(w, x, nb, y, pool, matmul_uses_avx2());
     matmul_job job = {w, x, nb, y, 0, mm_tile_portable, mm_dequant_portable, 0, 0, 0};
 #ifdef BORG_HAVE_AVX2_KERNELS
@@ -246,7 +257,7 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
         job.dequant = NULL;
     /* Equal chunks of whole blocks, and of whole 8-column steps so that only
      * the last chunk of an F32/F16/BF16 row has a scalar tail. */
-    const int64_t unit = dtype_block_elems(w->type) < 8 ? 8 : dtype_block_elems(w->type);
+    const int64_t unit = quant_dtype_block_elems(w->type) < 8 ? 8 : quant_dtype_block_elems(w->type);
     const int64_t chunks = (w->cols + KC - 1) / KC;
     job.kc = ((w->cols + chunks - 1) / chunks + unit - 1) / unit * unit;
     const int64_t xb = X_BLOCK_BYTES / (int64_t)sizeof(float) / w->cols / MM_NR * MM_NR;

@@ -3,7 +3,7 @@
  * quant.c. Each weight type has one decoder of 32 elements into four
  * 8-float registers, used both to fill f32 tiles and by the small-batch
  * kernel, so the two see bit-identical weights. */
-#include "borg/matmul_kernels.h"
+#include "matmul_kernels.h"
 
 #ifdef BORG_HAVE_AVX2_KERNELS
 

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "borg/matmul_kernels.h"
+#include "matmul_kernels.h"
 
 enum {
     ROW_GRAIN = 16,
@@ -49,7 +49,7 @@ static void interleave(const mq_shape *sh, const int8_t *src, int8_t *dst)
     memcpy(dst, src, (size_t)(32 * sh->nsingle));
 }
 
-/* decompose_row's scales (8 per group of 32) and offsets (one per group)
+/* quant_decompose_row's scales (8 per group of 32) and offsets (one per group)
  * into lanes per block. A unit's scale is that of its first element. */
 static void weight_lanes(const mq_shape *sh, const float *dw, const float *m, float *dwl, float *ml)
 {
@@ -86,7 +86,7 @@ static void act_lanes(const mq_shape *sh, const float *d, const float *s, float 
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m)
 {
     /* 256 elements at a time: one K super-block, or 8 blocks of 32 */
-    const size_t span_bytes = dtype_block_bytes(t) * 256 / dtype_block_elems(t);
+    const size_t span_bytes = quant_dtype_block_bytes(t) * 256 / quant_dtype_block_elems(t);
     const mq_shape sh = mq_shape_of(t, cols);
     int8_t nq[256];
     float ndw[64], nm[8];
@@ -94,7 +94,7 @@ void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, fl
         const int64_t n = cols - e < 256 ? cols - e : 256;
         const mq_shape span = mq_shape_of(t, n);
         const int64_t k = e / (8 * sh.unit); /* first block of the span */
-        decompose_row(t, (const char *)row + (size_t)(e / 256) * span_bytes, n / 32, nq, ndw, nm);
+        quant_decompose_row(t, (const char *)row + (size_t)(e / 256) * span_bytes, n / 32, nq, ndw, nm);
         interleave(&span, nq, q + e);
         weight_lanes(&span, ndw, nm, dw + 8 * k, m + 8 * k);
     }
@@ -121,7 +121,7 @@ void mq_tile_portable(const mq_tile *t, int nv)
 {
     const mq_shape *sh = &t->sh;
     const int64_t nblk = sh->nfull + sh->nsingle;
-    const int sgn = decompose_signed(t->type);
+    const int sgn = quant_decompose_signed(t->type);
     for (int r = 0; r < t->nr; r++)
         for (int b = 0; b < nv; b++) {
             const int8_t *xq = t->xq + b * t->cols;

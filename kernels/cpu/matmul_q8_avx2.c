@@ -1,11 +1,11 @@
 /* AVX2 kernels of the 8-bit activation path (matmul_q8.c): the activation
- * quantizer, the weight decomposition (quant.c's decompose_row, bit for
+ * quantizer, the weight decomposition (quant.c's quant_decompose_row, bit for
  * bit), the integer tile and the one-vector kernel. Both keep the contract
  * of matmul_kernels.h: exact integer lane sums per block, then one FMA per
  * lane and block. In the tile a block's passes are maddubs products added
  * as 16-bit integers for as many passes as cannot overflow (DEPTH), so most
  * of the work is one maddubs and one add per 32 weights and vector. */
-#include "borg/matmul_kernels.h"
+#include "matmul_kernels.h"
 
 #ifdef BORG_HAVE_AVX2_KERNELS
 
@@ -59,7 +59,7 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p, int hi)
 
 /* Group g of a row of type T (a constant wherever this is inlined): its 32
  * codes, the scales of its units (sc[1] for Q6_K's second 16) and its
- * offset, as decompose_row gives them. For K types
+ * offset, as quant_decompose_row gives them. For K types
  * ks holds the super-block's k_scales, refreshed by the caller at g % 8 == 0.
  *  Q4_0/Q4_1: byte j of the 16 holds element j (low nibble) and j + 16.
  *  Q5_0/Q5_1: as Q4_0/Q4_1 with a fifth bit per element (q5_codes).
@@ -400,7 +400,7 @@ AVX2_INLINE __m256i block_lanes(const __m256i *v, const int UNITS32)
  * the memory queue. */
 AVX2_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
 {
-    const int SGN = decompose_signed(T), GPB = T == BORG_DT_Q6_K ? 4 : 8; /* groups per full block */
+    const int SGN = quant_decompose_signed(T), GPB = T == BORG_DT_Q6_K ? 4 : 8; /* groups per full block */
     const int64_t ng = o->w->cols / 32, nfull = ng / GPB;
     for (int64_t r = r0; r < r1; r += MM_MR) {
         const int nr = r1 - r < MM_MR ? (int)(r1 - r) : MM_MR;

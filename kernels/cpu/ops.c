@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "borg/matmul.h"
-#include "borg/ops_kernels.h"
+#include "ops_kernels.h"
 
-void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
+void ops_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
 {
     double ss = 0.0;
     for (int64_t i = 0; i < n; i++)
@@ -16,7 +16,7 @@ void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
         out[i] = x[i] * scale * w[i];
 }
 
-void rope_angles(float *cs, int rot_dim, int32_t pos, float base, float scale, const float *factors)
+void ops_rope_angles(float *cs, int rot_dim, int32_t pos, float base, float scale, const float *factors)
 {
     for (int i = 0; i < rot_dim / 2; i++) {
         /* double keeps large positions from drifting (pos * theta grows). */
@@ -28,7 +28,7 @@ void rope_angles(float *cs, int rot_dim, int32_t pos, float base, float scale, c
     }
 }
 
-void rope_apply(float *x, const float *cs, int rot_dim, int neox)
+void ops_rope_apply(float *x, const float *cs, int rot_dim, int neox)
 {
     int half = rot_dim / 2;
     for (int i = 0; i < half; i++) {
@@ -41,7 +41,7 @@ void rope_apply(float *x, const float *cs, int rot_dim, int neox)
     }
 }
 
-void softmax(float *x, int64_t n)
+void ops_softmax(float *x, int64_t n)
 {
     float mx = x[0];
     for (int64_t i = 1; i < n; i++)
@@ -57,7 +57,7 @@ void softmax(float *x, int64_t n)
         x[i] *= inv;
 }
 
-void swiglu(float *gate, const float *up, int64_t n)
+void ops_swiglu(float *gate, const float *up, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
@@ -65,7 +65,7 @@ void swiglu(float *gate, const float *up, int64_t n)
     }
 }
 
-void geglu(float *gate, const float *up, int64_t n)
+void ops_geglu(float *gate, const float *up, int64_t n)
 {
     const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
     for (int64_t i = 0; i < n; i++) {
@@ -86,12 +86,12 @@ void vec_add(float *x, const float *y, int64_t n)
         x[i] += y[i];
 }
 
-void attend_head_portable(float *out, const float *q, const float *k, const float *v, int64_t stride,
-                          int32_t ring, int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
+void ops_attend_head_portable(float *out, const float *q, const float *k, const float *v, int64_t stride, int32_t ring,
+                              int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
 {
     for (int32_t p = 0; p < n_pos; p++)
         scores[p] = vec_dot_f32(q, k + ((lo + p) % ring) * stride, head_dim) * scale;
-    softmax(scores, n_pos);
+    ops_softmax(scores, n_pos);
     memset(out, 0, sizeof(float) * (size_t)head_dim);
     for (int32_t p = 0; p < n_pos; p++) {
         const float *vp = v + ((lo + p) % ring) * stride;
@@ -101,14 +101,14 @@ void attend_head_portable(float *out, const float *q, const float *k, const floa
     }
 }
 
-void attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride,
-                 int32_t ring, int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
+void ops_attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride, int32_t ring,
+                     int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
 {
 #if defined(__x86_64__) || defined(__i386__)
     if (head_dim % 8 == 0 && matmul_uses_avx2()) {
-        attend_head_avx2(out, q, k, v, stride, ring, lo, n_pos, head_dim, scale, scores);
+        ops_attend_head_avx2(out, q, k, v, stride, ring, lo, n_pos, head_dim, scale, scores);
         return;
     }
 #endif
-    attend_head_portable(out, q, k, v, stride, ring, lo, n_pos, head_dim, scale, scores);
+    ops_attend_head_portable(out, q, k, v, stride, ring, lo, n_pos, head_dim, scale, scores);
 }

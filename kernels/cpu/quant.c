@@ -10,7 +10,7 @@
 #define QK_K 256
 #define K_SCALE_SIZE 12
 
-int dtype_supported(uint32_t t)
+int quant_dtype_supported(uint32_t t)
 {
     switch (t) {
     case BORG_DT_F32:
@@ -30,7 +30,7 @@ int dtype_supported(uint32_t t)
     }
 }
 
-const char *dtype_name(uint32_t t)
+const char *quant_dtype_name(uint32_t t)
 {
     switch (t) {
     case BORG_DT_F32: return "F32";
@@ -48,7 +48,7 @@ const char *dtype_name(uint32_t t)
     }
 }
 
-int64_t dtype_block_elems(borg_dtype t)
+int64_t quant_dtype_block_elems(borg_dtype t)
 {
     switch (t) {
     case BORG_DT_F32:
@@ -69,7 +69,7 @@ int64_t dtype_block_elems(borg_dtype t)
     return 0;
 }
 
-size_t dtype_block_bytes(borg_dtype t)
+size_t quant_dtype_block_bytes(borg_dtype t)
 {
     switch (t) {
     case BORG_DT_F32: return 4;
@@ -87,12 +87,12 @@ size_t dtype_block_bytes(borg_dtype t)
     return 0;
 }
 
-size_t dtype_row_bytes(borg_dtype t, int64_t n)
+size_t quant_dtype_row_bytes(borg_dtype t, int64_t n)
 {
-    int64_t be = dtype_block_elems(t);
+    int64_t be = quant_dtype_block_elems(t);
     if (be <= 0 || n < 0)
         return 0;
-    return (size_t)(n / be) * dtype_block_bytes(t);
+    return (size_t)(n / be) * quant_dtype_block_bytes(t);
 }
 
 static inline uint32_t f32_bits(float f)
@@ -131,17 +131,17 @@ static inline float load_f16(const uint8_t *p)
     return half_to_float(h);
 }
 
-float f16_to_f32(uint16_t h)
+float quant_f16_to_f32(uint16_t h)
 {
     return half_to_float(h);
 }
 
-float bf16_to_f32(uint16_t h)
+float quant_bf16_to_f32(uint16_t h)
 {
     return bits_f32((uint32_t)h << 16);
 }
 
-uint16_t f32_to_f16(float f)
+uint16_t quant_f32_to_f16(float f)
 {
     uint32_t x = f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
@@ -342,7 +342,7 @@ static void deq_q6_k(const uint8_t *b, float *y, int64_t nb)
     }
 }
 
-void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n)
+void quant_dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n)
 {
     const uint8_t *s = src;
     switch (t) {
@@ -360,7 +360,7 @@ void dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n)
     }
 }
 
-int decompose_signed(borg_dtype t)
+int quant_decompose_signed(borg_dtype t)
 {
     return t == BORG_DT_Q8_0 || t == BORG_DT_Q6_K;
 }
@@ -385,14 +385,14 @@ static void k4_group(const uint8_t *b, const uint8_t *qs, int g, int8_t *q, floa
         q[l] = (int8_t)((p[l] >> (4 * (g & 1))) & 0x0f);
 }
 
-void decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *dw, float *m)
+void quant_decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *dw, float *m)
 {
     const uint8_t *s = src;
     for (int64_t g = 0; g < ng; g++, q += QK, dw += 8, m++) {
         switch (t) {
         case BORG_DT_Q4_0:
         case BORG_DT_Q4_1: {
-            const uint8_t *b = s + (size_t)g * dtype_block_bytes(t);
+            const uint8_t *b = s + (size_t)g * quant_dtype_block_bytes(t);
             const uint8_t *qs = b + (t == BORG_DT_Q4_0 ? 2 : 4);
             const float d = load_f16(b);
             dw_fill(dw, d, d);
@@ -405,7 +405,7 @@ void decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *
         }
         case BORG_DT_Q5_0:
         case BORG_DT_Q5_1: {
-            const uint8_t *b = s + (size_t)g * dtype_block_bytes(t);
+            const uint8_t *b = s + (size_t)g * quant_dtype_block_bytes(t);
             const int q5_1 = t == BORG_DT_Q5_1;
             const float d = load_f16(b);
             dw_fill(dw, d, d);

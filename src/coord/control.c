@@ -38,7 +38,7 @@ int control_stop_requested(void) { return g_stop != 0; }
 
 struct run_control {
     char *cancel_path;
-    off_t offset;      /* how far the cancel file has been read */
+    off_t offset; /* how far the cancel file has been read */
     double last_poll;
     char **ids;
     int n_ids, cap_ids;
@@ -75,20 +75,20 @@ void control_close(run_control *c)
     free(c);
 }
 
-static int add_id(run_control *c, const char *id, size_t len)
+static borg_status add_id(run_control *c, const char *id, size_t len)
 {
     if (c->n_ids == c->cap_ids) {
         int cap = c->cap_ids ? 2 * c->cap_ids : 16;
         char **ids = realloc(c->ids, sizeof *ids * (size_t)cap);
         if (!ids)
-            return -1;
+            return BORG_ENOMEM;
         c->ids = ids;
         c->cap_ids = cap;
     }
     if (!(c->ids[c->n_ids] = strndup(id, len)))
-        return -1;
+        return BORG_ENOMEM;
     c->n_ids++;
-    return 0;
+    return BORG_OK;
 }
 
 borg_status control_poll(run_control *c, borg_err *err)

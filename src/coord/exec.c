@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "borg/exec.h"
+#include "borg/log.h"
 #include "borg/proc.h"
 
 #include <stdio.h>
@@ -11,28 +12,13 @@
  * builds the next while the last stage samples, so no stage waits. */
 enum { EXTRA_DEPTH = 1 };
 
-typedef enum { EXEC_LOCAL, EXEC_MPI } exec_kind;
-
 struct borg_exec {
-    exec_kind kind;
-    /* local */
-    borg_stage *stage;
-    float *x;
-    size_t cap_x;
-    int64_t pending_id;
-    int has_pending;
-    stage_stats local_stats;
-    double t_first;
-    /* mpi */
     borg_net *net;
-    borg_topology topo;
+    borg_spec spec;
     int64_t crc_errors;
     frame_buf out, in;
-    /* both */
-    int kv_slots;     /* sequences every stage's KV cache holds */
-    int32_t slot_ctx; /* positions per sequence */
     batch_result *res;
-    int cap_res, n_res;
+    int cap_res;
 };
 
 static borg_status reserve_results(borg_exec *e, int n, borg_err *err)
@@ -47,27 +33,7 @@ static borg_status reserve_results(borg_exec *e, int n, borg_err *err)
     return BORG_OK;
 }
 
-borg_status exec_create_local(const gguf_file *f, const stage_config *sc, borg_exec **out, borg_err *err)
-{
-    borg_exec *e = calloc(1, sizeof *e);
-    if (!e)
-        return borg_fail(err, BORG_ENOMEM, "out of memory");
-    e->kind = EXEC_LOCAL;
-    borg_status st = stage_create(f, sc, &e->stage, err);
-    if (st) {
-        free(e);
-        return st;
-    }
-    e->local_stats.layer_begin = sc->layer_begin;
-    e->local_stats.layer_end = sc->layer_end;
-    e->local_stats.kv_slots = sc->n_slots;
-    e->local_stats.slot_ctx = sc->slot_ctx;
-    e->local_stats.threads = sc->threads;
-    e->kv_slots = sc->n_slots;
-    e->slot_ctx = sc->slot_ctx;
-    *out = e;
-    return BORG_OK;
-}
+static int n_stage_ranks(const borg_exec *e) { return e->spec.replicas * e->spec.stages; }
 
 static borg_status remote_error(const uint8_t *p, const frame_header *h, int src, borg_err *err)
 {
@@ -86,58 +52,52 @@ static borg_status recv_frame(borg_exec *e, frame_header *h, int *src, borg_err 
     return st;
 }
 
-static borg_status check_ready(const stage_stats *got, int src, const borg_topology *topo, const exec_expect *want,
-                               borg_err *err)
-{
-    const int stage = (src - 1) % topo->stages;
-    const char *host = got->host;
-    if (memchr(got->host, '\0', sizeof got->host) == NULL)
-        host = "?";
-    if (got->model_hash != want->model_hash)
-        return borg_fail(err, BORG_EINPUT,
-                         "rank %d (host %s) opened a different model file: fingerprint %016llx, rank 0's %016llx "
-                         "(each node must see the same file)",
-                         src, host, (unsigned long long)got->model_hash, (unsigned long long)want->model_hash);
-    if (got->layer_begin != want->plan->begin[stage] || got->layer_end != want->plan->end[stage])
-        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) loaded layers %d-%d; rank 0 planned %d-%d for stage %d",
-                         src, host, got->layer_begin, got->layer_end - 1, want->plan->begin[stage],
-                         want->plan->end[stage] - 1, stage);
-    if (got->q8_activations != want->q8_activations)
-        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) computes with %s activations, rank 0 with %s", src, host,
-                         got->q8_activations ? "q8" : "f32", want->q8_activations ? "q8" : "f32");
-    if (got->slot_ctx != want->slot_ctx)
-        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) holds %d positions per sequence, rank 0 planned %d", src,
-                         host, (int)got->slot_ctx, (int)want->slot_ctx);
-    return BORG_OK;
-}
-
-borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, const exec_expect *want, borg_exec **out,
-                            borg_err *err)
+borg_status exec_create(borg_net *net, const borg_spec *spec, borg_exec **out, borg_err *err)
 {
     borg_exec *e = calloc(1, sizeof *e);
     if (!e)
         return borg_fail(err, BORG_ENOMEM, "out of memory");
-    e->kind = EXEC_MPI;
     e->net = net;
-    e->topo = *topo;
+    e->spec = *spec;
     borg_status st = BORG_OK;
-    for (int ready = 0; ready < topo->replicas * topo->stages && !st; ready++) {
+    /* net_send takes the frame's buffer, so each stage gets its own copy. */
+    frame_buf config = {0};
+    for (int r = 1; r <= n_stage_ranks(e) && !st; r++) {
+        if (!(st = frame_put_control(&config, FRAME_CONFIG, spec, sizeof *spec, err)))
+            st = net_send(net, r, &config, err);
+    }
+    frame_buf_free(&config);
+    if (!st)
+        log_event(spec->generation ? LOG_INFO : LOG_DEBUG, "config_sent", NULL,
+                  LOG_FIELDS(LOG_I("generation", spec->generation), LOG_I("stage_ranks", n_stage_ranks(e)),
+                             LOG_I("replicas", spec->replicas), LOG_I("stages", spec->stages)),
+                  "run spec (generation %d) sent to %d stage rank(s)", (int)spec->generation, n_stage_ranks(e));
+    /* Every stage answers before any is judged, so that a mismatch is
+     * reported for the lowest rank that has one, whatever the order. */
+    stage_stats *got = calloc((size_t)n_stage_ranks(e), sizeof *got);
+    if (!got && !st)
+        st = borg_fail(err, BORG_ENOMEM, "out of memory");
+    for (int ready = 0; ready < n_stage_ranks(e) && !st; ready++) {
         frame_header h;
         int src;
         st = recv_frame(e, &h, &src, err);
-        if (!st && (h.kind != FRAME_READY || h.payload_bytes != sizeof(stage_stats)))
+        if (!st && (h.kind != FRAME_READY || h.payload_bytes != sizeof(stage_stats) || src < 1 ||
+                    src > n_stage_ranks(e)))
             st = borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u before it was ready", src, h.kind);
         if (!st) {
-            stage_stats cap;
-            memcpy(&cap, e->in.p + sizeof h, sizeof cap);
-            st = check_ready(&cap, src, topo, want, err);
-            /* Admission works against the smallest cache any stage holds. */
-            if (!e->kv_slots || cap.kv_slots < e->kv_slots)
-                e->kv_slots = cap.kv_slots;
-            if (!e->slot_ctx || cap.slot_ctx < e->slot_ctx)
-                e->slot_ctx = cap.slot_ctx;
+            memcpy(&got[src - 1], e->in.p + sizeof h, sizeof *got);
+            got[src - 1].host[sizeof got->host - 1] = '\0';
         }
     }
+    for (int r = 1; r <= n_stage_ranks(e) && !st; r++) {
+        const stage_stats *g = &got[r - 1];
+        if (!(st = spec_check_ready(spec, r, g, err)))
+            log_event(LOG_DEBUG, "stage_ready", NULL,
+                      LOG_FIELDS(LOG_I("stage_rank", r), LOG_S("host", g->host), LOG_I("layer_begin", g->layer_begin),
+                                 LOG_I("layer_end", g->layer_end)),
+                      "rank %d (host %s) ready with layers %d-%d", r, g->host, g->layer_begin, g->layer_end - 1);
+    }
+    free(got);
     if (st) {
         exec_free(e);
         return st;
@@ -146,79 +106,34 @@ borg_status exec_create_mpi(borg_net *net, const borg_topology *topo, const exec
     return BORG_OK;
 }
 
-void exec_kv_capacity(const borg_exec *e, int *slots, int32_t *slot_ctx)
-{
-    *slots = e->kv_slots;
-    *slot_ctx = e->slot_ctx;
-}
-
 int64_t exec_crc_errors(const borg_exec *e) { return e->crc_errors; }
 
-int exec_pipes(const borg_exec *e) { return e->kind == EXEC_LOCAL ? 1 : e->topo.replicas; }
+int exec_pipes(const borg_exec *e) { return e->spec.replicas; }
 
-int exec_depth(const borg_exec *e) { return e->kind == EXEC_LOCAL ? 1 : e->topo.stages + EXTRA_DEPTH; }
-
-static borg_status local_run(borg_exec *e, const borg_batch *b, borg_err *err)
-{
-    const borg_hparams *hp = stage_hp(e->stage);
-    size_t need = (size_t)b->n_tokens * hp->dim;
-    if (need > e->cap_x) {
-        float *x = realloc(e->x, sizeof(float) * need);
-        if (!x)
-            return borg_fail(err, BORG_ENOMEM, "out of memory for a batch of %d tokens", b->n_tokens);
-        e->x = x;
-        e->cap_x = need;
-    }
-    borg_status st = reserve_results(e, batch_result_cap(b), err);
-    double t = proc_now_s();
-    if (!e->t_first)
-        e->t_first = t;
-    if (!st)
-        st = stage_forward(e->stage, b, e->x, err);
-    if (!st)
-        st = stage_sample(e->stage, b, e->x, e->res, &e->n_res, err);
-    e->local_stats.busy_s += proc_now_s() - t;
-    e->local_stats.wall_s = proc_now_s() - e->t_first;
-    e->local_stats.batches++;
-    e->local_stats.tokens += b->n_tokens;
-    return st;
-}
+int exec_depth(const borg_exec *e) { return e->spec.stages + EXTRA_DEPTH; }
 
 borg_status exec_submit(borg_exec *e, int pipe, const borg_batch *b, borg_err *err)
 {
-    if (e->kind == EXEC_LOCAL) {
-        if (e->has_pending)
-            return borg_fail(err, BORG_EINTERNAL, "local stage takes one batch at a time");
-        borg_status st = local_run(e, b, err);
-        e->pending_id = b->id;
-        e->has_pending = !st;
-        return st;
-    }
     borg_status st = frame_put_batch(&e->out, b, NULL, 0, WIRE_NONE, err);
-    return st ? st : net_send(e->net, topology_rank(&e->topo, pipe, 0), &e->out, err);
+    return st ? st : net_send(e->net, 1 + pipe * e->spec.stages, &e->out, err);
 }
 
 borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
 {
-    if (e->kind == EXEC_LOCAL) {
-        if (!e->has_pending)
-            return borg_fail(err, BORG_EINTERNAL, "waiting with no batch in flight");
-        e->has_pending = 0;
-        *done = (exec_done){0, e->pending_id, 0, e->n_res, e->res};
-        return BORG_OK;
-    }
     frame_header h;
     int src;
     borg_status st = net_recv(e->net, &e->in, &src, -1, err);
     if (st)
         return st;
-    int pipe = (src - 1) / e->topo.stages;
+    int pipe = spec_replica_of(&e->spec, src);
     borg_err damage;
     if (frame_check(e->in.p, e->in.len, &h, &damage)) {
         e->crc_errors++;
         *done = (exec_done){pipe, frame_peek_batch(e->in.p, e->in.len), 1, 0, NULL};
-        fprintf(stderr, "borg-infer: rank %d sent a damaged frame: %s; recomputing batch %lld\n", src, damage.msg,
-                (long long)done->batch_id);
+        log_event(LOG_WARN, "frame_damaged", NULL,
+                  LOG_FIELDS(LOG_I("from_rank", src), LOG_I("batch", done->batch_id)),
+                  "rank %d sent a damaged frame: %s; recomputing batch %lld", src, damage.msg,
+                  (long long)done->batch_id);
         return BORG_OK;
     }
     if (h.kind == FRAME_ERROR)
@@ -240,24 +155,19 @@ borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
 
 borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err)
 {
-    int count = e->kind == EXEC_LOCAL ? 1 : e->topo.replicas * e->topo.stages;
+    int count = n_stage_ranks(e);
     stage_stats *s = calloc((size_t)count, sizeof *s);
     if (!s)
         return borg_fail(err, BORG_ENOMEM, "out of memory");
     *stats = s;
     *n = count;
-    if (e->kind == EXEC_LOCAL) {
-        s[0] = e->local_stats;
-        s[0].peak_rss_mib = proc_peak_rss_mib();
-        return BORG_OK;
-    }
     /* Shutdown enters each pipeline at its first stage and is passed on by
      * each stage behind the batches before it, so no stage leaves while a
      * batch is still on its way to it. */
     borg_status st = BORG_OK;
-    for (int p = 0; p < e->topo.replicas && !st; p++) {
+    for (int p = 0; p < e->spec.replicas && !st; p++) {
         if (!(st = frame_put_control(&e->out, FRAME_SHUTDOWN, NULL, 0, err)))
-            st = net_send(e->net, topology_rank(&e->topo, p, 0), &e->out, err);
+            st = net_send(e->net, 1 + p * e->spec.stages, &e->out, err);
     }
     for (int got = 0; got < count && !st; got++) {
         frame_header h;
@@ -281,8 +191,6 @@ void exec_free(borg_exec *e)
 {
     if (!e)
         return;
-    stage_free(e->stage);
-    free(e->x);
     free(e->res);
     frame_buf_free(&e->out);
     frame_buf_free(&e->in);

@@ -50,68 +50,70 @@ int job_is_openai(const borg_job *job)
     return job->shape == JOB_OPENAI_COMPLETION || job->shape == JOB_OPENAI_CHAT;
 }
 
-/* Returns 1 when present and a number, 0 when absent; records an error and
- * returns -1 when present with another type. */
-static int get_number(borg_job *job, const cJSON *obj, const char *key, double *out)
+/* Sets *present to 1 and *out when key is a number, *present to 0 when
+ * absent; records an error and returns BORG_EINPUT when it has another type. */
+static borg_status get_number(borg_job *job, const cJSON *obj, const char *key, double *out, int *present)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *present = 0;
     if (!v || cJSON_IsNull(v))
-        return 0;
+        return BORG_OK;
     if (!cJSON_IsNumber(v)) {
         set_error(job, "%s must be a number", key);
-        return -1;
+        return BORG_EINPUT;
     }
     *out = v->valuedouble;
-    return 1;
+    *present = 1;
+    return BORG_OK;
 }
 
 static int is_integer(double d) { return isfinite(d) && d == floor(d); }
 
-static int parse_stop(borg_job *job, const cJSON *v)
+static borg_status parse_stop(borg_job *job, const cJSON *v)
 {
     if (!v || cJSON_IsNull(v))
-        return 0;
+        return BORG_OK;
     if (cJSON_IsString(v)) {
         if (!v->valuestring[0])
-            return set_error(job, "stop strings must not be empty"), -1;
+            return set_error(job, "stop strings must not be empty"), BORG_EINPUT;
         if (!(job->stop[0] = strdup(v->valuestring)))
-            return -2;
+            return BORG_ENOMEM;
         job->n_stop = 1;
-        return 0;
+        return BORG_OK;
     }
     if (!cJSON_IsArray(v))
-        return set_error(job, "stop must be a string or an array of strings"), -1;
+        return set_error(job, "stop must be a string or an array of strings"), BORG_EINPUT;
     const cJSON *s;
     cJSON_ArrayForEach(s, v)
     {
         if (!cJSON_IsString(s) || !s->valuestring[0])
-            return set_error(job, "stop must contain only non-empty strings"), -1;
+            return set_error(job, "stop must contain only non-empty strings"), BORG_EINPUT;
         if (job->n_stop == JOB_MAX_STOP)
-            return set_error(job, "at most %d stop strings are supported", JOB_MAX_STOP), -1;
+            return set_error(job, "at most %d stop strings are supported", JOB_MAX_STOP), BORG_EINPUT;
         if (!(job->stop[job->n_stop] = strdup(s->valuestring)))
-            return -2;
+            return BORG_ENOMEM;
         job->n_stop++;
     }
-    return 0;
+    return BORG_OK;
 }
 
-static int parse_token_ids(borg_job *job, const cJSON *v, const char *key)
+static borg_status parse_token_ids(borg_job *job, const cJSON *v, const char *key)
 {
     int n = cJSON_GetArraySize(v);
     if (n == 0)
-        return set_error(job, "%s is empty", key), -1;
+        return set_error(job, "%s is empty", key), BORG_EINPUT;
     job->prompt_ids = malloc(sizeof(int32_t) * (size_t)n);
     if (!job->prompt_ids)
-        return -2;
+        return BORG_ENOMEM;
     const cJSON *e;
     cJSON_ArrayForEach(e, v)
     {
         if (!cJSON_IsNumber(e) || !is_integer(e->valuedouble) || e->valuedouble < 0 ||
             e->valuedouble > INT32_MAX)
-            return set_error(job, "%s must contain non-negative integer token ids", key), -1;
+            return set_error(job, "%s must contain non-negative integer token ids", key), BORG_EINPUT;
         job->prompt_ids[job->n_prompt_ids++] = (int32_t)e->valuedouble;
     }
-    return 0;
+    return BORG_OK;
 }
 
 /* Message content is a string, or OpenAI's list of parts of which only
@@ -144,14 +146,14 @@ static char *message_content(borg_job *job, const cJSON *c, size_t i)
     return out;
 }
 
-static int parse_messages(borg_job *job, const cJSON *v)
+static borg_status parse_messages(borg_job *job, const cJSON *v)
 {
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0)
-        return set_error(job, "messages must be a non-empty array"), -1;
+        return set_error(job, "messages must be a non-empty array"), BORG_EINPUT;
     size_t n = (size_t)cJSON_GetArraySize(v);
     job->messages = calloc(n, sizeof *job->messages);
     if (!job->messages)
-        return -2;
+        return BORG_ENOMEM;
     const cJSON *m;
     cJSON_ArrayForEach(m, v)
     {
@@ -159,111 +161,111 @@ static int parse_messages(borg_job *job, const cJSON *v)
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !content)
-            return set_error(job, "messages[%zu] must be an object with role and content", i), -1;
+            return set_error(job, "messages[%zu] must be an object with role and content", i), BORG_EINPUT;
         if (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
             strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "developer") &&
             strcmp(role->valuestring, "tool"))
             return set_error(job, "messages[%zu].role '%s' is not one of system, developer, user, assistant, tool",
-                             i, role->valuestring), -1;
+                             i, role->valuestring), BORG_EINPUT;
         job->messages[i].role = strdup(role->valuestring);
         job->messages[i].content = message_content(job, content, i);
         job->n_messages++;
         if (job->error)
-            return -1;
+            return BORG_EINPUT;
         if (!job->messages[i].role || !job->messages[i].content)
-            return -2;
+            return BORG_ENOMEM;
     }
-    return 0;
+    return BORG_OK;
 }
 
 /* Prompt as text, a list of one text, or a list of token ids. */
-static int parse_prompt(borg_job *job, const cJSON *v)
+static borg_status parse_prompt(borg_job *job, const cJSON *v)
 {
     if (cJSON_IsString(v)) {
         if (!v->valuestring[0])
-            return set_error(job, "prompt is empty"), -1;
-        return (job->prompt = strdup(v->valuestring)) ? 0 : -2;
+            return set_error(job, "prompt is empty"), BORG_EINPUT;
+        return (job->prompt = strdup(v->valuestring)) ? BORG_OK : BORG_ENOMEM;
     }
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 1 && cJSON_IsString(cJSON_GetArrayItem(v, 0)))
         return parse_prompt(job, cJSON_GetArrayItem(v, 0));
     if (cJSON_IsArray(v) && cJSON_IsNumber(cJSON_GetArrayItem(v, 0)))
         return parse_token_ids(job, v, "prompt");
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > 1)
-        return set_error(job, "one prompt per job: give each prompt its own line"), -1;
-    return set_error(job, "prompt must be a non-empty string"), -1;
+        return set_error(job, "one prompt per job: give each prompt its own line"), BORG_EINPUT;
+    return set_error(job, "prompt must be a non-empty string"), BORG_EINPUT;
 }
 
 /* Generation parameters shared by every shape; obj is the job (simple,
  * chat) or the OpenAI body. */
-static int parse_params(borg_job *job, const cJSON *obj)
+static borg_status parse_params(borg_job *job, const cJSON *obj)
 {
     double d;
     int r;
-    if ((r = get_number(job, obj, "max_tokens", &d)) < 0 ||
-        (r == 0 && (r = get_number(job, obj, "max_completion_tokens", &d)) < 0))
-        return -1;
+    if (get_number(job, obj, "max_tokens", &d, &r) ||
+        (!r && get_number(job, obj, "max_completion_tokens", &d, &r)))
+        return BORG_EINPUT;
     if (r) {
         if (!is_integer(d) || d < 0 || d > 1e9)
-            return set_error(job, "max_tokens must be a non-negative integer (got %g)", d), -1;
+            return set_error(job, "max_tokens must be a non-negative integer (got %g)", d), BORG_EINPUT;
         job->max_tokens = (int32_t)d;
     }
-    if ((r = get_number(job, obj, "temperature", &d)) < 0)
-        return -1;
+    if (get_number(job, obj, "temperature", &d, &r))
+        return BORG_EINPUT;
     if (r) {
         if (!(d >= 0 && d <= 100))
-            return set_error(job, "temperature must be between 0 and 100 (got %g)", d), -1;
+            return set_error(job, "temperature must be between 0 and 100 (got %g)", d), BORG_EINPUT;
         job->sampling.temperature = (float)d;
     }
-    if ((r = get_number(job, obj, "top_p", &d)) < 0)
-        return -1;
+    if (get_number(job, obj, "top_p", &d, &r))
+        return BORG_EINPUT;
     if (r) {
         if (!(d > 0 && d <= 1))
-            return set_error(job, "top_p must be in (0, 1] (got %g)", d), -1;
+            return set_error(job, "top_p must be in (0, 1] (got %g)", d), BORG_EINPUT;
         job->sampling.top_p = (float)d;
     }
-    if ((r = get_number(job, obj, "top_k", &d)) < 0)
-        return -1;
+    if (get_number(job, obj, "top_k", &d, &r))
+        return BORG_EINPUT;
     if (r) {
         if (!is_integer(d) || d < 0 || d > INT32_MAX)
-            return set_error(job, "top_k must be a non-negative integer (got %g)", d), -1;
+            return set_error(job, "top_k must be a non-negative integer (got %g)", d), BORG_EINPUT;
         job->sampling.top_k = (int32_t)d;
     }
-    if ((r = get_number(job, obj, "min_p", &d)) < 0)
-        return -1;
+    if (get_number(job, obj, "min_p", &d, &r))
+        return BORG_EINPUT;
     if (r) {
         if (!(d >= 0 && d <= 1))
-            return set_error(job, "min_p must be in [0, 1] (got %g)", d), -1;
+            return set_error(job, "min_p must be in [0, 1] (got %g)", d), BORG_EINPUT;
         job->sampling.min_p = (float)d;
     }
-    if ((r = get_number(job, obj, "seed", &d)) < 0)
-        return -1;
+    if (get_number(job, obj, "seed", &d, &r))
+        return BORG_EINPUT;
     if (r) {
         if (!is_integer(d) || fabs(d) > 9.007199254740992e15)
-            return set_error(job, "seed must be an integer (got %g)", d), -1;
+            return set_error(job, "seed must be an integer (got %g)", d), BORG_EINPUT;
         job->sampling.seed = (uint64_t)(int64_t)d;
     }
-    if ((r = get_number(job, obj, "priority", &d)) < 0)
-        return -1;
+    if (get_number(job, obj, "priority", &d, &r))
+        return BORG_EINPUT;
     if (r) {
         if (!is_integer(d) || fabs(d) > 1e6)
-            return set_error(job, "priority must be an integer (got %g)", d), -1;
+            return set_error(job, "priority must be an integer (got %g)", d), BORG_EINPUT;
         job->priority = (int)d;
     }
-    if ((r = get_number(job, obj, "timeout_s", &d)) < 0)
-        return -1;
+    if (get_number(job, obj, "timeout_s", &d, &r))
+        return BORG_EINPUT;
     if (r) {
         if (!(d > 0 && d < 1e9))
-            return set_error(job, "timeout_s must be a positive number of seconds (got %g)", d), -1;
+            return set_error(job, "timeout_s must be a positive number of seconds (got %g)", d), BORG_EINPUT;
         job->timeout_s = d;
     }
-    if ((r = get_number(job, obj, "n", &d)) < 0)
-        return -1;
+    if (get_number(job, obj, "n", &d, &r))
+        return BORG_EINPUT;
     if (r && d != 1)
-        return set_error(job, "only n = 1 is supported (got %g)", d), -1;
+        return set_error(job, "only n = 1 is supported (got %g)", d), BORG_EINPUT;
     const cJSON *ign = cJSON_GetObjectItemCaseSensitive(obj, "ignore_eos");
     if (ign && !cJSON_IsNull(ign)) {
         if (!cJSON_IsBool(ign))
-            return set_error(job, "ignore_eos must be true or false"), -1;
+            return set_error(job, "ignore_eos must be true or false"), BORG_EINPUT;
         job->ignore_eos = cJSON_IsTrue(ign);
     }
     return parse_stop(job, cJSON_GetObjectItemCaseSensitive(obj, "stop"));
@@ -278,23 +280,23 @@ static uint64_t default_seed(const char *id)
     return h;
 }
 
-static int parse_id(borg_job *job, const cJSON *obj, const char *key)
+static borg_status parse_id(borg_job *job, const cJSON *obj, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (cJSON_IsString(v) && v->valuestring[0])
-        return (job->id = strdup(v->valuestring)) ? 0 : -2;
+        return (job->id = strdup(v->valuestring)) ? BORG_OK : BORG_ENOMEM;
     if (cJSON_IsNumber(v) && is_integer(v->valuedouble))
-        return asprintf(&job->id, "%.0f", v->valuedouble) < 0 ? -2 : 0;
+        return asprintf(&job->id, "%.0f", v->valuedouble) < 0 ? BORG_ENOMEM : BORG_OK;
     if (asprintf(&job->id, "line-%ld", job->line) < 0)
-        return -2;
+        return BORG_ENOMEM;
     if (v && !cJSON_IsNull(v))
-        return set_error(job, "%s must be a non-empty string", key), -1;
+        return set_error(job, "%s must be a non-empty string", key), BORG_EINPUT;
     if (!strcmp(key, "custom_id"))
-        return set_error(job, "custom_id is required"), -1;
-    return 0;
+        return set_error(job, "custom_id is required"), BORG_EINPUT;
+    return BORG_OK;
 }
 
-static int parse_openai(borg_job *job, const cJSON *obj)
+static borg_status parse_openai(borg_job *job, const cJSON *obj)
 {
     const cJSON *method = cJSON_GetObjectItemCaseSensitive(obj, "method");
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(obj, "url");
@@ -302,19 +304,19 @@ static int parse_openai(borg_job *job, const cJSON *obj)
     job->shape = JOB_OPENAI_CHAT;
     if (cJSON_IsString(url) && !strcmp(url->valuestring, "/v1/completions"))
         job->shape = JOB_OPENAI_COMPLETION;
-    int r = parse_id(job, obj, "custom_id");
+    borg_status r = parse_id(job, obj, "custom_id");
     if (r)
         return r;
     if (!cJSON_IsString(method) || strcmp(method->valuestring, "POST"))
-        return set_error(job, "method must be \"POST\""), -1;
+        return set_error(job, "method must be \"POST\""), BORG_EINPUT;
     if (!cJSON_IsString(url) || (strcmp(url->valuestring, "/v1/completions") &&
                                  strcmp(url->valuestring, "/v1/chat/completions")))
-        return set_error(job, "url must be \"/v1/completions\" or \"/v1/chat/completions\""), -1;
+        return set_error(job, "url must be \"/v1/completions\" or \"/v1/chat/completions\""), BORG_EINPUT;
     if (!cJSON_IsObject(body))
-        return set_error(job, "body must be an object"), -1;
+        return set_error(job, "body must be an object"), BORG_EINPUT;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (cJSON_IsString(model) && !(job->model = strdup(model->valuestring)))
-        return -2;
+        return BORG_ENOMEM;
     job->sampling.temperature = 1.0f;
     job->max_tokens = job->shape == JOB_OPENAI_COMPLETION ? OPENAI_COMPLETION_MAX_TOKENS : -1;
     if ((r = parse_params(job, body)))
@@ -323,13 +325,13 @@ static int parse_openai(borg_job *job, const cJSON *obj)
         return parse_messages(job, cJSON_GetObjectItemCaseSensitive(body, "messages"));
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");
     if (!prompt)
-        return set_error(job, "body.prompt is required for /v1/completions"), -1;
+        return set_error(job, "body.prompt is required for /v1/completions"), BORG_EINPUT;
     return parse_prompt(job, prompt);
 }
 
-static int parse_native(borg_job *job, const cJSON *obj)
+static borg_status parse_native(borg_job *job, const cJSON *obj)
 {
-    int r = parse_id(job, obj, "id");
+    borg_status r = parse_id(job, obj, "id");
     if (r)
         return r;
     if ((r = parse_params(job, obj)))
@@ -337,14 +339,14 @@ static int parse_native(borg_job *job, const cJSON *obj)
     const cJSON *plp = cJSON_GetObjectItemCaseSensitive(obj, "prompt_logprobs");
     if (plp && !cJSON_IsNull(plp)) {
         if (!cJSON_IsBool(plp))
-            return set_error(job, "prompt_logprobs must be true or false"), -1;
+            return set_error(job, "prompt_logprobs must be true or false"), BORG_EINPUT;
         job->prompt_logprobs = cJSON_IsTrue(plp);
     }
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(obj, "messages");
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(obj, "prompt_token_ids");
     if ((messages != NULL) + (prompt != NULL) + (ids != NULL) != 1)
-        return set_error(job, "a job needs exactly one of prompt, prompt_token_ids or messages"), -1;
+        return set_error(job, "a job needs exactly one of prompt, prompt_token_ids or messages"), BORG_EINPUT;
     if (messages) {
         job->shape = JOB_CHAT;
         return parse_messages(job, messages);
@@ -352,11 +354,11 @@ static int parse_native(borg_job *job, const cJSON *obj)
     job->shape = JOB_SIMPLE;
     if (ids) {
         if (!cJSON_IsArray(ids))
-            return set_error(job, "prompt_token_ids must be an array of token ids"), -1;
+            return set_error(job, "prompt_token_ids must be an array of token ids"), BORG_EINPUT;
         return parse_token_ids(job, ids, "prompt_token_ids");
     }
     if (!cJSON_IsString(prompt))
-        return set_error(job, "prompt must be a string"), -1;
+        return set_error(job, "prompt must be a string"), BORG_EINPUT;
     return parse_prompt(job, prompt);
 }
 
@@ -371,7 +373,7 @@ borg_status job_parse(const char *text, size_t len, long line, long index, borg_
 
     const char *end = NULL;
     cJSON *obj = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    int r = 0;
+    borg_status r = BORG_OK;
     if (!obj) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
         set_error(job, "invalid JSON near byte %zu", at + 1);
@@ -384,8 +386,8 @@ borg_status job_parse(const char *text, size_t len, long line, long index, borg_
     }
     cJSON_Delete(obj);
     if (!job->id && asprintf(&job->id, "line-%ld", line) < 0)
-        r = -2;
-    if (r == -2 || (r == -1 && !job->error)) {
+        r = BORG_ENOMEM;
+    if (r == BORG_ENOMEM || (r != BORG_OK && !job->error)) {
         job_free(job);
         return borg_fail(err, BORG_ENOMEM, "out of memory reading the job on line %ld", line);
     }
@@ -424,18 +426,18 @@ static int skip_space(job_reader *r)
     return c;
 }
 
-static int buf_push(job_reader *r, char c)
+static borg_status buf_push(job_reader *r, char c)
 {
     if (r->len + 1 >= r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 4096;
         char *b = realloc(r->buf, cap);
         if (!b)
-            return -1;
+            return BORG_ENOMEM;
         r->buf = b;
         r->cap = cap;
     }
     r->buf[r->len++] = c;
-    return 0;
+    return BORG_OK;
 }
 
 borg_status job_reader_open(const char *path, job_reader **out, borg_err *err)
@@ -462,8 +464,8 @@ borg_status job_reader_open(const char *path, job_reader **out, borg_err *err)
     return BORG_OK;
 }
 
-/* Reads one JSONL line that is not blank into buf; 0 at EOF. */
-static int read_line(job_reader *r, long *start_line)
+/* Reads one JSONL line that is not blank into buf; *got = 0 at EOF. */
+static borg_status read_line(job_reader *r, long *start_line, int *got)
 {
     for (;;) {
         r->len = 0;
@@ -473,33 +475,34 @@ static int read_line(job_reader *r, long *start_line)
             if (c != ' ' && c != '\t' && c != '\r')
                 blank = 0;
             if (buf_push(r, (char)c))
-                return -1;
+                return BORG_ENOMEM;
         }
-        if (!blank)
-            return 1;
-        if (c == EOF)
-            return 0;
+        *got = !blank;
+        if (!blank || c == EOF)
+            return BORG_OK;
     }
 }
 
 /* Reads one array element's text into buf, tracking strings and nesting so
- * commas and brackets inside them do not end it. 0 at the closing ']'. */
-static int read_element(job_reader *r, long *start_line)
+ * commas and brackets inside them do not end it; *got = 0 at the closing ']'. */
+static borg_status read_element(job_reader *r, long *start_line, int *got)
 {
     r->len = 0;
     int c = skip_space(r);
     *start_line = r->line;
+    *got = 0;
     if (c == ']' || c == EOF)
-        return 0;
+        return BORG_OK;
     int depth = 0, in_str = 0, esc = 0;
     for (; c != EOF; c = next_char(r)) {
         if (!in_str && depth == 0 && (c == ',' || c == ']')) {
             if (c == ']')
                 r->finished = 1;
-            return 1;
+            *got = 1;
+            return BORG_OK;
         }
         if (buf_push(r, (char)c))
-            return -1;
+            return BORG_ENOMEM;
         if (in_str) {
             if (esc)
                 esc = 0;
@@ -516,7 +519,8 @@ static int read_element(job_reader *r, long *start_line)
         }
     }
     r->finished = 1; /* unterminated array: this element is what is left */
-    return 1;
+    *got = 1;
+    return BORG_OK;
 }
 
 borg_status job_reader_next(job_reader *r, borg_job *job, int *done, borg_err *err)
@@ -527,8 +531,8 @@ borg_status job_reader_next(job_reader *r, borg_job *job, int *done, borg_err *e
         return BORG_OK;
     }
     long start = 0;
-    int got = r->is_array ? read_element(r, &start) : read_line(r, &start);
-    if (got < 0)
+    int got = 0;
+    if (r->is_array ? read_element(r, &start, &got) : read_line(r, &start, &got))
         return borg_fail(err, BORG_ENOMEM, "%s: out of memory reading line %ld", r->path, r->line);
     if (ferror(r->fp))
         return borg_fail(err, BORG_EIO, "%s: read error near line %ld", r->path, r->line);

@@ -49,7 +49,7 @@ static size_t id_slot(const id_counts *m, const char *id)
     return i;
 }
 
-static int id_add(id_counts *m, const char *id)
+static borg_status id_add(id_counts *m, const char *id)
 {
     if (2 * (m->n + 1) > m->cap) {
         id_counts bigger = {0};
@@ -59,7 +59,7 @@ static int id_add(id_counts *m, const char *id)
         if (!bigger.keys || !bigger.counts) {
             free(bigger.keys);
             free(bigger.counts);
-            return -1;
+            return BORG_ENOMEM;
         }
         for (size_t i = 0; i < m->cap; i++)
             if (m->keys[i]) {
@@ -75,11 +75,11 @@ static int id_add(id_counts *m, const char *id)
     size_t i = id_slot(m, id);
     if (!m->keys[i]) {
         if (!(m->keys[i] = strdup(id)))
-            return -1;
+            return BORG_ENOMEM;
         m->n++;
     }
     m->counts[i]++;
-    return 0;
+    return BORG_OK;
 }
 
 static void id_free(id_counts *m)
@@ -146,8 +146,8 @@ borg_status results_open(const char *path, int force, int resume, results_writer
         free(w->path);
         free(w);
         if (e == EEXIST)
-            return borg_fail(err, BORG_EUSAGE, "%s: results file exists; use --resume to finish it or --force to overwrite it",
-                             path);
+            return borg_fail(err, BORG_EUSAGE,
+                             "%s: results file exists; use --resume to finish it or --force to overwrite it", path);
         return borg_fail(err, BORG_EIO, "%s: cannot create results file: %s", path, strerror(e));
     }
     borg_status st = resume ? read_existing(w, err) : BORG_OK;
@@ -269,8 +269,9 @@ static cJSON *openai_line(const borg_result *r, const char *text)
         cJSON_AddNullToObject(o, "response");
         cJSON *e = cJSON_AddObjectToObject(o, "error");
         cJSON_AddStringToObject(e, "code", r->status == RESULT_TIMEOUT ? "timeout" : "cancelled");
-        cJSON_AddStringToObject(e, "message", r->status == RESULT_TIMEOUT ? "the request ran past its time limit"
-                                                                         : "the request was cancelled");
+        cJSON_AddStringToObject(e, "message",
+                                r->status == RESULT_TIMEOUT ? "the request ran past its time limit"
+                                                            : "the request was cancelled");
         return o;
     }
     cJSON *resp = cJSON_AddObjectToObject(o, "response");

@@ -207,7 +207,7 @@ void sched_batch_done(borg_sched *s, const borg_batch *b)
     }
 }
 
-borg_status sched_append(borg_sched *s, int64_t req, int32_t token, borg_err *err)
+borg_status sched_append(borg_sched *s, int64_t req, int32_t token, int *full, borg_err *err)
 {
     sched_seq *q = find_active(s, req, NULL);
     if (!q)
@@ -223,7 +223,21 @@ borg_status sched_append(borg_sched *s, int64_t req, int32_t token, borg_err *er
         q->cap = cap;
     }
     q->tokens[q->n_tokens++] = token;
+    *full = q->n_tokens >= s->slot_ctx;
     return BORG_OK;
+}
+
+int sched_history(const borg_sched *s, int64_t req, const int32_t **tokens, int32_t *n)
+{
+    const sched_seq *q = find_active(s, req, NULL);
+    for (int i = 0; !q && i < s->n_waiting; i++)
+        if (s->waiting[i]->req == req)
+            q = s->waiting[i];
+    if (!q)
+        return 0;
+    *tokens = q->tokens;
+    *n = q->n_tokens;
+    return 1;
 }
 
 void sched_finish(borg_sched *s, int64_t req)

@@ -94,7 +94,7 @@ static const char *const k_known_keys[] = {
     "rope.scaling.finetuned",
 };
 
-static int known_key(const char *suffix, size_t len)
+static int is_known_key(const char *suffix, size_t len)
 {
     for (size_t i = 0; i < sizeof k_known_keys / sizeof *k_known_keys; i++)
         if (len == strlen(k_known_keys[i]) && !memcmp(suffix, k_known_keys[i], len))
@@ -109,7 +109,7 @@ static borg_status check_keys(const gguf_file *f, const borg_hparams *hp, borg_e
         gguf_str k = gguf_key_at(f, i);
         if (k.len <= alen + 1 || memcmp(k.ptr, hp->arch, alen) || k.ptr[alen] != '.')
             continue;
-        if (!known_key(k.ptr + alen + 1, k.len - alen - 1))
+        if (!is_known_key(k.ptr + alen + 1, k.len - alen - 1))
             return borg_fail(err, BORG_EINPUT, "%s: metadata key '%.*s' asks for something not implemented for %s",
                              gguf_path(f), (int)(k.len > 128 ? 128 : k.len), k.ptr, hp->arch);
     }
@@ -118,7 +118,7 @@ static borg_status check_keys(const gguf_file *f, const borg_hparams *hp, borg_e
 
 /* Tensor names the family uses: the globals and blk.<l>.<suffix> for a
  * layer below n_layer with a suffix the family has. */
-static int known_tensor(const borg_hparams *hp, const char *name)
+static int is_known_tensor(const borg_hparams *hp, const char *name)
 {
     if (!strcmp(name, "token_embd.weight") || !strcmp(name, "output_norm.weight") ||
         !strcmp(name, "output.weight"))
@@ -142,7 +142,7 @@ static borg_status check_tensors(const gguf_file *f, const borg_hparams *hp, bor
 {
     for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
         const char *name = gguf_tensor_at(f, i)->name;
-        if (!known_tensor(hp, name))
+        if (!is_known_tensor(hp, name))
             return borg_fail(err, BORG_EINPUT, "%s: tensor '%.128s' is not part of the %s family as implemented",
                              gguf_path(f), name, hp->arch);
     }

@@ -8,8 +8,7 @@
  * the worst case only costs the positions actually used. */
 static float *map_zeroed(size_t bytes)
 {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -18,8 +17,8 @@ borg_status kv_create(int n_layers, int n_slots, int32_t slot_ctx, int kv_dim, c
 {
     memset(kv, 0, sizeof *kv);
     if (n_layers < 0 || n_slots < 1 || slot_ctx < 1 || kv_dim < 1 || max_chunk < 1)
-        return borg_fail(err, BORG_EUSAGE, "invalid KV cache shape (%d layers, %d slots, %d positions)",
-                         n_layers, n_slots, (int)slot_ctx);
+        return borg_fail(err, BORG_EUSAGE, "invalid KV cache shape (%d layers, %d slots, %d positions)", n_layers,
+                         n_slots, (int)slot_ctx);
     if (n_layers == 0)
         return BORG_OK;
     kv->rows = malloc(sizeof *kv->rows * (size_t)n_layers);

@@ -64,7 +64,7 @@ static borg_status bind_matrix(borg_model *m, const char *name, int64_t cols, in
     out->type = (borg_dtype)t->type;
     out->cols = t->ne[0];
     out->rows = t->ne[1];
-    out->row_bytes = dtype_row_bytes(out->type, out->cols);
+    out->row_bytes = quant_dtype_row_bytes(out->type, out->cols);
     m->weight_bytes += t->nbytes;
     return BORG_OK;
 }
@@ -90,7 +90,7 @@ static borg_status bind_vector(borg_model *m, const char *name, int64_t n, const
     float *copy = malloc(sizeof(float) * (size_t)n);
     if (!copy)
         return borg_fail(err, BORG_ENOMEM, "out of memory loading '%s'", name);
-    dequantize_row((borg_dtype)t->type, t->data, copy, n);
+    quant_dequantize_row((borg_dtype)t->type, t->data, copy, n);
     m->owned[m->n_owned++] = copy;
     *out = copy;
     return BORG_OK;
@@ -244,13 +244,13 @@ borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, 
     return st;
 }
 
-static int grow(float **p, size_t n)
+static borg_status grow(float **p, size_t n)
 {
     float *q = realloc(*p, n * sizeof(float));
     if (!q)
-        return -1;
+        return BORG_ENOMEM;
     *p = q;
-    return 0;
+    return BORG_OK;
 }
 
 static borg_status reserve_scratch(borg_model *m, int n, int32_t ctx, int threads, borg_err *err)
@@ -287,8 +287,8 @@ borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, b
             return borg_fail(err, BORG_EINPUT, "token id %d is outside the vocabulary (0..%d)", (int)tokens[i],
                              m->hp.n_vocab - 1);
         float *xi = x + (size_t)i * m->hp.dim;
-        dequantize_row(m->tok_embd.type, (const char *)m->tok_embd.data + (size_t)tokens[i] * m->tok_embd.row_bytes,
-                       xi, m->hp.dim);
+        quant_dequantize_row(m->tok_embd.type,
+                             (const char *)m->tok_embd.data + (size_t)tokens[i] * m->tok_embd.row_bytes, xi, m->hp.dim);
         if (m->hp.embed_scale != 1.0f)
             for (int d = 0; d < m->hp.dim; d++)
                 xi[d] *= m->hp.embed_scale;
@@ -326,15 +326,15 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int thread)
         int32_t lo = window && job->pos[i] >= window ? job->pos[i] - window + 1 : 0;
         const float *k0 = kv_k(kv, job->layer, job->slot[i]) + (size_t)kvh * hd;
         const float *v0 = kv_v(kv, job->layer, job->slot[i]) + (size_t)kvh * hd;
-        attend_head(m->s.att + i * q_dim + (size_t)h * hd, m->s.q + i * q_dim + (size_t)h * hd, k0, v0, kv->kv_dim,
-                    ring, lo, job->pos[i] - lo + 1, hd, hp->attn_scale, scores);
+        ops_attend_head(m->s.att + i * q_dim + (size_t)h * hd, m->s.q + i * q_dim + (size_t)h * hd, k0, v0, kv->kv_dim,
+                        ring, lo, job->pos[i] - lo + 1, hd, hp->attn_scale, scores);
     }
 }
 
 static void rmsnorm_rows(float *out, const float *x, const float *w, int n, int width, float eps)
 {
     for (int i = 0; i < n; i++)
-        rmsnorm(out + (size_t)i * width, x + (size_t)i * width, w, width, eps);
+        ops_rmsnorm(out + (size_t)i * width, x + (size_t)i * width, w, width, eps);
 }
 
 /* One transformer block over n tokens, x updated in place:
@@ -369,9 +369,9 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     for (int i = 0; i < n; i++) {
         const float *cs = angles + (size_t)i * hp->rope_dim;
         for (int h = 0; h < hp->n_head; h++)
-            rope_apply(s->q + i * q_dim + (size_t)h * hd, cs, hp->rope_dim, hp->family->rope_neox);
+            ops_rope_apply(s->q + i * q_dim + (size_t)h * hd, cs, hp->rope_dim, hp->family->rope_neox);
         for (int h = 0; h < hp->n_kv_head; h++)
-            rope_apply(s->k + i * kv_dim + (size_t)h * hd, cs, hp->rope_dim, hp->family->rope_neox);
+            ops_rope_apply(s->k + i * kv_dim + (size_t)h * hd, cs, hp->rope_dim, hp->family->rope_neox);
         size_t row = (size_t)(pos[i] % ring) * kv_dim;
         memcpy(kv_k(kv, l, slot[i]) + row, s->k + i * kv_dim, kv_dim * sizeof(float));
         memcpy(kv_v(kv, l, slot[i]) + row, s->v + i * kv_dim, kv_dim * sizeof(float));
@@ -390,9 +390,9 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     if (matmul(&w->w_gate, s->xb, n, s->gate, pool) || matmul(&w->w_up, s->xb, n, s->up, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
     if (hp->family->act == BORG_ACT_GELU_TANH)
-        geglu(s->gate, s->up, (int64_t)n * hp->ffn_dim);
+        ops_geglu(s->gate, s->up, (int64_t)n * hp->ffn_dim);
     else
-        swiglu(s->gate, s->up, (int64_t)n * hp->ffn_dim);
+        ops_swiglu(s->gate, s->up, (int64_t)n * hp->ffn_dim);
     if (matmul(&w->w_down, s->gate, n, s->proj, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
     if (w->ffn_post_norm)
@@ -449,11 +449,11 @@ borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32
      * angles; sliding-window layers have their own base and no scaling. */
     const borg_hparams *hp = &m->hp;
     for (int i = 0; i < n; i++) {
-        rope_angles(m->s.angles + (size_t)i * hp->rope_dim, hp->rope_dim, pos[i], hp->rope_base, hp->rope_scale,
-                    m->rope_freqs);
+        ops_rope_angles(m->s.angles + (size_t)i * hp->rope_dim, hp->rope_dim, pos[i], hp->rope_base, hp->rope_scale,
+                        m->rope_freqs);
         if (hp->window)
-            rope_angles(m->s.angles_local + (size_t)i * hp->rope_dim, hp->rope_dim, pos[i],
-                        hp->rope_base_local, 1.0f, NULL);
+            ops_rope_angles(m->s.angles_local + (size_t)i * hp->rope_dim, hp->rope_dim, pos[i], hp->rope_base_local,
+                            1.0f, NULL);
     }
     for (int l = 0; l < n_local; l++)
         if ((st = forward_layer(m, kv, l, x, slot, pos, n, pool, err)))
@@ -471,7 +471,7 @@ borg_status model_logits(borg_model *m, const float *x, int n, float *logits, bo
         return st;
     const int dim = m->hp.dim;
     for (int i = 0; i < n; i++)
-        rmsnorm(m->s.xb + (size_t)i * dim, x + (size_t)i * dim, m->output_norm, dim, m->hp.rms_eps);
+        ops_rmsnorm(m->s.xb + (size_t)i * dim, x + (size_t)i * dim, m->output_norm, dim, m->hp.rms_eps);
     if (matmul(&m->output, m->s.xb, n, logits, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory computing logits");
     return BORG_OK;

@@ -65,8 +65,7 @@ static double log_sum_exp(const float *logits, int32_t n, float max)
     return max + log(sum);
 }
 
-int32_t sampler_pick(borg_sampler *s, const float *logits, const borg_sampling *p, int64_t step,
-                     float *logprob)
+int32_t sampler_pick(borg_sampler *s, const float *logits, const borg_sampling *p, int64_t step, float *logprob)
 {
     const int32_t n = s->n_vocab;
     int32_t best = 0;

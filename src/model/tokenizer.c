@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "borg/unicode.h"
+#include "unicode.h"
 
 /* Token attributes, a bit set as in llama.cpp (llama_token_attr). */
 enum {
@@ -94,6 +94,7 @@ static size_t table_size(size_t n)
     return cap;
 }
 
+/* The id of the token with text s[0..n), -1 if none. */
 static int32_t lookup(const borg_tokenizer *t, const char *s, size_t n)
 {
     for (size_t i = (size_t)fnv(FNV_INIT, s, n) & t->map_mask;; i = (i + 1) & t->map_mask) {
@@ -103,6 +104,7 @@ static int32_t lookup(const borg_tokenizer *t, const char *s, size_t n)
     }
 }
 
+/* The rank of the merge "l r", -1 if there is none. */
 static int32_t merge_rank(const borg_tokenizer *t, const char *l, size_t ln, const char *r, size_t rn)
 {
     uint64_t h = fnv(fnv(fnv(FNV_INIT, l, ln), " ", 1), r, rn);
@@ -125,28 +127,28 @@ typedef struct {
 
 /* Makes room for need elements in the array that *pp points to (pp is the
  * address of the array pointer, passed untyped). */
-static int grow(void *pp, size_t *cap, size_t need, size_t elem)
+static borg_status grow(void *pp, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
-        return 1;
+        return BORG_OK;
     size_t c = *cap ? *cap : 64;
     while (c < need)
         c *= 2;
     void *p;
     memcpy(&p, pp, sizeof p);
     if (c > SIZE_MAX / elem || !(p = realloc(p, c * elem)))
-        return 0;
+        return BORG_ENOMEM;
     memcpy(pp, &p, sizeof p);
     *cap = c;
-    return 1;
+    return BORG_OK;
 }
 
-static int push_id(ids_buf *b, int32_t id)
+static borg_status push_id(ids_buf *b, int32_t id)
 {
-    if (!grow(&b->v, &b->cap, b->n + 1, sizeof *b->v))
-        return 0;
+    if (grow(&b->v, &b->cap, b->n + 1, sizeof *b->v))
+        return BORG_ENOMEM;
     b->v[b->n++] = id;
-    return 1;
+    return BORG_OK;
 }
 
 /* ---- pre-tokenization ------------------------------------------------- */
@@ -385,17 +387,17 @@ static int heap_before(const bigram *a, const bigram *b)
     return a->key < b->key || (a->key == b->key && a->left < b->left);
 }
 
-static int heap_push(scratch *w, bigram g)
+static borg_status heap_push(scratch *w, bigram g)
 {
-    if (!grow(&w->heap, &w->heap_cap, w->heap_n + 1, sizeof *w->heap))
-        return 0;
+    if (grow(&w->heap, &w->heap_cap, w->heap_n + 1, sizeof *w->heap))
+        return BORG_ENOMEM;
     size_t i = w->heap_n++;
     while (i > 0 && heap_before(&g, &w->heap[(i - 1) / 2])) {
         w->heap[i] = w->heap[(i - 1) / 2];
         i = (i - 1) / 2;
     }
     w->heap[i] = g;
-    return 1;
+    return BORG_OK;
 }
 
 static bigram heap_pop(scratch *w)
@@ -418,11 +420,12 @@ static bigram heap_pop(scratch *w)
     return top;
 }
 
-/* Splits text into UTF-8 characters (by lead byte, as llama.cpp does). */
-static int32_t make_symbols(scratch *w, const char *text, size_t n)
+/* Splits text into UTF-8 characters (by lead byte, as llama.cpp does), *n_sym
+ * of them. */
+static borg_status make_symbols(scratch *w, const char *text, size_t n, int32_t *n_sym)
 {
-    if (!grow(&w->sym, &w->sym_cap, n, sizeof *w->sym))
-        return -1;
+    if (grow(&w->sym, &w->sym_cap, n, sizeof *w->sym))
+        return BORG_ENOMEM;
     int32_t k = 0;
     for (size_t off = 0; off < n; k++) {
         size_t len = utf8_len((unsigned char)text[off]);
@@ -431,24 +434,25 @@ static int32_t make_symbols(scratch *w, const char *text, size_t n)
         w->sym[k] = (symbol){text + off, (int32_t)len, k - 1, off + len == n ? -1 : k + 1};
         off += len;
     }
-    return k;
+    *n_sym = k;
+    return BORG_OK;
 }
 
-static int add_bigram(const borg_tokenizer *t, scratch *w, int32_t l, int32_t r)
+static borg_status add_bigram(const borg_tokenizer *t, scratch *w, int32_t l, int32_t r)
 {
     if (l < 0 || r < 0)
-        return 1;
+        return BORG_OK;
     const symbol *a = &w->sym[l], *b = &w->sym[r];
     bigram g = {0, l, r, (size_t)a->n + (size_t)b->n};
     if (t->spm) {
         int32_t id = lookup(t, a->text, g.size);
         if (id < 0)
-            return 1;
+            return BORG_OK;
         g.key = -(double)t->score[id];
     } else {
         int32_t rank = merge_rank(t, a->text, (size_t)a->n, b->text, (size_t)b->n);
         if (rank < 0)
-            return 1;
+            return BORG_OK;
         g.key = rank;
     }
     return heap_push(w, g);
@@ -457,11 +461,11 @@ static int add_bigram(const borg_tokenizer *t, scratch *w, int32_t l, int32_t r)
 /* Merges the best bigram until none is left. A queued bigram is stale when
  * either side has been merged away or grown since; as symbols only grow to
  * the right, comparing sizes tells. */
-static int merge_all(const borg_tokenizer *t, scratch *w, int32_t n)
+static borg_status merge_all(const borg_tokenizer *t, scratch *w, int32_t n)
 {
     for (int32_t i = 1; i < n; i++)
-        if (!add_bigram(t, w, i - 1, i))
-            return 0;
+        if (add_bigram(t, w, i - 1, i))
+            return BORG_ENOMEM;
     while (w->heap_n) {
         bigram g = heap_pop(w);
         symbol *l = &w->sym[g.left], *r = &w->sym[g.right];
@@ -472,37 +476,37 @@ static int merge_all(const borg_tokenizer *t, scratch *w, int32_t n)
         l->next = r->next;
         if (r->next >= 0)
             w->sym[r->next].prev = g.left;
-        if (!add_bigram(t, w, l->prev, g.left) || !add_bigram(t, w, g.left, l->next))
-            return 0;
+        if (add_bigram(t, w, l->prev, g.left) || add_bigram(t, w, g.left, l->next))
+            return BORG_ENOMEM;
     }
-    return 1;
+    return BORG_OK;
 }
 
 /* One pre-tokenized word, already byte-mapped. */
-static int bpe_word(const borg_tokenizer *t, scratch *w, const char *word, size_t n, ids_buf *out)
+static borg_status bpe_word(const borg_tokenizer *t, scratch *w, const char *word, size_t n, ids_buf *out)
 {
     int32_t id;
     if (t->ignore_merges && (id = lookup(t, word, n)) >= 0)
         return push_id(out, id);
-    int32_t k = make_symbols(w, word, n);
-    if (k < 0 || !merge_all(t, w, k))
-        return 0;
+    int32_t k;
+    if (make_symbols(w, word, n, &k) || merge_all(t, w, k))
+        return BORG_ENOMEM;
     for (int32_t i = 0; i != -1; i = w->sym[i].next) {
         const symbol *s = &w->sym[i];
         if ((id = lookup(t, s->text, (size_t)s->n)) >= 0) {
-            if (!push_id(out, id))
-                return 0;
+            if (push_id(out, id))
+                return BORG_ENOMEM;
             continue;
         }
         for (int32_t j = 0; j < s->n; j++)
             if (t->byte_tok[(unsigned char)s->text[j]] >= 0 &&
-                !push_id(out, t->byte_tok[(unsigned char)s->text[j]]))
-                return 0;
+                push_id(out, t->byte_tok[(unsigned char)s->text[j]]))
+                return BORG_ENOMEM;
     }
-    return 1;
+    return BORG_OK;
 }
 
-static int bpe_fragment(const borg_tokenizer *t, scratch *w, const char *text, size_t len, ids_buf *out)
+static borg_status bpe_fragment(const borg_tokenizer *t, scratch *w, const char *text, size_t len, ids_buf *out)
 {
     size_t n = 0;
     for (size_t off = 0, adv; off < len; off += adv) {
@@ -523,8 +527,8 @@ static int bpe_fragment(const borg_tokenizer *t, scratch *w, const char *text, s
     }
     for (size_t c = 0, s = 0; c < n_in; s = w->ends[cur][c++]) {
         size_t e = w->ends[cur][c], wn = 0;
-        if (!grow(&w->word, &w->word_cap, 8 * (e - s), 1))
-            return 0;
+        if (grow(&w->word, &w->word_cap, 8 * (e - s), 1))
+            return BORG_ENOMEM;
         for (size_t i = s; i < e; i++) {
             char u[4];
             size_t ul = utf8_encode(w->cp[i], u);
@@ -534,18 +538,18 @@ static int bpe_fragment(const borg_tokenizer *t, scratch *w, const char *text, s
                 wn += t->bmap_len[byte];
             }
         }
-        if (!bpe_word(t, w, w->word, wn, out))
-            return 0;
+        if (bpe_word(t, w, w->word, wn, out))
+            return BORG_ENOMEM;
     }
-    return 1;
+    return BORG_OK;
 }
 
-static int spm_fragment(const borg_tokenizer *t, scratch *w, const char *text, size_t len, int prefix,
-                        ids_buf *out)
+static borg_status spm_fragment(const borg_tokenizer *t, scratch *w, const char *text, size_t len, int prefix,
+                                ids_buf *out)
 {
     size_t n = 0;
-    if (!grow(&w->word, &w->word_cap, 3 * (len + 1), 1))
-        return 0;
+    if (grow(&w->word, &w->word_cap, 3 * (len + 1), 1))
+        return BORG_ENOMEM;
     for (size_t i = 0; i < len + (size_t)prefix; i++) {
         char c = i < (size_t)prefix ? ' ' : text[i - (size_t)prefix];
         if (c == ' ') {
@@ -555,26 +559,26 @@ static int spm_fragment(const borg_tokenizer *t, scratch *w, const char *text, s
             w->word[n++] = c;
         }
     }
-    int32_t k = make_symbols(w, w->word, n);
-    if (k < 0 || !merge_all(t, w, k))
-        return 0;
+    int32_t k;
+    if (make_symbols(w, w->word, n, &k) || merge_all(t, w, k))
+        return BORG_ENOMEM;
     for (int32_t i = 0; i != -1; i = w->sym[i].next) {
         const symbol *s = &w->sym[i];
         int32_t id = lookup(t, s->text, (size_t)s->n);
         if (id >= 0) {
-            if (!push_id(out, id))
-                return 0;
+            if (push_id(out, id))
+                return BORG_ENOMEM;
             continue;
         }
         for (int32_t j = 0; j < s->n; j++) {
             id = t->byte_tok[(unsigned char)s->text[j]];
             if (id < 0)
                 id = t->unk;
-            if (id >= 0 && !push_id(out, id))
-                return 0;
+            if (id >= 0 && push_id(out, id))
+                return BORG_ENOMEM;
         }
     }
-    return 1;
+    return BORG_OK;
 }
 
 /* ---- special tokens ---------------------------------------------------- */
@@ -588,14 +592,14 @@ typedef struct {
  * whole text before the next (llama.cpp's tokenizer_st_partition). Control
  * and unknown tokens only count when parse_special is set; user-defined
  * tokens always do. */
-static int partition(const borg_tokenizer *t, const char *text, size_t len, int parse_special, fragment **out,
-                     size_t *n_out)
+static borg_status partition(const borg_tokenizer *t, const char *text, size_t len, int parse_special,
+                             fragment **out, size_t *n_out)
 {
     fragment *cur = NULL, *nxt = NULL;
     size_t n = 0, cap = 0, nxt_cap = 0;
     if (len) {
-        if (!grow(&cur, &cap, 1, sizeof *cur))
-            return 0;
+        if (grow(&cur, &cap, 1, sizeof *cur))
+            return BORG_ENOMEM;
         cur[n++] = (fragment){-1, 0, len};
     }
     for (size_t si = 0; si < t->n_special && n; si++) {
@@ -609,7 +613,7 @@ static int partition(const borg_tokenizer *t, const char *text, size_t len, int 
             const char *hit;
             while (f.id < 0 && (hit = memmem(text + f.off, f.len, s, sl))) {
                 size_t at = (size_t)(hit - text);
-                if (!grow(&nxt, &nxt_cap, m + 2, sizeof *nxt))
+                if (grow(&nxt, &nxt_cap, m + 2, sizeof *nxt))
                     goto oom;
                 if (at > f.off)
                     nxt[m++] = (fragment){-1, f.off, at - f.off};
@@ -618,7 +622,7 @@ static int partition(const borg_tokenizer *t, const char *text, size_t len, int 
                 f.off = at + sl;
             }
             if (f.id >= 0 || f.len) {
-                if (!grow(&nxt, &nxt_cap, m + 1, sizeof *nxt))
+                if (grow(&nxt, &nxt_cap, m + 1, sizeof *nxt))
                     goto oom;
                 nxt[m++] = f;
             }
@@ -634,11 +638,11 @@ static int partition(const borg_tokenizer *t, const char *text, size_t len, int 
     free(nxt);
     *out = cur;
     *n_out = n;
-    return 1;
+    return BORG_OK;
 oom:
     free(cur);
     free(nxt);
-    return 0;
+    return BORG_ENOMEM;
 }
 
 /* ---- encode / decode ---------------------------------------------------- */
@@ -663,30 +667,33 @@ borg_status tokenizer_encode(const borg_tokenizer *t, const char *text, size_t l
     size_t n_frags = 0;
     if (len > SIZE_MAX / 16) /* keeps the scratch sizes below from overflowing */
         return borg_fail(err, BORG_ENOMEM, "cannot tokenize %zu bytes at once", len);
-    int ok = partition(t, text, len, parse_special, &frags, &n_frags) && grow(&out.v, &out.cap, 1, sizeof *out.v);
-    if (ok && !t->spm && len) {
+    borg_status st = partition(t, text, len, parse_special, &frags, &n_frags);
+    if (!st)
+        st = grow(&out.v, &out.cap, 1, sizeof *out.v);
+    if (!st && !t->spm && len) {
         size_t n = len + 1;
-        ok = (w.cp = malloc(n * sizeof *w.cp)) && (w.fl = malloc(n * sizeof *w.fl)) &&
-             (w.ends[0] = malloc(n * sizeof *w.ends[0])) && (w.ends[1] = malloc(n * sizeof *w.ends[1]));
+        if (!(w.cp = malloc(n * sizeof *w.cp)) || !(w.fl = malloc(n * sizeof *w.fl)) ||
+            !(w.ends[0] = malloc(n * sizeof *w.ends[0])) || !(w.ends[1] = malloc(n * sizeof *w.ends[1])))
+            st = BORG_ENOMEM;
     }
-    if (ok && add_special && t->add_bos)
-        ok = push_id(&out, t->bos);
+    if (!st && add_special && t->add_bos)
+        st = push_id(&out, t->bos);
     int prev_special = 1; /* SPM: a space prefix goes at the start and after each special token */
-    for (size_t i = 0; ok && i < n_frags; i++) {
+    for (size_t i = 0; !st && i < n_frags; i++) {
         const fragment *f = &frags[i];
         if (f->id >= 0)
-            ok = push_id(&out, f->id);
+            st = push_id(&out, f->id);
         else if (t->spm)
-            ok = spm_fragment(t, &w, text + f->off, f->len, t->add_space_prefix && prev_special, &out);
+            st = spm_fragment(t, &w, text + f->off, f->len, t->add_space_prefix && prev_special, &out);
         else
-            ok = bpe_fragment(t, &w, text + f->off, f->len, &out);
+            st = bpe_fragment(t, &w, text + f->off, f->len, &out);
         prev_special = f->id >= 0;
     }
-    if (ok && add_special && t->add_eos)
-        ok = push_id(&out, t->eos);
+    if (!st && add_special && t->add_eos)
+        st = push_id(&out, t->eos);
     free(frags);
     scratch_free(&w);
-    if (!ok) {
+    if (st) {
         free(out.v);
         return borg_fail(err, BORG_ENOMEM, "out of memory tokenizing %zu bytes", len);
     }
@@ -704,6 +711,17 @@ int tokenizer_piece(const borg_tokenizer *t, int32_t id, int render_special, cha
     span p = t->piece[id];
     memcpy(buf, t->ppool + p.off, p.len < cap ? p.len : cap);
     return (int)p.len;
+}
+
+const char *tokenizer_piece_bytes(const borg_tokenizer *t, int32_t id, int render_special, size_t *len)
+{
+    *len = 0;
+    if (id < 0 || id >= t->n_vocab)
+        return NULL;
+    if (!render_special && (t->attr[id] & A_SPECIAL))
+        return "";
+    *len = t->piece[id].len;
+    return t->ppool + t->piece[id].off;
 }
 
 borg_status tokenizer_decode(const borg_tokenizer *t, const int32_t *ids, size_t n, int render_special,

@@ -185,7 +185,7 @@ static void put_activations(uint8_t *q, const float *x, size_t n, wire_dtype dt)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        uint16_t h = dt == WIRE_F16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
+        uint16_t h = dt == WIRE_F16 ? quant_f32_to_f16(x[i]) : f32_to_bf16(x[i]);
         memcpy(q + 2 * i, &h, 2);
     }
 }
@@ -199,7 +199,7 @@ static void get_activations(const uint8_t *q, float *x, size_t n, uint32_t dt)
     for (size_t i = 0; i < n; i++) {
         uint16_t h;
         memcpy(&h, q + 2 * i, 2);
-        x[i] = dt == WIRE_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+        x[i] = dt == WIRE_F16 ? quant_f16_to_f32(h) : quant_bf16_to_f32(h);
     }
 }
 
@@ -285,7 +285,7 @@ borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result
 static int is_control(uint32_t kind)
 {
     return kind == FRAME_SHUTDOWN || kind == FRAME_STATS || kind == FRAME_ERROR || kind == FRAME_READY ||
-           kind == FRAME_RETRY;
+           kind == FRAME_RETRY || kind == FRAME_CONFIG;
 }
 
 borg_status frame_put_control(frame_buf *f, frame_kind kind, const void *payload, size_t len, borg_err *err)

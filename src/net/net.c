@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "borg/net.h"
 #include "borg/proc.h"
+#include "inproc.h"
 
 #include <mpi.h>
 #include <sched.h>
@@ -31,6 +32,7 @@ enum { MAX_PENDING = 16 };
 
 struct borg_net {
     int mpi; /* 0 when running without an MPI launcher */
+    inproc_link *link; /* one end of an in-process pair (net_pair), else NULL */
     int recovered; /* the job lost a rank on the way */
     long sends;       /* frames sent so far */
     long corrupt_at;  /* test fault: damage the frame with this number (1-based); 0: never */
@@ -96,6 +98,30 @@ borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err)
     return BORG_OK;
 }
 
+borg_status net_pair(borg_net **a, borg_net **b, borg_err *err)
+{
+    inproc_link *link;
+    borg_status st = inproc_create(&link, err);
+    if (st)
+        return st;
+    borg_net *end[2] = {calloc(1, sizeof **a), calloc(1, sizeof **b)};
+    if (!end[0] || !end[1]) {
+        free(end[0]);
+        free(end[1]);
+        inproc_hangup(link, 0);
+        inproc_hangup(link, 1);
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < 2; i++) {
+        end[i]->link = link;
+        end[i]->rank = i;
+        end[i]->size = 2;
+    }
+    *a = end[0];
+    *b = end[1];
+    return BORG_OK;
+}
+
 /* The exit code a process leaves with if MPI_Finalize hangs (below). */
 static volatile sig_atomic_t g_exit_code;
 
@@ -109,6 +135,8 @@ void net_finalize(borg_net *n, int exit_code)
 {
     if (!n)
         return;
+    if (n->link)
+        inproc_hangup(n->link, n->rank);
     if (n->mpi) {
         net_flush(n, NULL);
         MPI_Comm_free(&n->comm);
@@ -171,6 +199,8 @@ static int reap(borg_net *n, borg_err *err, borg_status *st)
 
 borg_status net_send(borg_net *n, int dest, frame_buf *f, borg_err *err)
 {
+    if (n->link)
+        return inproc_send(n->link, dest, f, err);
     if (!n->mpi)
         return borg_fail(err, BORG_EINTERNAL, "send to rank %d without MPI", dest);
     borg_status st;
@@ -198,6 +228,10 @@ borg_status net_send(borg_net *n, int dest, frame_buf *f, borg_err *err)
 
 borg_status net_recv(borg_net *n, frame_buf *f, int *src, double timeout_s, borg_err *err)
 {
+    if (n->link) {
+        *src = 1 - n->rank;
+        return inproc_recv(n->link, n->rank, f, timeout_s, err);
+    }
     if (!n->mpi)
         return borg_fail(err, BORG_EINTERNAL, "receive without MPI");
     double deadline = timeout_s >= 0 ? proc_now_s() + timeout_s : 0;

@@ -127,3 +127,21 @@ class Checker:
     def done(self):
         print(f"{self.passed} passed, {self.failed} failed")
         sys.exit(1 if self.failed else 0)
+
+
+def events(stderr, name=None):
+    """The structured events of a run started with --log-json (one JSON
+    object per stderr line; the launcher's own lines are skipped), all of
+    them or those named `name`."""
+    found = []
+    for line in stderr.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(e, dict) and "event" in e and (name is None or e["event"] == name):
+            found.append(e)
+    return found

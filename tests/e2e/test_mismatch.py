@@ -2,14 +2,17 @@
 """A stage rank that would compute something else stops the run before it
 computes: launched MPMD (each rank its own command line, as on a cluster
 where nodes see their own copy of the model and their own environment),
-a stage given another model file, another activation mode or another layer
-split makes the run exit 2 with a message naming that rank and the
-difference, and no job is answered.
+a stage given another model file, another activation mode (by option or by
+its environment's default) or other run options (a layer split) makes the
+run exit 2 with a message naming that rank and the difference, and no job is
+answered. A copy of the model under another path is the same model: that
+run completes.
 
     test_mismatch.py --borg B --model M --other OTHER.gguf --mpiexec MPIEXEC
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,17 +33,20 @@ tmp = tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
 out = os.path.join(tmp, "results.jsonl")
 
 
-def rank(model=None, extra=()):
-    return ["-np", "1", args.borg, "run", "--model", model or args.model, "--jobs", args.jobs, "--out", out,
+def rank(model=None, extra=(), env=()):
+    return ["-np", "1", *(["env", *env] if env else []), args.borg, "run", "--model", model or args.model, "--jobs", args.jobs, "--out", out,
             "--force", "--threads", "1", "--quiet", *extra]
 
 
 cases = [
     ("another model file", [rank(), rank(), rank(args.other)], ["rank 2", "different model file"]),
     ("another activation mode", [rank(), rank(extra=["--activations", "f32"]), rank()],
-     ["rank 1", "f32 activations, rank 0 with q8"]),
+     ["rank 1", "asking for f32 activations", "rank 0 runs with q8"]),
+    ("another environment default for the activation mode",
+     [rank(), rank(), rank(env=["BORG_Q8_ACTIVATIONS=0"])],
+     ["rank 2", "asking for f32 activations", "rank 0 runs with q8"]),
     ("another layer split", [rank(), rank(extra=["--layers", "10,20"]), rank(extra=["--layers", "10,20"])],
-     ["rank 1", "loaded layers 0-9; rank 0 planned 0-19"]),
+     ["rank 1", "other run options than rank 0"]),
 ]
 for name, contexts, expect in cases:
     cmd = [args.mpiexec, "--oversubscribe", "--bind-to", "none"]
@@ -53,4 +59,37 @@ for name, contexts, expect in cases:
     lines = borgrun.read_results(out) if os.path.exists(out) else []
     c.check(not lines, f"{name}: no job was answered ({len(lines)} lines)")
     print(f"{name}: refused, exit {p.returncode}")
+
+copy = os.path.join(tmp, "copy-of-model.gguf")
+shutil.copyfile(args.model, copy)
+cmd = [args.mpiexec, "--oversubscribe", "--bind-to", "none", *rank(), ":", *rank(), ":", *rank(copy)]
+p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=borgrun.mpi_env())
+c.check(p.returncode == 0, f"a copy under another path: exit {p.returncode}, expected 0\n{p.stderr}")
+lines = borgrun.read_results(out) if os.path.exists(out) else []
+c.check(len(lines) == borgrun.count_jobs(args.jobs), f"a copy under another path: every job answered ({len(lines)})")
+print(f"a copy of the model under another path: accepted, exit {p.returncode}")
+
+# One byte changed where the fingerprint does not look (between two of its
+# 64 data samples): --verify-model, which hashes every byte, refuses it.
+from gguf import GGUFReader  # noqa: E402
+
+data_off = GGUFReader(args.model).data_offset
+size = os.path.getsize(args.model)
+step = (size - data_off - 64) // 63
+flip = data_off + 10 * step + step // 2
+changed = os.path.join(tmp, "changed-model.gguf")
+shutil.copyfile(args.model, changed)
+with open(changed, "r+b") as f:
+    f.seek(flip)
+    b = f.read(1)
+    f.seek(flip)
+    f.write(bytes([b[0] ^ 0x01]))
+vm = ["--verify-model"]
+cmd = [args.mpiexec, "--oversubscribe", "--bind-to", "none", *rank(extra=vm), ":", *rank(extra=vm), ":",
+       *rank(changed, extra=vm)]
+p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=borgrun.mpi_env())
+c.check(p.returncode == 2, f"--verify-model, one byte changed: exit {p.returncode}, expected 2\n{p.stderr}")
+c.check("rank 2" in p.stderr and "--verify-model" in p.stderr,
+        f"--verify-model, one byte changed: the message names rank 2 and the full hash\n{p.stderr}")
+print(f"--verify-model with one byte changed off the fingerprint's samples: refused, exit {p.returncode}")
 c.done()

@@ -4,16 +4,17 @@ are those of a run without the failure, and the log names the failed rank,
 the new layer map and the recovery time. For the first, a middle and the
 last stage of one pipeline, a stage of one of two replicas, and every
 stage rank of a 1-stage pipeline (rank 0 then runs the layers itself).
-test_launcher.py covers the same kill without ULFM."""
+test_launcher.py covers the same kill without ULFM. What the test reads
+from the log are structured events (--log-json): a `recovered` event and
+its fields, and the run spec sent again (`config_sent`, generation 1)."""
 import argparse
 import os
-import re
 import subprocess
 import tempfile
 import time
 
-from borgrun import (Checker, mpi_env, rank_pids, read_results, result_id, run, token_ids, wait_for_lines,
-                     write_counting_jobs)
+from borgrun import (Checker, events, mpi_env, rank_pids, read_results, result_id, run, token_ids,
+                     wait_for_lines, write_counting_jobs)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--borg", required=True)
@@ -25,7 +26,7 @@ tmp = tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
 jobs = os.path.join(tmp, "jobs.jsonl")
 N = 12
 write_counting_jobs(jobs, N)
-common = ["--threads", "1", "--slots", "4"]
+common = ["--threads", "1", "--slots", "4", "--log-json"]
 c = Checker("ulfm")
 _, _, base, _ = run(args.borg, args.model, jobs, extra=["--threads", "2", "--slots", "4"])
 want = {result_id(r): token_ids(r) for r in base}
@@ -61,12 +62,14 @@ def check_recovered(name, np, victims, extra=()):
     c.check(sorted(ids) == sorted(want), f"{name}: every job exactly once ({len(ids)} lines)")
     c.check(all(token_ids(r) == want[result_id(r)] for r in results if result_id(r) in want),
             f"{name}: tokens identical to a run without the failure")
-    m = re.search(r"rank\(s\) ([\d, ]+) failed .* recovered on \d+ rank\(s\): (.*); \d+ request\(s\) replayed; "
-                  r"recovery took ([\d.]+) s", err)
-    c.check(m is not None and all(str(v) in m.group(1) for v in victims),
-            f"{name}: the log names the failed rank, the new layer map and the recovery time")
-    if m:
-        print(f"{name}: failed {m.group(1)}; new map: {m.group(2)}; recovery {m.group(3)} s")
+    rec = events(err, "recovered")
+    c.check(len(rec) == 1 and sorted(int(v) for v in rec[0]["failed"].split(", ")) == sorted(victims)
+            and rec[0]["took_s"] >= 0 and rec[0]["layers"] and rec[0]["rank"] == 0,
+            f"{name}: one recovered event naming the failed rank, the new layer map and the recovery time: {rec}")
+    sent = [e for e in events(err, "config_sent") if e.get("generation") == 1]
+    c.check(len(sent) == 1, f"{name}: the new run spec was sent (config_sent, generation 1): {sent}")
+    if rec:
+        print(f"{name}: failed {rec[0]['failed']}; new map: {rec[0]['layers']}; recovery {rec[0]['took_s']:.2f} s")
 
 
 check_recovered("first stage of 3", 4, [1])
@@ -101,6 +104,7 @@ try:
 except subprocess.TimeoutExpired:
     os.killpg(proc.pid, 9)
     _, err = proc.communicate()
-c.check("rank(s) 2 failed" in err, f"SIGSTOP: the stopped rank is reported failed: {err[-300:]}")
+rec = events(err, "recovered")
+c.check(len(rec) == 1 and rec[0]["failed"] == "2", f"SIGSTOP: the stopped rank is reported failed: {rec or err[-300:]}")
 
 c.done()

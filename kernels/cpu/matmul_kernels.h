@@ -55,7 +55,7 @@ float mm_dot_portable(const float *a, const float *b, int64_t n);
 /* Quantized weights meet 8-bit activations (matmul_q8.c). A vector is
  * quantized per group of 32 values: d = max|x| / 127, q = x * (127 / max|x|)
  * rounded to nearest even, s = d * sum(q). Weight rows are decomposed
- * (decompose_row in quant.h) into codes, scales and offsets.
+ * (quant_decompose_row in quant.h) into codes, scales and offsets.
  *
  * Both sides are then cut into units that share one weight scale: 32
  * elements, or 16 for Q6_K. Eight consecutive units make a block, stored
@@ -115,7 +115,7 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
 void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s);
 void mq_tile_portable(const mq_tile *t, int nv);
 /* A weight row as tiles read it: codes in block order, then per block 8
- * lane scales (dw) and 8 lane offsets (m), from decompose_row. */
+ * lane scales (dw) and 8 lane offsets (m), from quant_decompose_row. */
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 
 #if defined(__x86_64__) || defined(__i386__)
