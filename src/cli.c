@@ -84,11 +84,10 @@ static const char k_perplexity[] =
     "  --threads, --slots, --batch-tokens, --replicas, --stages, --layers, --wire-dtype,\n"
     "  --activations, --verify-model, --quiet, --verbose, --log-json  as for run\n";
 
-static const char k_info[] =
-    "Usage: borg-infer info --model M.gguf\n"
-    "\n"
-    "Prints the architecture, hyper-parameters, tensor types, parameter count and\n"
-    "memory needs of a GGUF model. Exit code 2 if the file is malformed.\n";
+static const char k_info[] = "Usage: borg-infer info --model M.gguf\n"
+                             "\n"
+                             "Prints the architecture, hyper-parameters, tensor types, parameter count and\n"
+                             "memory needs of a GGUF model. Exit code 2 if the file is malformed.\n";
 
 static const char k_plan[] =
     "Usage: borg-infer plan --model M.gguf --stages P [--layers N,N,...] [--ctx N] [--slots N] [--batch-tokens N]\n"
@@ -97,19 +96,17 @@ static const char k_plan[] =
     "weight bytes each streams per token) and the memory each needs, without\n"
     "running anything.\n";
 
-static const char k_cancel[] =
-    "Usage: borg-infer cancel --run-dir DIR ID...\n"
-    "\n"
-    "Asks the run started with --run-dir DIR to end the jobs with these ids\n"
-    "(status cancelled, with the text produced so far). Jobs not yet read are\n"
-    "cancelled when they are.\n";
+static const char k_cancel[] = "Usage: borg-infer cancel --run-dir DIR ID...\n"
+                               "\n"
+                               "Asks the run started with --run-dir DIR to end the jobs with these ids\n"
+                               "(status cancelled, with the text produced so far). Jobs not yet read are\n"
+                               "cancelled when they are.\n";
 
-static const char k_tokenize[] =
-    "Usage: borg-infer tokenize --model M.gguf [--no-special] TEXT\n"
-    "\n"
-    "Prints the token ids of TEXT, space-separated, as the model's tokenizer\n"
-    "encodes a prompt (special-token text such as <|im_start|> becomes its id\n"
-    "unless --no-special is given).\n";
+static const char k_tokenize[] = "Usage: borg-infer tokenize --model M.gguf [--no-special] TEXT\n"
+                                 "\n"
+                                 "Prints the token ids of TEXT, space-separated, as the model's tokenizer\n"
+                                 "encodes a prompt (special-token text such as <|im_start|> becomes its id\n"
+                                 "unless --no-special is given).\n";
 
 void cli_usage(FILE *out, borg_command cmd)
 {
@@ -315,8 +312,8 @@ static uint64_t mix(uint64_t h, const void *p, size_t n)
 
 uint64_t cli_run_options_hash(const borg_config *cfg)
 {
-    const int32_t v[] = {cfg->ctx, cfg->slots, cfg->batch_tokens, (int32_t)cfg->wire_dtype, cfg->replicas,
-                         cfg->stages, cfg->verify_model};
+    const int32_t v[] = {cfg->ctx,      cfg->slots,  cfg->batch_tokens, (int32_t)cfg->wire_dtype,
+                         cfg->replicas, cfg->stages, cfg->verify_model};
     uint64_t h = mix(0xcbf29ce484222325ull, v, sizeof v);
     return cfg->layers ? mix(h, cfg->layers, strlen(cfg->layers)) : h;
 }

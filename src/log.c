@@ -75,27 +75,13 @@ static size_t json_escape(unsigned char c, char *esc)
 {
     static const char hex[] = "0123456789abcdef";
     switch (c) {
-    case '"':
-        memcpy(esc, "\\\"", 2);
-        return 2;
-    case '\\':
-        memcpy(esc, "\\\\", 2);
-        return 2;
-    case '\n':
-        memcpy(esc, "\\n", 2);
-        return 2;
-    case '\r':
-        memcpy(esc, "\\r", 2);
-        return 2;
-    case '\t':
-        memcpy(esc, "\\t", 2);
-        return 2;
-    case '\b':
-        memcpy(esc, "\\b", 2);
-        return 2;
-    case '\f':
-        memcpy(esc, "\\f", 2);
-        return 2;
+    case '"': memcpy(esc, "\\\"", 2); return 2;
+    case '\\': memcpy(esc, "\\\\", 2); return 2;
+    case '\n': memcpy(esc, "\\n", 2); return 2;
+    case '\r': memcpy(esc, "\\r", 2); return 2;
+    case '\t': memcpy(esc, "\\t", 2); return 2;
+    case '\b': memcpy(esc, "\\b", 2); return 2;
+    case '\f': memcpy(esc, "\\f", 2); return 2;
     default:
         if (c < 0x20) {
             memcpy(esc, "\\u00", 4);
@@ -184,9 +170,7 @@ static int put_field(line_buf *ln, const log_field *f, size_t limit)
             format_double(num, sizeof num, f->f);
             ok = put_s(ln, num, limit);
             break;
-        case 'b':
-            ok = put_s(ln, f->i ? "true" : "false", limit);
-            break;
+        case 'b': ok = put_s(ln, f->i ? "true" : "false", limit); break;
         case 's':
             if (!f->s) {
                 ok = put_s(ln, "null", limit);
@@ -194,9 +178,7 @@ static int put_field(line_buf *ln, const log_field *f, size_t limit)
                 ok = put_json_cstr(ln, f->s, limit) >= 0;
             }
             break;
-        default:
-            ok = put_s(ln, "null", limit);
-            break; /* a kind this version does not know */
+        default: ok = put_s(ln, "null", limit); break; /* a kind this version does not know */
         }
     }
     if (!ok)
@@ -207,14 +189,10 @@ static int put_field(line_buf *ln, const log_field *f, size_t limit)
 static const char *level_name(log_level lv)
 {
     switch (lv) {
-    case LOG_DEBUG:
-        return "debug";
-    case LOG_INFO:
-        return "info";
-    case LOG_WARN:
-        return "warning";
-    default:
-        return "error";
+    case LOG_DEBUG: return "debug";
+    case LOG_INFO: return "info";
+    case LOG_WARN: return "warning";
+    default: return "error";
     }
 }
 
@@ -238,9 +216,9 @@ static void build_json(line_buf *ln, log_level lv, const char *event, const char
     struct timespec ts;
     if (clock_gettime(CLOCK_REALTIME, &ts) != 0) /* cannot fail with CLOCK_REALTIME; a zero time if it does */
         ts.tv_sec = 0, ts.tv_nsec = 0;
-    int r =
-        snprintf(ln->b, LINE_CAP, "{\"time\":%lld.%03ld,\"level\":\"%s\",\"rank\":%d,\"event\":", (long long)ts.tv_sec,
-                 ts.tv_nsec / 1000000L, level_name(lv), t_rank);
+    int r = snprintf(ln->b, LINE_CAP,
+                     "{\"time\":%lld.%03ld,\"level\":\"%s\",\"rank\":%d,\"event\":", (long long)ts.tv_sec,
+                     ts.tv_nsec / 1000000L, level_name(lv), t_rank);
     ln->n = r < 0 ? 0 : (size_t)r; /* a few dozen bytes, far below head_limit: the event always fits, if cut */
     put_json_cstr(ln, event, head_limit);
     if (req) {

@@ -23,7 +23,8 @@ static borg_command command_named(const char *name)
     static const struct {
         const char *name;
         borg_command cmd;
-    } table[] = {{"run", CMD_RUN}, {"info", CMD_INFO}, {"tokenize", CMD_TOKENIZE}, {"plan", CMD_PLAN}, {"cancel", CMD_CANCEL}, {"perplexity", CMD_PERPLEXITY}};
+    } table[] = {{"run", CMD_RUN},   {"info", CMD_INFO},     {"tokenize", CMD_TOKENIZE},
+                 {"plan", CMD_PLAN}, {"cancel", CMD_CANCEL}, {"perplexity", CMD_PERPLEXITY}};
     for (size_t i = 0; name && i < sizeof table / sizeof *table; i++)
         if (!strcmp(name, table[i].name))
             return table[i].cmd;
@@ -64,8 +65,7 @@ int main(int argc, char **argv)
     log_set_rank(rank);
     /* Rank 0 only coordinates when there are stage ranks. */
     const int runs = cfg.command == CMD_RUN || cfg.command == CMD_PERPLEXITY;
-    if (runs && !cfg.threads &&
-        (st = net_default_threads(net, rank != 0 || net_size(net) == 1, &cfg.threads, &err))) {
+    if (runs && !cfg.threads && (st = net_default_threads(net, rank != 0 || net_size(net) == 1, &cfg.threads, &err))) {
         log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
         net_finalize(net, borg_exit_code(st));
         return borg_exit_code(st);
@@ -79,8 +79,7 @@ int main(int argc, char **argv)
     } else if (runs) {
         control_ignore_signals();
         st = stage_rank_main(&cfg, net, &err);
-    }
-    else if (rank == 0 && cfg.command == CMD_INFO)
+    } else if (rank == 0 && cfg.command == CMD_INFO)
         st = inspect_info(&cfg, stdout, &err);
     else if (rank == 0 && cfg.command == CMD_TOKENIZE)
         st = inspect_tokenize(&cfg, stdout, &err);

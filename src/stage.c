@@ -83,8 +83,7 @@ borg_status stage_forward(borg_stage *s, const borg_batch *b, float *x, borg_err
     for (int i = 0; i < b->n_seqs; i++) {
         const batch_seq *q = &b->seqs[i];
         if (q->n_tokens < 1 || q->pos < 0 || t + q->n_tokens > b->n_tokens)
-            return borg_fail(err, BORG_EINPUT, "batch %lld: sequence %d has a bad token range",
-                             (long long)b->id, i);
+            return borg_fail(err, BORG_EINPUT, "batch %lld: sequence %d has a bad token range", (long long)b->id, i);
         for (int j = 0; j < q->n_tokens; j++, t++) {
             s->slot[t] = q->slot;
             s->pos[t] = q->pos + j;
@@ -152,8 +151,8 @@ static borg_status score_seq(borg_stage *s, const borg_batch *b, const batch_seq
     return BORG_OK;
 }
 
-borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out,
-                         int *n_out, borg_err *err)
+borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out, int *n_out,
+                         borg_err *err)
 {
     const borg_hparams *hp = stage_hp(s);
     *n_out = 0;

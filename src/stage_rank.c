@@ -23,7 +23,7 @@ typedef struct {
     int next_rank;      /* 0 for the last stage: results go to the coordinator */
     int asked_q8;       /* what this rank's own options or environment ask for; -1: nothing */
     gguf_file *gguf;
-    borg_stage *stage;  /* NULL until a spec it agrees with has been built */
+    borg_stage *stage; /* NULL until a spec it agrees with has been built */
     frame_buf in, out;
     borg_batch batch;
     float *x;
@@ -85,8 +85,7 @@ static borg_status build(stage_rank *s, borg_err *err)
     if (gethostname(s->stats.host, sizeof s->stats.host - 1))
         snprintf(s->stats.host, sizeof s->stats.host, "unknown");
     int agrees = s->stats.model_hash == sp->model_hash && s->stats.full_hash == sp->full_hash &&
-                 s->stats.options_hash == sp->options_hash &&
-                 (s->asked_q8 < 0 || s->asked_q8 == sp->q8_activations);
+                 s->stats.options_hash == sp->options_hash && (s->asked_q8 < 0 || s->asked_q8 == sp->q8_activations);
     if (agrees) {
         matmul_set_q8_activations(sp->q8_activations);
         stage_config sc = {
@@ -262,8 +261,7 @@ static void *stage_thread_main(void *arg)
     return NULL;
 }
 
-borg_status stage_thread_start(const borg_config *cfg, borg_net **coordinator_end, stage_thread **out,
-                               borg_err *err)
+borg_status stage_thread_start(const borg_config *cfg, borg_net **coordinator_end, stage_thread **out, borg_err *err)
 {
     stage_thread *t = calloc(1, sizeof *t);
     if (!t)

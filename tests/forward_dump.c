@@ -45,16 +45,24 @@ int main(int argc, char **argv)
     const char *model = NULL, *tokens = NULL, *out = NULL;
     int gen = 0, chunk = 0, threads = 1, slot = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
-        else if (!strcmp(argv[i], "--tokens")) tokens = argv[i + 1];
-        else if (!strcmp(argv[i], "--out")) out = argv[i + 1];
-        else if (!strcmp(argv[i], "--gen")) gen = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--chunk")) chunk = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--slot")) slot = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--model"))
+            model = argv[i + 1];
+        else if (!strcmp(argv[i], "--tokens"))
+            tokens = argv[i + 1];
+        else if (!strcmp(argv[i], "--out"))
+            out = argv[i + 1];
+        else if (!strcmp(argv[i], "--gen"))
+            gen = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--chunk"))
+            chunk = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--slot"))
+            slot = atoi(argv[i + 1]);
     }
     if (!model || !tokens || !out) {
-        fprintf(stderr, "usage: forward_dump --model M --tokens 1,2,3 --out F [--gen N --chunk K --threads T --slot S]\n");
+        fprintf(stderr,
+                "usage: forward_dump --model M --tokens 1,2,3 --out F [--gen N --chunk K --threads T --slot S]\n");
         return 2;
     }
     int32_t *ids;
@@ -71,8 +79,7 @@ int main(int argc, char **argv)
     borg_hparams hp;
     int n_slots = slot + 2;
     if (gguf_open(model, &f, &err) || family_hparams(f, &hp, &err) || model_load(f, 0, hp.n_layer, 1, 1, &m, &err) ||
-        model_kv_create(m, n_slots, n + gen + 1, n + gen + 1, &kv, &err) ||
-        pool_create(threads, &pool, &err)) {
+        model_kv_create(m, n_slots, n + gen + 1, n + gen + 1, &kv, &err) || pool_create(threads, &pool, &err)) {
         fprintf(stderr, "forward_dump: %s\n", err.msg);
         return 1;
     }

@@ -22,10 +22,7 @@ static uint32_t rw_next(void)
 }
 
 /* Uniform in [-1, 1). */
-static float rw_float(void)
-{
-    return (float)(rw_next() >> 8) * 0x1p-23f - 1.0f;
-}
+static float rw_float(void) { return (float)(rw_next() >> 8) * 0x1p-23f - 1.0f; }
 
 static void rw_put_f16(uint8_t *p, float f)
 {

@@ -112,11 +112,28 @@ static void make_batch(sample_batch *s, int dim)
     s->b.id = 12;
     const int32_t toks[] = {1, 9038, 2253, 30, 0, 49151, 7};
     const batch_seq seqs[] = {
-        {.req = 5, .slot = 0, .pos = 0, .n_tokens = 5, .sample = 1, .step = 0,
+        {.req = 5,
+         .slot = 0,
+         .pos = 0,
+         .n_tokens = 5,
+         .sample = 1,
+         .step = 0,
          .sampling = {.temperature = 0.7f, .top_k = 40, .top_p = 0.9f, .min_p = 0.05f, .seed = 0xDEADBEEFCAFEF00Dull}},
-        {.req = INT64_MAX, .slot = 31, .pos = 1000, .n_tokens = 1, .sample = 0, .step = 17, .score = 1, .next_token = 4242,
+        {.req = INT64_MAX,
+         .slot = 31,
+         .pos = 1000,
+         .n_tokens = 1,
+         .sample = 0,
+         .step = 17,
+         .score = 1,
+         .next_token = 4242,
          .sampling = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = 1}},
-        {.req = 0, .slot = 7, .pos = 2, .n_tokens = 1, .sample = 1, .step = 3,
+        {.req = 0,
+         .slot = 7,
+         .pos = 2,
+         .n_tokens = 1,
+         .sample = 1,
+         .step = 3,
          .sampling = {.temperature = 1.5f, .top_k = 1, .top_p = 0.5f, .min_p = 0.2f, .seed = UINT64_MAX}},
     };
     int t = 0;
@@ -139,7 +156,8 @@ static void free_batch(sample_batch *s)
 static int same_seq(const batch_seq *a, const batch_seq *b)
 {
     return a->req == b->req && a->slot == b->slot && a->pos == b->pos && a->n_tokens == b->n_tokens &&
-           a->sample == b->sample && a->step == b->step && a->score == b->score && a->next_token == b->next_token && a->sampling.top_k == b->sampling.top_k &&
+           a->sample == b->sample && a->step == b->step && a->score == b->score && a->next_token == b->next_token &&
+           a->sampling.top_k == b->sampling.top_k &&
            bits_of(a->sampling.temperature) == bits_of(b->sampling.temperature) &&
            bits_of(a->sampling.top_p) == bits_of(b->sampling.top_p) &&
            bits_of(a->sampling.min_p) == bits_of(b->sampling.min_p) && a->sampling.seed == b->sampling.seed;
@@ -194,7 +212,8 @@ static void test_batch_round_trip(void)
     x = round_trip(&s, WIRE_F16, 2);
     int f16_ok = x != NULL;
     for (int i = 4; x && i < 42; i++)
-        f16_ok &= x[i] == quant_f16_to_f32(quant_f32_to_f16(s.x[i])) && fabsf(x[i] - s.x[i]) <= fabsf(s.x[i]) * 0x1p-11f;
+        f16_ok &= x[i] == quant_f16_to_f32(quant_f32_to_f16(s.x[i])) &&
+                  fabsf(x[i] - s.x[i]) <= fabsf(s.x[i]) * 0x1p-11f;
     CHECK(f16_ok);
     CHECK(x && signbit(x[0]) && x[0] == 0 && isinf(x[1]) && isnan(x[3]));
     free(x);
@@ -447,9 +466,15 @@ static void test_absurd_counts(void)
         {(1 << 24) + 1, (1 << 24) + 1, 0, WIRE_NONE, 60ull * ((1 << 24) + 1)},
     };
     for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
-        frame_header h = {.magic = FRAME_MAGIC, .version = FRAME_VERSION, .kind = FRAME_BATCH, .batch_id = 3,
-                          .n_seqs = absurd[i].n_seqs, .n_tokens = absurd[i].n_tokens, .dim = absurd[i].dim,
-                          .dtype = absurd[i].dtype, .payload_bytes = absurd[i].payload};
+        frame_header h = {.magic = FRAME_MAGIC,
+                          .version = FRAME_VERSION,
+                          .kind = FRAME_BATCH,
+                          .batch_id = 3,
+                          .n_seqs = absurd[i].n_seqs,
+                          .n_tokens = absurd[i].n_tokens,
+                          .dim = absurd[i].dim,
+                          .dtype = absurd[i].dtype,
+                          .payload_bytes = absurd[i].payload};
         uint8_t p[HDR];
         memcpy(p, &h, HDR);
         reseal(p, HDR);

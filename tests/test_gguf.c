@@ -23,10 +23,7 @@ static const char *fixture(const char *name)
     return buf;
 }
 
-static int str_eq(gguf_str s, const char *want)
-{
-    return s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0;
-}
+static int str_eq(gguf_str s, const char *want) { return s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0; }
 
 /* The getter failed with BORG_EINPUT and its message names the key and says why. */
 static void expect_fail(borg_status s, const borg_err *err, const char *key, const char *why)
@@ -90,36 +87,36 @@ static void check_arrays(const gguf_file *f)
 
     CHECKF(gguf_get_str_array(f, "test.str_arr", &sa, &n, &err) == BORG_OK && n == 4, "str array");
     if (sa && n == 4)
-        CHECKF(str_eq(sa[0], "a") && str_eq(sa[1], "bc") && str_eq(sa[2], "") && str_eq(sa[3], "d\xc3\xa9"
-                                                                                                "f"),
-              "str array values");
+        CHECKF(str_eq(sa[0], "a") && str_eq(sa[1], "bc") && str_eq(sa[2], "") &&
+                   str_eq(sa[3], "d\xc3\xa9"
+                                 "f"),
+               "str array values");
     free(sa);
     expect_fail(gguf_get_str_array(f, "test.i32_arr", &sa, &n, &err), &err, "test.i32_arr", "array of i32");
     expect_fail(gguf_get_str_array(f, "test.string", &sa, &n, &err), &err, "test.string", "expected an array");
 
     CHECKF(gguf_get_f32_array(f, "test.f32_arr", &fa, &n, &err) == BORG_OK && n == 3 && fa[0] == 0.5f &&
-              fa[1] == -1.25f && fa[2] == 3.0f,
-          "f32 array");
+               fa[1] == -1.25f && fa[2] == 3.0f,
+           "f32 array");
     free(fa);
     fa = NULL;
     CHECKF(gguf_get_f32_array(f, "test.i32_arr", &fa, &n, &err) == BORG_OK && n == 5 && fa[1] == -2.0f &&
-              fa[4] == -2147483648.0f,
-          "f32 array <- i32");
+               fa[4] == -2147483648.0f,
+           "f32 array <- i32");
     free(fa);
     fa = NULL;
     CHECKF(gguf_get_f32_array(f, "test.u8_arr", &fa, &n, &err) == BORG_OK && n == 3 && fa[2] == 255.0f,
-          "f32 array <- u8");
+           "f32 array <- u8");
     free(fa);
     expect_fail(gguf_get_f32_array(f, "test.str_arr", &fa, &n, &err), &err, "test.str_arr", "array of numbers");
     expect_fail(gguf_get_f32_array(f, "test.nested", &fa, &n, &err), &err, "test.nested", "is an array of array");
 
-    CHECKF(gguf_get_i32_array(f, "test.i32_arr", &ia, &n, &err) == BORG_OK && n == 5 && ia[0] == 1 &&
-              ia[1] == -2 && ia[3] == INT32_MAX && ia[4] == INT32_MIN,
-          "i32 array");
+    CHECKF(gguf_get_i32_array(f, "test.i32_arr", &ia, &n, &err) == BORG_OK && n == 5 && ia[0] == 1 && ia[1] == -2 &&
+               ia[3] == INT32_MAX && ia[4] == INT32_MIN,
+           "i32 array");
     free(ia);
     ia = NULL;
-    CHECKF(gguf_get_i32_array(f, "test.u8_arr", &ia, &n, &err) == BORG_OK && n == 3 && ia[2] == 255,
-          "i32 array <- u8");
+    CHECKF(gguf_get_i32_array(f, "test.u8_arr", &ia, &n, &err) == BORG_OK && n == 3 && ia[2] == 255, "i32 array <- u8");
     free(ia);
     expect_fail(gguf_get_i32_array(f, "test.i64_arr", &ia, &n, &err), &err, "test.i64_arr",
                 "element 1 does not fit in i32");
@@ -135,8 +132,8 @@ static void check_keys(const gguf_file *f)
     CHECKF(str_eq(gguf_key_at(f, 20), "test.f64"), "last key");
     CHECKF(gguf_key_at(f, 21).ptr == NULL, "key past the end");
     CHECKF(gguf_has_key(f, "test.u8") && !gguf_has_key(f, "test.u") && !gguf_has_key(f, "test.u88") &&
-              !gguf_has_key(f, ""),
-          "has_key");
+               !gguf_has_key(f, ""),
+           "has_key");
     CHECKF(gguf_key_type(f, "test.i16", NULL) == GGUF_VT_INT16, "key_type i16");
     CHECKF(gguf_key_type(f, "test.f64", &et) == GGUF_VT_FLOAT64, "key_type f64");
     CHECKF(gguf_key_type(f, "test.str_arr", &et) == GGUF_VT_ARRAY && et == GGUF_VT_STRING, "key_type str array");
@@ -155,8 +152,8 @@ static void check_tensors(const gguf_file *f)
     CHECKF(gguf_tensor_count(f) == 4, "tensor count");
     CHECKF(gguf_tensor_at(f, 4) == NULL, "tensor past the end");
     CHECKF(gguf_tensor_find(f, "nope") == NULL && gguf_tensor_find(f, "") == NULL &&
-              gguf_tensor_find(f, "tok_embd") == NULL,
-          "absent tensors");
+               gguf_tensor_find(f, "tok_embd") == NULL,
+           "absent tensors");
     static const char *const names[] = {"tok_embd.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight",
                                         "output_norm.weight"};
     for (int i = 0; i < 4; i++) {
@@ -195,7 +192,7 @@ static void check_tensors(const gguf_file *f)
     const gguf_tensor *n = gguf_tensor_find(f, "output_norm.weight");
     if (n) {
         CHECKF(n->n_dims == 1 && n->ne[0] == 8 && n->ne[1] == 1 && n->type == BORG_DT_F16 && n->nbytes == 16,
-              "norm tensor");
+               "norm tensor");
         float v[8];
         quant_dequantize_row(BORG_DT_F16, n->data, v, 8);
         CHECKF(v[0] == 0.0f && v[7] == 7.0f && v[3] == 3.0f, "norm data");
@@ -214,7 +211,7 @@ static void check_valid(const char *name, uint32_t version)
     CHECKF(gguf_version(f) == version, "%s version %u", name, gguf_version(f));
     struct stat st;
     CHECKF(stat(fixture(name), &st) == 0 && gguf_file_size(f) == (size_t)st.st_size, "%s size %zu", name,
-          gguf_file_size(f));
+           gguf_file_size(f));
     CHECKF(strcmp(gguf_path(f), fixture(name)) == 0, "path kept");
     check_keys(f);
     check_scalars(f);
@@ -262,8 +259,7 @@ static void check_bad_files(void)
         gguf_file *f = (gguf_file *)&count; /* must be reset to NULL on failure */
         borg_err err = {0};
         borg_status s = gguf_open(path, &f, &err);
-        int ok = s == BORG_EINPUT && f == NULL && strstr(err.msg, expect) && strstr(err.msg, path) &&
-                 err.code == s;
+        int ok = s == BORG_EINPUT && f == NULL && strstr(err.msg, expect) && strstr(err.msg, path) && err.code == s;
         CHECKF(ok, "%s: status %d, message '%s', want BORG_EINPUT with '%s'", file, (int)s, err.msg, expect);
         if (s == BORG_OK)
             gguf_close(f);
@@ -397,9 +393,7 @@ static void fuzz(void)
             for (int k = 1 + (int)(rnd() % 8); k > 0; k--)
                 buf[rnd() % region] = (unsigned char)rnd();
             break;
-        case 1: /* truncation */
-            len = (size_t)(rnd() % (size + 1));
-            break;
+        case 1: /* truncation */ len = (size_t)(rnd() % (size + 1)); break;
         case 2: { /* a huge u64 anywhere: lengths, counts, dims, offsets */
             uint64_t v = huge[rnd() % (sizeof huge / sizeof huge[0])];
             memcpy(buf + rnd() % (region - 8), &v, 8);
@@ -442,8 +436,8 @@ static void fuzz(void)
     unlink(tmp);
     CHECKF(n_other == 0, "fuzz: %d variants gave an unexpected status or message", n_other);
     CHECKF(n_ok > 0 && n_rejected > 0, "fuzz exercised both outcomes");
-    printf("%s fuzz: 3000 variants, %d opened, %d rejected, %d wrong (checksum %lu)\n",
-           n_other ? "FAIL" : "ok  ", n_ok, n_rejected, n_other, sink % 1000);
+    printf("%s fuzz: 3000 variants, %d opened, %d rejected, %d wrong (checksum %lu)\n", n_other ? "FAIL" : "ok  ", n_ok,
+           n_rejected, n_other, sink % 1000);
 }
 
 static void check_model(const char *path)
@@ -457,14 +451,12 @@ static void check_model(const char *path)
     CHECKF(gguf_open(path, &f, &err) == BORG_OK, "open model: %s", err.msg);
     if (!f)
         return;
-    CHECKF(gguf_tensor_count(f) == 272, "model has %llu tensors, want 272",
-          (unsigned long long)gguf_tensor_count(f));
+    CHECKF(gguf_tensor_count(f) == 272, "model has %llu tensors, want 272", (unsigned long long)gguf_tensor_count(f));
     uint32_t blocks = 0;
     CHECKF(gguf_get_u32(f, "llama.block_count", &blocks, &err) == BORG_OK && blocks == 30, "block_count");
     gguf_str *tokens = NULL;
     uint64_t n = 0;
-    CHECKF(gguf_get_str_array(f, "tokenizer.ggml.tokens", &tokens, &n, &err) == BORG_OK && n == 49152,
-          "49152 tokens");
+    CHECKF(gguf_get_str_array(f, "tokenizer.ggml.tokens", &tokens, &n, &err) == BORG_OK && n == 49152, "49152 tokens");
     free(tokens);
     const gguf_tensor *t = gguf_tensor_find(f, "token_embd.weight");
     CHECKF(t && t->type == BORG_DT_Q8_0 && t->ne[0] == 576 && t->ne[1] == 49152, "token_embd.weight");

@@ -19,7 +19,8 @@ static void test_simple(void)
 {
     borg_job j = parse("{\"id\":\"a\",\"prompt\":\"Hi\",\"max_tokens\":5,\"temperature\":0.5,\"top_k\":40,"
                        "\"top_p\":0.9,\"min_p\":0.05,\"seed\":7,\"stop\":[\"\\n\",\"END\"],\"priority\":3,"
-                       "\"timeout_s\":2.5,\"ignore_eos\":true}", 1);
+                       "\"timeout_s\":2.5,\"ignore_eos\":true}",
+                       1);
     CHECK(!j.error);
     CHECK(j.shape == JOB_SIMPLE);
     CHECK_STR(j.id, "a");
@@ -48,15 +49,18 @@ static void test_simple(void)
 
 static void test_chat_and_openai(void)
 {
-    borg_job j = parse("{\"id\":\"c\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
-                       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hello \"},{\"type\":\"text\",\"text\":\"there\"}]}]}", 1);
+    borg_job j = parse(
+        "{\"id\":\"c\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hello \"},{\"type\":\"text\",\"text\":\"there\"}]}]}",
+        1);
     CHECK(!j.error);
     CHECK(j.shape == JOB_CHAT && j.n_messages == 2);
     CHECK_STR(j.messages[1].content, "Hello there");
     job_free(&j);
 
     j = parse("{\"custom_id\":\"r1\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\",\"body\":{\"model\":\"m\","
-              "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_completion_tokens\":9}}", 1);
+              "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_completion_tokens\":9}}",
+              1);
     CHECK(!j.error);
     CHECK(j.shape == JOB_OPENAI_CHAT && job_is_openai(&j));
     CHECK_STR(j.id, "r1");
@@ -64,7 +68,9 @@ static void test_chat_and_openai(void)
     CHECK(j.max_tokens == 9 && j.sampling.temperature == 1.0f);
     job_free(&j);
 
-    j = parse("{\"custom_id\":\"r2\",\"method\":\"POST\",\"url\":\"/v1/completions\",\"body\":{\"model\":\"m\",\"prompt\":\"Once\"}}", 1);
+    j = parse(
+        "{\"custom_id\":\"r2\",\"method\":\"POST\",\"url\":\"/v1/completions\",\"body\":{\"model\":\"m\",\"prompt\":\"Once\"}}",
+        1);
     CHECK(!j.error);
     CHECK(j.shape == JOB_OPENAI_COMPLETION && j.max_tokens == 16);
     CHECK_STR(j.prompt, "Once");
@@ -152,7 +158,8 @@ static void test_reader(void)
     for (int i = 0; i < n && i < 8; i++)
         free(ids[i]);
 
-    p = write_file("borg_jobs.json", "[\n {\"id\":\"a\",\"prompt\":\"x, ] }\"},\n {\"id\":\"b\",\n \"prompt\":\"[y]\"}\n]\n");
+    p = write_file("borg_jobs.json",
+                   "[\n {\"id\":\"a\",\"prompt\":\"x, ] }\"},\n {\"id\":\"b\",\n \"prompt\":\"[y]\"}\n]\n");
     n = read_all(p, lines, ids, 8);
     CHECK(n == 2);
     CHECK(lines[0] == 2 && lines[1] == 3);

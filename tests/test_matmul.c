@@ -22,15 +22,9 @@
  * to ~1000 products in 8 lanes stay well inside it. */
 #define REL_TOL 1e-5
 
-static int quantized(borg_dtype t)
-{
-    return quant_dtype_block_elems(t) > 1;
-}
+static int quantized(borg_dtype t) { return quant_dtype_block_elems(t) > 1; }
 
-static int q8_path(borg_dtype t)
-{
-    return quantized(t) && matmul_q8_activations();
-}
+static int q8_path(borg_dtype t) { return quantized(t) && matmul_q8_activations(); }
 
 /* x as the 8-bit path sees it: codes times their group's scale. */
 static void act_roundtrip(const float *x, int64_t cols, float *out)
@@ -55,10 +49,7 @@ static float *random_vectors(int64_t n)
     return x;
 }
 
-static const char *row_at(const borg_mat *w, int64_t r)
-{
-    return (const char *)w->data + (size_t)r * w->row_bytes;
-}
+static const char *row_at(const borg_mat *w, int64_t r) { return (const char *)w->data + (size_t)r * w->row_bytes; }
 
 /* Columns to test a type at: one register step or less, one chunk, and
  * more than one chunk (matmul.c's KC is 1024), with an odd tail where the

@@ -17,8 +17,8 @@ static float frand(uint64_t *s)
     return (float)((*s >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
 }
 
-static void attend_ref(double *out, const float *q, const float *k, const float *v, int64_t stride, int n_pos,
-                       int hd, double scale)
+static void attend_ref(double *out, const float *q, const float *k, const float *v, int64_t stride, int n_pos, int hd,
+                       double scale)
 {
     double *sc = malloc(sizeof(double) * (size_t)n_pos), mx = -INFINITY, sum = 0;
     for (int p = 0; p < n_pos; p++) {
@@ -39,13 +39,13 @@ static void attend_ref(double *out, const float *q, const float *k, const float 
     free(sc);
 }
 
-typedef void (*attend_fn)(float *, const float *, const float *, const float *, int64_t, int32_t, int32_t,
-                          int32_t, int, float, float *);
+typedef void (*attend_fn)(float *, const float *, const float *, const float *, int64_t, int32_t, int32_t, int32_t, int,
+                          float, float *);
 
 /* The same n positions laid in a ring of n + 5 rows starting at row
  * lo % ring (so the span wraps) give the same bits as the straight call. */
-static void check_ring(const char *path, attend_fn fn, const float *q, const float *k, const float *v,
-                       int64_t stride, int n, int hd, float scale, const float *straight)
+static void check_ring(const char *path, attend_fn fn, const float *q, const float *k, const float *v, int64_t stride,
+                       int n, int hd, float scale, const float *straight)
 {
     const int32_t ring = n + 5, lo = 3 * ring - 2;
     float *kr = calloc((size_t)(ring * stride), sizeof(float)), *vr = calloc((size_t)(ring * stride), sizeof(float));
@@ -59,8 +59,8 @@ static void check_ring(const char *path, attend_fn fn, const float *q, const flo
     int same = 1;
     for (int j = 0; j < hd; j++)
         same &= out[j] == straight[j];
-    CHECKF(same, "%s attention over a wrapped ring (head_dim %d, %d positions) differs from the straight one", path,
-           hd, n);
+    CHECKF(same, "%s attention over a wrapped ring (head_dim %d, %d positions) differs from the straight one", path, hd,
+           n);
     free(kr), free(vr), free(out), free(scores);
 }
 
@@ -104,28 +104,28 @@ static void check_rope(void)
     for (int i = 0; i < 32; i++)
         factors[i] = 1.0f + (float)i / 4;
     for (int kind = 0; kind < 3; kind++)
-    for (int neox = 0; neox < 2; neox++)
-        for (int32_t pos = 0; pos < 5000; pos += 997) {
-            float x[64], cs[64];
-            double want[64];
-            const float scale = kind == 1 ? 0.25f : 1.0f;
-            const float *ff = kind == 2 ? factors : NULL;
-            for (int j = 0; j < 64; j++)
-                x[j] = frand(&seed);
-            for (int i = 0; i < 32; i++) {
-                int a = neox ? i : 2 * i, b = neox ? i + 32 : 2 * i + 1;
-                double th = pos * pow(10000.0, -2.0 * i / 64) * scale / (ff ? ff[i] : 1.0);
-                want[a] = x[a] * cos(th) - x[b] * sin(th);
-                want[b] = x[a] * sin(th) + x[b] * cos(th);
+        for (int neox = 0; neox < 2; neox++)
+            for (int32_t pos = 0; pos < 5000; pos += 997) {
+                float x[64], cs[64];
+                double want[64];
+                const float scale = kind == 1 ? 0.25f : 1.0f;
+                const float *ff = kind == 2 ? factors : NULL;
+                for (int j = 0; j < 64; j++)
+                    x[j] = frand(&seed);
+                for (int i = 0; i < 32; i++) {
+                    int a = neox ? i : 2 * i, b = neox ? i + 32 : 2 * i + 1;
+                    double th = pos * pow(10000.0, -2.0 * i / 64) * scale / (ff ? ff[i] : 1.0);
+                    want[a] = x[a] * cos(th) - x[b] * sin(th);
+                    want[b] = x[a] * sin(th) + x[b] * cos(th);
+                }
+                ops_rope_angles(cs, 64, pos, 10000.0f, scale, ff);
+                ops_rope_apply(x, cs, 64, neox);
+                double worst = 0;
+                for (int j = 0; j < 64; j++)
+                    worst = fmax(worst, fabs(x[j] - want[j]));
+                CHECKF(worst < 1e-6, "rope (kind %d, neox %d) at position %d: max error %.3g", kind, neox, (int)pos,
+                       worst);
             }
-            ops_rope_angles(cs, 64, pos, 10000.0f, scale, ff);
-            ops_rope_apply(x, cs, 64, neox);
-            double worst = 0;
-            for (int j = 0; j < 64; j++)
-                worst = fmax(worst, fabs(x[j] - want[j]));
-            CHECKF(worst < 1e-6, "rope (kind %d, neox %d) at position %d: max error %.3g", kind, neox, (int)pos,
-                   worst);
-        }
 }
 
 /* gelu in its tanh form times up, against double. */

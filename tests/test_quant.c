@@ -24,10 +24,7 @@ static float float_of(uint32_t u)
     return f;
 }
 
-static int is_half_nan(uint16_t h)
-{
-    return (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
-}
+static int is_half_nan(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
 
 static void check_type(const gguf_file *f, borg_dtype t)
 {
@@ -43,8 +40,8 @@ static void check_type(const gguf_file *f, borg_dtype t)
     CHECKF(q->ne[0] == r->ne[0] && q->ne[1] == r->ne[1], "%s shape matches reference", name);
     int64_t ne0 = q->ne[0], rows = q->ne[1];
     size_t rb = quant_dtype_row_bytes(t, ne0);
-    CHECKF(rb * (size_t)rows == q->nbytes, "%s: row bytes %zu x %lld rows == nbytes %zu", name, rb,
-          (long long)rows, q->nbytes);
+    CHECKF(rb * (size_t)rows == q->nbytes, "%s: row bytes %zu x %lld rows == nbytes %zu", name, rb, (long long)rows,
+           q->nbytes);
 
     int exact = !(t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K);
     float *out = malloc((size_t)ne0 * sizeof *out);
@@ -63,8 +60,8 @@ static void check_type(const gguf_file *f, borg_dtype t)
             int ok = exact ? (out[i] == ref || (isnan(out[i]) && isnan(ref)))
                            : diff <= 1e-6 * fmax(1.0, fabs((double)ref));
             if (!ok && bad++ < 5)
-                printf("  %s row %lld elem %lld: got %.9g want %.9g\n", name, (long long)row,
-                       (long long)i, out[i], ref);
+                printf("  %s row %lld elem %lld: got %.9g want %.9g\n", name, (long long)row, (long long)i, out[i],
+                       ref);
             if (ok && isfinite(diff) && diff > max_diff)
                 max_diff = diff;
         }
@@ -185,10 +182,10 @@ static void check_f16_properties(void)
     CHECKF(quant_f32_to_f16(-0x1p-25f) == 0x8000, "-2^-25 -> -0");
     CHECKF(quant_f32_to_f16(0x1p-14f - 0x1p-25f) == 0x0400, "rounding carries into the smallest normal");
     CHECKF(quant_f32_to_f16(float_of(1)) == 0 && quant_f32_to_f16(-0.0f) == 0x8000, "f32 subnormal and -0");
-    CHECKF(quant_f16_to_f32(0x0001) == 0x1p-24f && quant_f16_to_f32(0x8000) == 0.0f && signbit(quant_f16_to_f32(0x8000)),
-          "quant_f16_to_f32 subnormal / -0");
-    printf("%s f16 conversions (exhaustive, halfway points, specials)\n",
-           bad || bad_rne ? "FAIL" : "ok  ");
+    CHECKF(quant_f16_to_f32(0x0001) == 0x1p-24f && quant_f16_to_f32(0x8000) == 0.0f &&
+               signbit(quant_f16_to_f32(0x8000)),
+           "quant_f16_to_f32 subnormal / -0");
+    printf("%s f16 conversions (exhaustive, halfway points, specials)\n", bad || bad_rne ? "FAIL" : "ok  ");
 }
 
 static void check_bf16(void)

@@ -129,8 +129,8 @@ static void check_corpus(const borg_tokenizer *t, const cJSON *corpus, const cJS
         free(text);
     }
     if (bad_ids || bad_text) {
-        fprintf(stderr, "FAIL %s: %d of %d strings encode differently from llama.cpp, %d do not decode back\n",
-                label, bad_ids, n, bad_text);
+        fprintf(stderr, "FAIL %s: %d of %d strings encode differently from llama.cpp, %d do not decode back\n", label,
+                bad_ids, n, bad_text);
         check_failed++;
     } else {
         printf("%s: %d strings match llama.cpp and round-trip\n", label, n);
@@ -206,7 +206,10 @@ static void check_smollm2(const borg_tokenizer *t, const cJSON *corpus)
     /* bytes that are not valid UTF-8 become U+FFFD (24211) as in llama.cpp;
      * NUL, overlong forms and surrogates pass through */
     CHECK(encodes_to(t, "a\0b", 3, 0, 0, IDS(81, 190, 82)));
-    CHECK(encodes_to(t, "a\xff" "b", 3, 0, 0, IDS(81, 24211, 82)));
+    CHECK(encodes_to(t,
+                     "a\xff"
+                     "b",
+                     3, 0, 0, IDS(81, 24211, 82)));
     CHECK(encodes_to(t, "\xc3(", 2, 0, 0, IDS(24211, 24)));
     CHECK(encodes_to(t, "\xe2\x82", 2, 0, 0, IDS(24211, 24211)));
     CHECK(encodes_to(t, "\xc0\x80x", 3, 0, 0, IDS(190, 104)));
@@ -308,8 +311,8 @@ static void check_spm(const borg_tokenizer *t, const char *dir)
 int main(int argc, char **argv)
 {
     /* model: only the corpus against the golden, for any real model file. */
-    if (argc != 5 || (strcmp(argv[1], "smollm2") && strcmp(argv[1], "model") && strcmp(argv[1], "spm") &&
-                      strcmp(argv[1], "pre"))) {
+    if (argc != 5 ||
+        (strcmp(argv[1], "smollm2") && strcmp(argv[1], "model") && strcmp(argv[1], "spm") && strcmp(argv[1], "pre"))) {
         fprintf(stderr, "usage: %s smollm2|model|spm|pre MODEL_OR_DIR CORPUS.json GOLDEN.json\n", argv[0]);
         return 2;
     }
@@ -329,7 +332,8 @@ int main(int argc, char **argv)
     borg_tokenizer *t = NULL;
     if (!strcmp(mode, "pre")) {
         const cJSON *g;
-        cJSON_ArrayForEach(g, golden) {
+        cJSON_ArrayForEach(g, golden)
+        {
             snprintf(path, sizeof path, "%s/pre_%s.gguf", where, g->string);
             CHECK((t = open_tokenizer(path, &f)) != NULL);
             if (t)

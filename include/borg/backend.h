@@ -39,8 +39,7 @@ typedef struct {
     borg_status (*embed)(backend_state *b, const int32_t *tokens, int n, float *x, borg_err *err);
     /* The stage's layers over x (n x dim, in place), token i at KV slot
      * slot[i] and position pos[i]. */
-    borg_status (*forward)(backend_state *b, float *x, const int32_t *slot, const int32_t *pos, int n,
-                           borg_err *err);
+    borg_status (*forward)(backend_state *b, float *x, const int32_t *slot, const int32_t *pos, int n, borg_err *err);
     /* logits (n x n_vocab) of the n rows of x (last stage); x unchanged. */
     borg_status (*logits)(backend_state *b, const float *x, int n, float *logits, borg_err *err);
 } backend_ops;

@@ -25,29 +25,29 @@ typedef struct {
     const char *model;
     const char *jobs;
     const char *out;
-    const char *text;     /* tokenize: the text; perplexity: the text file */
-    int ppl_ctx;          /* perplexity: tokens per chunk */
-    int ppl_chunks;       /* perplexity: at most this many chunks; 0: all */
-    int threads;          /* 0: the CPUs this process may use */
-    int32_t ctx;          /* per-sequence context; 0: min(model, 4096) */
-    int slots;            /* sequences resident at once */
-    int batch_tokens;     /* token budget of one micro-batch */
+    const char *text; /* tokenize: the text; perplexity: the text file */
+    int ppl_ctx;      /* perplexity: tokens per chunk */
+    int ppl_chunks;   /* perplexity: at most this many chunks; 0: all */
+    int threads;      /* 0: the CPUs this process may use */
+    int32_t ctx;      /* per-sequence context; 0: min(model, 4096) */
+    int slots;        /* sequences resident at once */
+    int batch_tokens; /* token budget of one micro-batch */
     int force;
-    int resume;           /* keep the results file's lines; run only jobs without one */
-    int no_special;       /* tokenize: treat special-token text as text */
-    int quiet;            /* warnings and errors only */
-    int verbose;          /* debug events too */
-    int log_json;         /* stderr as JSON lines */
-    int verify_model;     /* stages hash the whole model file */
-    int replicas;         /* 0: not given */
-    int stages;           /* 0: not given (plan: required) */
-    const char *layers;   /* --layers: layer counts per stage */
+    int resume;            /* keep the results file's lines; run only jobs without one */
+    int no_special;        /* tokenize: treat special-token text as text */
+    int quiet;             /* warnings and errors only */
+    int verbose;           /* debug events too */
+    int log_json;          /* stderr as JSON lines */
+    int verify_model;      /* stages hash the whole model file */
+    int replicas;          /* 0: not given */
+    int stages;            /* 0: not given (plan: required) */
+    const char *layers;    /* --layers: layer counts per stage */
     wire_dtype wire_dtype; /* activations between stages */
-    int activations;      /* --activations: 0 not given, 8 or 32 bits */
-    const char *run_dir;  /* where `cancel` leaves requests for a running run */
-    double drain_s;       /* after a stop signal: time to finish work in flight */
-    double deadline_s;    /* run-wide time limit; 0: none */
-    char **cancel_ids;    /* cancel: the ids (into argv) */
+    int activations;       /* --activations: 0 not given, 8 or 32 bits */
+    const char *run_dir;   /* where `cancel` leaves requests for a running run */
+    double drain_s;        /* after a stop signal: time to finish work in flight */
+    double deadline_s;     /* run-wide time limit; 0: none */
+    char **cancel_ids;     /* cancel: the ids (into argv) */
     int n_cancel_ids;
 } borg_config;
 

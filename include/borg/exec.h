@@ -18,7 +18,7 @@ typedef struct borg_exec borg_exec;
 typedef struct {
     int pipe;
     int64_t batch_id;
-    int retry;                   /* the batch was damaged on the way: submit it again */
+    int retry; /* the batch was damaged on the way: submit it again */
     int n;
     const batch_result *results; /* valid until the next exec call */
 } exec_done;

@@ -26,14 +26,14 @@ typedef enum {
 
 typedef struct {
     const char *arch;
-    int rope_neox;        /* rotate (x[i], x[i + d/2]) instead of adjacent pairs */
-    int qk_norm;          /* per-head RMSNorm of q and k before rope */
-    int post_norms;       /* RMSNorm of the attention and FFN outputs before each residual add */
-    int embed_scale;      /* embeddings multiplied by sqrt(dim) */
+    int rope_neox;   /* rotate (x[i], x[i + d/2]) instead of adjacent pairs */
+    int qk_norm;     /* per-head RMSNorm of q and k before rope */
+    int post_norms;  /* RMSNorm of the attention and FFN outputs before each residual add */
+    int embed_scale; /* embeddings multiplied by sqrt(dim) */
     borg_activation act;
-    int rope_freqs;       /* may carry rope_freqs.weight (Llama 3.x frequency factors) */
-    int swa_pattern;      /* with a sliding window, layer l is global iff l % swa_pattern == swa_pattern - 1 */
-    float swa_rope_base;  /* rope base of the sliding-window layers, unless the file gives one */
+    int rope_freqs;      /* may carry rope_freqs.weight (Llama 3.x frequency factors) */
+    int swa_pattern;     /* with a sliding window, layer l is global iff l % swa_pattern == swa_pattern - 1 */
+    float swa_rope_base; /* rope base of the sliding-window layers, unless the file gives one */
 } borg_family;
 
 typedef struct {
@@ -52,10 +52,10 @@ typedef struct {
     float rope_base_local; /* sliding-window layers */
     float rope_scale;      /* linear rope scaling: positions times this (1 / factor); 1 without */
     float rms_eps;
-    float attn_scale;      /* multiplies q . k */
-    float embed_scale;     /* multiplies the embeddings (1 but for gemma) */
-    int32_t window;        /* sliding window of the local layers (a query sees this many keys); 0: none */
-    int has_rope_freqs;    /* rope_freqs.weight divides the global layers' frequencies */
+    float attn_scale;   /* multiplies q . k */
+    float embed_scale;  /* multiplies the embeddings (1 but for gemma) */
+    int32_t window;     /* sliding window of the local layers (a query sees this many keys); 0: none */
+    int has_rope_freqs; /* rope_freqs.weight divides the global layers' frequencies */
 } borg_hparams;
 
 /* The tensors of one layer, blk.<l>.<name>. */

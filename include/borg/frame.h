@@ -58,23 +58,23 @@ typedef struct {
     uint16_t dtype; /* wire_dtype of the activations */
     uint16_t reserved;
     uint64_t payload_bytes;
-    uint32_t crc;   /* CRC32C of the header (with crc = 0) and the payload */
+    uint32_t crc; /* CRC32C of the header (with crc = 0) and the payload */
     uint32_t pad;
 } frame_header;
 
 typedef struct {
-    double busy_s;      /* time spent computing */
-    double wall_s;      /* time from the first batch to shutdown */
+    double busy_s; /* time spent computing */
+    double wall_s; /* time from the first batch to shutdown */
     double peak_rss_mib;
     int64_t batches;
     int64_t tokens;
     int32_t stage;
     int32_t replica;
     int32_t layer_begin, layer_end;
-    int32_t kv_slots;   /* sequences the stage's KV cache holds */
-    int32_t slot_ctx;   /* positions per sequence */
+    int32_t kv_slots; /* sequences the stage's KV cache holds */
+    int32_t slot_ctx; /* positions per sequence */
     int64_t crc_errors;
-    int32_t threads;    /* compute threads */
+    int32_t threads;        /* compute threads */
     int32_t q8_activations; /* the activation mode it computes in */
     uint64_t model_hash;    /* gguf_fingerprint of the file it opened */
     uint64_t full_hash;     /* with --verify-model: gguf_full_hash of it; else 0 */
@@ -103,8 +103,7 @@ uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
 
 /* Encoders: replace f's contents with a complete frame (CRC set). f16 is
  * written with quant_f32_to_f16, bf16 rounded to nearest even. */
-borg_status frame_put_batch(frame_buf *f, const borg_batch *b, const float *x, int dim, wire_dtype dt,
-                            borg_err *err);
+borg_status frame_put_batch(frame_buf *f, const borg_batch *b, const float *x, int dim, wire_dtype dt, borg_err *err);
 borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result *r, int n, borg_err *err);
 borg_status frame_put_control(frame_buf *f, frame_kind kind, const void *payload, size_t len, borg_err *err);
 

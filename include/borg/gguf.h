@@ -36,13 +36,13 @@ typedef struct {
 #define GGUF_MAX_DIMS 4
 
 typedef struct {
-    char *name;              /* NUL-terminated copy */
+    char *name; /* NUL-terminated copy */
     uint32_t n_dims;
     int64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the contiguous (row) dimension; unused dims are 1 */
-    uint32_t type;           /* a borg_dtype (validated as supported) */
-    uint64_t offset;         /* from the start of the data section */
+    uint32_t type;             /* a borg_dtype (validated as supported) */
+    uint64_t offset;           /* from the start of the data section */
     size_t nbytes;
-    const void *data;        /* into the mapping */
+    const void *data; /* into the mapping */
 } gguf_tensor;
 
 typedef struct gguf_file gguf_file;
@@ -85,14 +85,11 @@ borg_status gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, bor
 
 /* Array of strings: *out is a malloc'd array of n views into the mapping
  * (the caller frees the array only). */
-borg_status gguf_get_str_array(const gguf_file *f, const char *key, gguf_str **out,
-                               uint64_t *n, borg_err *err);
+borg_status gguf_get_str_array(const gguf_file *f, const char *key, gguf_str **out, uint64_t *n, borg_err *err);
 /* Array of numbers, converted: any integer or float element type. *out is
  * malloc'd (caller frees). */
-borg_status gguf_get_f32_array(const gguf_file *f, const char *key, float **out,
-                               uint64_t *n, borg_err *err);
-borg_status gguf_get_i32_array(const gguf_file *f, const char *key, int32_t **out,
-                               uint64_t *n, borg_err *err);
+borg_status gguf_get_f32_array(const gguf_file *f, const char *key, float **out, uint64_t *n, borg_err *err);
+borg_status gguf_get_i32_array(const gguf_file *f, const char *key, int32_t **out, uint64_t *n, borg_err *err);
 
 /* Tensors. */
 uint64_t gguf_tensor_count(const gguf_file *f);

@@ -25,12 +25,12 @@ typedef struct {
 #define JOB_MAX_STOP 8
 
 typedef struct {
-    long line;          /* 1-based line where the job starts */
-    long index;         /* 0-based order in the file */
+    long line;  /* 1-based line where the job starts */
+    long index; /* 0-based order in the file */
     job_shape shape;
-    char *id;           /* id, or custom_id for OpenAI lines; "line-N" if absent */
-    char *model;        /* OpenAI body.model, echoed back */
-    char *prompt;       /* simple shape */
+    char *id;            /* id, or custom_id for OpenAI lines; "line-N" if absent */
+    char *model;         /* OpenAI body.model, echoed back */
+    char *prompt;        /* simple shape */
     int32_t *prompt_ids; /* simple shape given prompt_token_ids */
     size_t n_prompt_ids;
     chat_msg *messages;
@@ -42,16 +42,15 @@ typedef struct {
     int ignore_eos;
     int prompt_logprobs; /* native shapes: score the prompt, token by token */
     int priority;
-    double timeout_s;   /* 0: none */
-    char *error;        /* non-NULL: the job cannot run, and why */
+    double timeout_s; /* 0: none */
+    char *error;      /* non-NULL: the job cannot run, and why */
 } borg_job;
 
 void job_free(borg_job *job);
 
 /* Parses one job's JSON text. Problems with the job itself are recorded in
  * job->error (naming the line); only running out of memory fails. */
-borg_status job_parse(const char *text, size_t len, long line, long index, borg_job *job,
-                      borg_err *err);
+borg_status job_parse(const char *text, size_t len, long line, long index, borg_job *job, borg_err *err);
 
 /* 1 for the OpenAI shapes, whose results use the OpenAI batch output form. */
 int job_is_openai(const borg_job *job);

@@ -49,7 +49,7 @@ void log_msg(log_level lv, const char *fmt, ...) __attribute__((format(printf, 2
 /* Would a line at this level be printed? (to skip building expensive messages) */
 int log_enabled(log_level lv);
 /* Helper macro to pass a compound-literal field array with its count: */
-#define LOG_FIELDS(...)                                                                                                \
+#define LOG_FIELDS(...) \
     ((const log_field[]){__VA_ARGS__}), (int)(sizeof((const log_field[]){__VA_ARGS__}) / sizeof(log_field))
 
 #endif

@@ -12,10 +12,10 @@
 #include "borg/threadpool.h"
 
 typedef struct {
-    const void *data;  /* rows * row_bytes bytes, row-major */
+    const void *data; /* rows * row_bytes bytes, row-major */
     borg_dtype type;
-    int64_t rows;      /* output features */
-    int64_t cols;      /* input features: the contiguous GGUF dimension */
+    int64_t rows; /* output features */
+    int64_t cols; /* input features: the contiguous GGUF dimension */
     size_t row_bytes;
 } borg_mat;
 

@@ -25,8 +25,8 @@ typedef struct borg_model borg_model;
  * the token embedding (first stage), with_head the final norm and output
  * matrix (last stage). Tensors are checked for presence, type and shape;
  * errors name the tensor. f must outlive the model. */
-borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int with_embed,
-                       int with_head, borg_model **out, borg_err *err);
+borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int with_embed, int with_head,
+                       borg_model **out, borg_err *err);
 void model_free(borg_model *m);
 
 const borg_hparams *model_hp(const borg_model *m);
@@ -36,8 +36,8 @@ size_t model_weight_bytes(const borg_model *m);
 
 /* A KV cache for this slice's layers and their sliding windows; max_chunk
  * is the most tokens one slot will bring to one model_forward call. */
-borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk,
-                            borg_kvcache *kv, borg_err *err);
+borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk, borg_kvcache *kv,
+                            borg_err *err);
 
 /* x[i] = embedding of tokens[i]; fails naming a token id out of range. */
 borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, borg_err *err);
@@ -45,12 +45,11 @@ borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, b
 /* Runs this slice's layers over x (n x dim, in place), reading and writing
  * kv, which must have this slice's layers and their sliding windows
  * (family_layer_window). */
-borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32_t *slot,
-                          const int32_t *pos, int n, borg_pool *pool, borg_err *err);
+borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32_t *slot, const int32_t *pos, int n,
+                          borg_pool *pool, borg_err *err);
 
 /* logits (n x n_vocab) for the n rows of x: final norm, then output matrix.
  * x is left unchanged. */
-borg_status model_logits(borg_model *m, const float *x, int n, float *logits, borg_pool *pool,
-                         borg_err *err);
+borg_status model_logits(borg_model *m, const float *x, int n, float *logits, borg_pool *pool, borg_err *err);
 
 #endif

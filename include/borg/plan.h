@@ -24,20 +24,19 @@ typedef struct {
     int n_stages;
     int begin[PLAN_MAX_STAGES]; /* stage s holds layers [begin[s], end[s]) */
     int end[PLAN_MAX_STAGES];
-    size_t weight_bytes[PLAN_MAX_STAGES]; /* mapped and read by the stage */
-    size_t params[PLAN_MAX_STAGES];       /* multiplied per token: what balance evens out */
+    size_t weight_bytes[PLAN_MAX_STAGES];       /* mapped and read by the stage */
+    size_t params[PLAN_MAX_STAGES];             /* multiplied per token: what balance evens out */
     size_t kv_bytes_per_token[PLAN_MAX_STAGES]; /* over its layers that see every position */
-    int window_layers[PLAN_MAX_STAGES];          /* its sliding-window layers, which keep a ring */
+    int window_layers[PLAN_MAX_STAGES];         /* its sliding-window layers, which keep a ring */
 } borg_plan;
 
 /* The split with the smallest largest stage. layers_spec, when not NULL,
  * overrides it: comma-separated layer counts, one per stage, summing to the
  * model's layer count (e.g. "12,10,8"). Errors name what is wrong. */
-borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, const char *layers_spec,
-                      borg_plan *out, borg_err *err);
+borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, const char *layers_spec, borg_plan *out,
+                      borg_err *err);
 
 /* Prints the split and each stage's memory, one stage a line. */
-void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens,
-                FILE *out);
+void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens, FILE *out);
 
 #endif

@@ -15,9 +15,9 @@
 #include "borg/jobs.h"
 
 typedef struct {
-    borg_job job;     /* owned: freed by requests_close */
-    int64_t num;      /* request number */
-    int pipe;         /* the pipeline it runs on (set by the coordinator; 0 until then) */
+    borg_job job; /* owned: freed by requests_close */
+    int64_t num;  /* request number */
+    int pipe;     /* the pipeline it runs on (set by the coordinator; 0 until then) */
     int open;
     int32_t n_prompt; /* prompt tokens (set by request_admit) */
     int32_t n_gen;    /* tokens generated so far */

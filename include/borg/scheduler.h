@@ -18,8 +18,7 @@
 
 typedef struct borg_sched borg_sched;
 
-borg_status sched_create(int n_slots, int32_t slot_ctx, int batch_tokens, borg_sched **out,
-                         borg_err *err);
+borg_status sched_create(int n_slots, int32_t slot_ctx, int batch_tokens, borg_sched **out, borg_err *err);
 void sched_free(borg_sched *s);
 
 /* Queues request req with its prompt (copied). n_prompt must be in
@@ -28,15 +27,13 @@ void sched_free(borg_sched *s);
  * the tokens it had generated) how many it had, so that sampling draws
  * continue where they were. The prefill chunks that hold any of the first
  * n_score tokens are marked for scoring (batch.h). */
-borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt,
-                         int32_t first_step, int32_t n_score, const borg_sampling *sampling, int priority,
-                         borg_err *err);
+borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt, int32_t first_step,
+                         int32_t n_score, const borg_sampling *sampling, int priority, borg_err *err);
 
 /* Fills b (cleared first) with the next micro-batch; b->n_seqs == 0 when
  * nothing is ready. Newly admitted requests are reported through
  * admitted[] (room for the slot count) so the caller can time them. */
-borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_admitted,
-                        borg_err *err);
+borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_admitted, borg_err *err);
 
 /* The batch came back: its sequences may be scheduled again. */
 void sched_batch_done(borg_sched *s, const borg_batch *b);

@@ -29,22 +29,22 @@
 
 typedef struct {
     uint32_t version;
-    uint32_t verify_model;   /* stages hash the whole file too (--verify-model) */
+    uint32_t verify_model; /* stages hash the whole file too (--verify-model) */
     uint64_t model_size;
-    uint64_t model_hash;     /* gguf_fingerprint */
-    uint64_t full_hash;      /* gguf_full_hash with verify_model; else 0 */
-    uint64_t options_hash;   /* cli_run_options_hash of rank 0's command line */
+    uint64_t model_hash;   /* gguf_fingerprint */
+    uint64_t full_hash;    /* gguf_full_hash with verify_model; else 0 */
+    uint64_t options_hash; /* cli_run_options_hash of rank 0's command line */
     char arch[32];
     int32_t n_layer;
     int32_t replicas, stages;
     int32_t begin[PLAN_MAX_STAGES]; /* stage s holds layers [begin[s], end[s]) */
     int32_t end[PLAN_MAX_STAGES];
-    int32_t n_slots;         /* sequences each stage's KV cache holds */
-    int32_t slot_ctx;        /* positions per sequence */
-    int32_t batch_tokens;    /* token budget of one micro-batch */
-    int32_t q8_activations;  /* quantized weights meet 8-bit activations */
-    int32_t wire_dtype;      /* activations between stages */
-    int32_t generation;      /* 0 at start, +1 after each recovery */
+    int32_t n_slots;        /* sequences each stage's KV cache holds */
+    int32_t slot_ctx;       /* positions per sequence */
+    int32_t batch_tokens;   /* token budget of one micro-batch */
+    int32_t q8_activations; /* quantized weights meet 8-bit activations */
+    int32_t wire_dtype;     /* activations between stages */
+    int32_t generation;     /* 0 at start, +1 after each recovery */
 } borg_spec;
 
 /* Context per sequence: the requested one, or min(model, 4096). */

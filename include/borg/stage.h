@@ -29,7 +29,7 @@ borg_status stage_forward(borg_stage *s, const borg_batch *b, float *x, borg_err
 /* Last stage: the scores of the sequences marked score (batch.h), then
  * the next token of every sequence marked sample, from the hidden state
  * of its last token. out has room for batch_result_cap(b) entries. */
-borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out,
-                         int *n_out, borg_err *err);
+borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out, int *n_out,
+                         borg_err *err);
 
 #endif

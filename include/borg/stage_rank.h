@@ -16,8 +16,7 @@ borg_status stage_rank_main(const borg_config *cfg, borg_net *net, borg_err *err
  * pair whose rank-0 end goes to *coordinator_end (net_pair). */
 typedef struct stage_thread stage_thread;
 
-borg_status stage_thread_start(const borg_config *cfg, borg_net **coordinator_end, stage_thread **out,
-                               borg_err *err);
+borg_status stage_thread_start(const borg_config *cfg, borg_net **coordinator_end, stage_thread **out, borg_err *err);
 /* Hangs up coordinator_end (finalizing it) and waits for the thread. */
 void stage_thread_join(stage_thread *t, borg_net *coordinator_end);
 

@@ -18,7 +18,7 @@ typedef struct {
     int64_t damaged_frames; /* seen by rank 0; the stages' own are in their stats */
     int recoveries;
     int replicas, stages;
-    int in_process;         /* the one stage ran on a thread of rank 0 */
+    int in_process;           /* the one stage ran on a thread of rank 0 */
     const stage_stats *ranks; /* one per stage rank, in rank order; NULL when the run never started */
     int n_ranks;
 } run_summary;

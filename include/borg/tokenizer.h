@@ -46,16 +46,14 @@ int32_t tokenizer_find(const borg_tokenizer *t, const char *s);
  * are not valid UTF-8 are read as U+FFFD (gpt2) or fall back to byte
  * tokens (llama). *ids is malloc'd (also when *n_ids is 0); the caller
  * frees it. */
-borg_status tokenizer_encode(const borg_tokenizer *t, const char *text, size_t len,
-                             int add_special, int parse_special, int32_t **ids,
-                             size_t *n_ids, borg_err *err);
+borg_status tokenizer_encode(const borg_tokenizer *t, const char *text, size_t len, int add_special, int parse_special,
+                             int32_t **ids, size_t *n_ids, borg_err *err);
 
 /* The bytes token id stands for when printed (byte-level decoded, "▁" as
  * space, <0xNN> as the byte). Control tokens yield their text only when
  * render_special is set, otherwise nothing. Returns the piece's full
  * length, or -1 for an id out of range; writes at most cap bytes (no NUL). */
-int tokenizer_piece(const borg_tokenizer *t, int32_t id, int render_special,
-                    char *buf, size_t cap);
+int tokenizer_piece(const borg_tokenizer *t, int32_t id, int render_special, char *buf, size_t cap);
 /* The same bytes in place, whatever their length (*len of them, no NUL):
  * valid as long as the tokenizer; NULL for an id out of range. */
 const char *tokenizer_piece_bytes(const borg_tokenizer *t, int32_t id, int render_special, size_t *len);
@@ -65,8 +63,7 @@ const char *tokenizer_piece_bytes(const borg_tokenizer *t, int32_t id, int rende
  * after each special token), so that decode(encode(s)) == s for valid
  * UTF-8. Fails with BORG_EINPUT for an id out of range. *out is malloc'd
  * and NUL-terminated. */
-borg_status tokenizer_decode(const borg_tokenizer *t, const int32_t *ids, size_t n,
-                             int render_special, char **out, size_t *out_len,
-                             borg_err *err);
+borg_status tokenizer_decode(const borg_tokenizer *t, const int32_t *ids, size_t n, int render_special, char **out,
+                             size_t *out_len, borg_err *err);
 
 #endif

@@ -28,8 +28,8 @@ AVX2_INLINE float hsum1(__m256 a)
 }
 
 /* scores[p] = (q . k_p) * scale for p < n_pos. */
-AVX2_INLINE void scores_avx2(float *scores, const float *q, const float *k, int64_t stride, int32_t n_pos,
-                             int nc, float scale)
+AVX2_INLINE void scores_avx2(float *scores, const float *q, const float *k, int64_t stride, int32_t n_pos, int nc,
+                             float scale)
 {
     const __m128 sc = _mm_set1_ps(scale);
     int32_t p = 0;
@@ -55,8 +55,8 @@ AVX2_INLINE void scores_avx2(float *scores, const float *q, const float *k, int6
 
 /* out = sum_p w[p] * v_p, or out += that with acc: a ring's second span
  * continues the first's FMA chains, so the split does not change a bit. */
-AVX2_INLINE void weighted_sum_avx2(float *out, const float *w, const float *v, int64_t stride, int32_t n_pos,
-                                   int nc, int acc)
+AVX2_INLINE void weighted_sum_avx2(float *out, const float *w, const float *v, int64_t stride, int32_t n_pos, int nc,
+                                   int acc)
 {
     int c0 = 0;
     for (; c0 + 8 <= nc; c0 += 8) {

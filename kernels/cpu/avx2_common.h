@@ -31,15 +31,9 @@ AVX2_INLINE __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d)
     return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
 
-static inline int is_k(borg_dtype t)
-{
-    return t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K;
-}
+static inline int is_k(borg_dtype t) { return t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K; }
 
-static inline size_t k_bytes(borg_dtype t)
-{
-    return t == BORG_DT_Q4_K ? 144 : t == BORG_DT_Q5_K ? 176 : 210;
-}
+static inline size_t k_bytes(borg_dtype t) { return t == BORG_DT_Q4_K ? 144 : t == BORG_DT_Q5_K ? 176 : 210; }
 
 /* Bytes per block of the types with 32-element blocks. */
 static inline size_t b32_bytes(borg_dtype t)
@@ -67,8 +61,7 @@ AVX2_INLINE __m256i q5_codes(borg_dtype T, const uint8_t *b)
     uint32_t h;
     memcpy(&h, qh, 4);
     const __m256i spread = _mm256_shuffle_epi8(
-        _mm256_set1_epi32((int)h),
-        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+        _mm256_set1_epi32((int)h), _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
     const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
                                           _mm256_set1_epi64x(-1));
     return _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
@@ -85,7 +78,7 @@ AVX2_INLINE void k_scales(borg_dtype T, const uint8_t *sb, float ks[16])
         const __m256 d = _mm256_set1_ps(f16_at(sb + 208));
         for (int h = 0; h < 2; h++)
             _mm256_storeu_ps(ks + 8 * h, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-                                                               _mm_loadl_epi64((const __m128i *)(sb + 192 + 8 * h))))));
+                                                              _mm_loadl_epi64((const __m128i *)(sb + 192 + 8 * h))))));
         return;
     }
     uint32_t q[3], sm[4];

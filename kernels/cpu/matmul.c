@@ -90,8 +90,8 @@ static int cpu_has_avx2_fma(void)
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 __builtin_cpu_supports("f16c") && !getenv("BORG_NO_AVX2");
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
+                 !getenv("BORG_NO_AVX2");
     }
     return cached;
 }
@@ -216,8 +216,8 @@ static void matmul_rows(void *ctx, int64_t r0, int64_t r1, int thread)
                 }
                 if (r + MM_MR < r1) /* the next tile's weights, while this one computes */
                     prefetch_rows(row + (size_t)MM_MR * w->row_bytes, w->row_bytes,
-                                  r1 - r - MM_MR < MM_MR ? (int)(r1 - r - MM_MR) : MM_MR,
-                                  (size_t)(k0 / be) * bb, (size_t)(t.n / be) * bb);
+                                  r1 - r - MM_MR < MM_MR ? (int)(r1 - r - MM_MR) : MM_MR, (size_t)(k0 / be) * bb,
+                                  (size_t)(t.n / be) * bb);
                 t.xs = cols;
                 t.ys = w->rows;
                 t.first = k0 == 0;

@@ -12,15 +12,9 @@
 /* 8 bytes at p widened to 32-bit lanes (one vpmovzxbd/vpmovsxbd from
  * memory: fewer shuffles than unpacking a loaded vector, which is what
  * limits these decoders). */
-AVX2_INLINE __m256i u8x8(const uint8_t *p)
-{
-    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-}
+AVX2_INLINE __m256i u8x8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
 
-AVX2_INLINE __m256i i8x8(const uint8_t *p)
-{
-    return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
-}
+AVX2_INLINE __m256i i8x8(const uint8_t *p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
 
 /* Decoders: elements [32g, 32g + 32) of a row into w[0..3]. */
 
@@ -31,10 +25,7 @@ AVX2_INLINE void dec_f32(const uint8_t *row, int64_t g, __m256 w[4])
         w[c] = _mm256_loadu_ps(p + 8 * c);
 }
 
-AVX2_INLINE __m256 f16x8(const uint8_t *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
+AVX2_INLINE __m256 f16x8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
 AVX2_INLINE void dec_f16(const uint8_t *row, int64_t g, __m256 w[4])
 {
@@ -255,6 +246,8 @@ AVX2_INLINE void store_rows(float *y, __m128 s, int nr)
         y[r] = v[r];
 }
 
+/* clang-format 14 cannot parse UNROLL before a loop (it joins the loops). */
+// clang-format off
 /* B constant: the accumulators live in registers. */
 AVX2_INLINE void tile_body(const mm_tile *t, const int B)
 {
@@ -335,20 +328,21 @@ AVX2_INLINE void small_body(borg_dtype T, const int B, const uint8_t *const *row
     UNROLL for (int b = 0; b < B; b++)
         _mm_storeu_ps(out + MM_MR * b, reduce4(acc[0][b], acc[1][b], acc[2][b], acc[3][b]));
 }
+// clang-format on
 
-typedef void (*small_fn)(const uint8_t *const *rows, int64_t nb, int64_t ng, const float *x, int64_t xs,
-                         float *out, const char *next, size_t next_bytes);
+typedef void (*small_fn)(const uint8_t *const *rows, int64_t nb, int64_t ng, const float *x, int64_t xs, float *out,
+                         const char *next, size_t next_bytes);
 
-#define SMALL_KERNEL(name, T)                                                                      \
-    AVX2 static void name(const uint8_t *const *rows, int64_t nb, int64_t ng, const float *x,      \
-                          int64_t xs, float *out, const char *next, size_t next_bytes)             \
-    {                                                                                              \
-        if (nb == 1)                                                                               \
-            small_body(T, 1, rows, ng, x, xs, out, next, next_bytes);                              \
-        else if (nb == 2)                                                                          \
-            small_body(T, 2, rows, ng, x, xs, out, next, next_bytes);                              \
-        else                                                                                       \
-            small_body(T, 3, rows, ng, x, xs, out, next, next_bytes);                              \
+#define SMALL_KERNEL(name, T)                                                                                         \
+    AVX2 static void name(const uint8_t *const *rows, int64_t nb, int64_t ng, const float *x, int64_t xs, float *out, \
+                          const char *next, size_t next_bytes)                                                        \
+    {                                                                                                                 \
+        if (nb == 1)                                                                                                  \
+            small_body(T, 1, rows, ng, x, xs, out, next, next_bytes);                                                 \
+        else if (nb == 2)                                                                                             \
+            small_body(T, 2, rows, ng, x, xs, out, next, next_bytes);                                                 \
+        else                                                                                                          \
+            small_body(T, 3, rows, ng, x, xs, out, next, next_bytes);                                                 \
     }
 
 SMALL_KERNEL(small_f32, BORG_DT_F32)

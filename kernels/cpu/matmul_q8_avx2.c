@@ -68,8 +68,8 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p, int hi)
  *  Q6_K: in half h of a super-block, chunk c of 32 takes the low (c < 2) or
  *  high nibble of ql[64h + 32(c & 1) + l] and bits 2c, 2c + 1 of
  *  qh[32h + l] (qh at byte 128); code q - 32, a scale per 16 elements. */
-AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const float *ks, __m256i *codes,
-                             float sc[2], float *m)
+AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const float *ks, __m256i *codes, float sc[2],
+                             float *m)
 {
     switch (T) {
     case BORG_DT_Q4_0:
@@ -127,6 +127,8 @@ AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const 
     }
 }
 
+/* clang-format 14 cannot parse UNROLL before a loop (it joins the loops). */
+// clang-format off
 /* 8 vectors of 8 dwords transposed in place: dword j of v[i] becomes
  * dword i of v[j]. */
 AVX2_INLINE void transpose8(__m256i v[8])
@@ -458,11 +460,9 @@ AVX2_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
             o->y[r + i] = y[i];
     }
 }
-#define ONE_KERNEL(name, T)                                                                        \
-    AVX2 static void name(const mq_one *o, int64_t r0, int64_t r1)                                 \
-    {                                                                                              \
-        one_body(T, o, r0, r1);                                                                    \
-    }
+// clang-format on
+#define ONE_KERNEL(name, T) \
+    AVX2 static void name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); }
 
 ONE_KERNEL(one_q4_0, BORG_DT_Q4_0)
 ONE_KERNEL(one_q4_1, BORG_DT_Q4_1)

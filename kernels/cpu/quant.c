@@ -23,10 +23,8 @@ int quant_dtype_supported(uint32_t t)
     case BORG_DT_Q4_K:
     case BORG_DT_Q5_K:
     case BORG_DT_Q6_K:
-    case BORG_DT_BF16:
-        return 1;
-    default:
-        return 0;
+    case BORG_DT_BF16: return 1;
+    default: return 0;
     }
 }
 
@@ -53,18 +51,15 @@ int64_t quant_dtype_block_elems(borg_dtype t)
     switch (t) {
     case BORG_DT_F32:
     case BORG_DT_F16:
-    case BORG_DT_BF16:
-        return 1;
+    case BORG_DT_BF16: return 1;
     case BORG_DT_Q4_0:
     case BORG_DT_Q4_1:
     case BORG_DT_Q5_0:
     case BORG_DT_Q5_1:
-    case BORG_DT_Q8_0:
-        return QK;
+    case BORG_DT_Q8_0: return QK;
     case BORG_DT_Q4_K:
     case BORG_DT_Q5_K:
-    case BORG_DT_Q6_K:
-        return QK_K;
+    case BORG_DT_Q6_K: return QK_K;
     }
     return 0;
 }
@@ -131,15 +126,9 @@ static inline float load_f16(const uint8_t *p)
     return half_to_float(h);
 }
 
-float quant_f16_to_f32(uint16_t h)
-{
-    return half_to_float(h);
-}
+float quant_f16_to_f32(uint16_t h) { return half_to_float(h); }
 
-float quant_bf16_to_f32(uint16_t h)
-{
-    return bits_f32((uint32_t)h << 16);
-}
+float quant_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
 uint16_t quant_f32_to_f16(float f)
 {
@@ -172,10 +161,7 @@ uint16_t quant_f32_to_f16(float f)
     return (uint16_t)(sign | h);
 }
 
-static void deq_f32(const uint8_t *src, float *dst, int64_t n)
-{
-    memcpy(dst, src, (size_t)n * sizeof(float));
-}
+static void deq_f32(const uint8_t *src, float *dst, int64_t n) { memcpy(dst, src, (size_t)n * sizeof(float)); }
 
 static void deq_f16(const uint8_t *src, float *dst, int64_t n)
 {
@@ -360,10 +346,7 @@ void quant_dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n)
     }
 }
 
-int quant_decompose_signed(borg_dtype t)
-{
-    return t == BORG_DT_Q8_0 || t == BORG_DT_Q6_K;
-}
+int quant_decompose_signed(borg_dtype t) { return t == BORG_DT_Q8_0 || t == BORG_DT_Q6_K; }
 
 static void dw_fill(float *dw, float lo, float hi)
 {

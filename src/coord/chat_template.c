@@ -37,8 +37,7 @@ chat_style chat_vocab_style(const borg_tokenizer *tok)
     return CHAT_NONE;
 }
 
-borg_status chat_template_init(const char *tmpl, size_t len, chat_style fallback, chat_template *out,
-                               borg_err *err)
+borg_status chat_template_init(const char *tmpl, size_t len, chat_style fallback, chat_template *out, borg_err *err)
 {
     memset(out, 0, sizeof *out);
     if (tmpl && find_in(tmpl, len, "<|im_start|>")) {
@@ -73,10 +72,7 @@ const char *chat_style_name(chat_style s)
     }
 }
 
-static int is_system(const chat_msg *m)
-{
-    return !strcmp(m->role, "system") || !strcmp(m->role, "developer");
-}
+static int is_system(const chat_msg *m) { return !strcmp(m->role, "system") || !strcmp(m->role, "developer"); }
 
 static void render_chatml(FILE *o, const chat_template *t, const chat_msg *msgs, size_t n)
 {
@@ -139,11 +135,11 @@ static void render_llama2(FILE *o, const chat_msg *msgs, size_t n)
     }
 }
 
-borg_status chat_render(const chat_template *t, const chat_msg *msgs, size_t n, char **out,
-                        borg_err *err)
+borg_status chat_render(const chat_template *t, const chat_msg *msgs, size_t n, char **out, borg_err *err)
 {
     if (t->style == CHAT_NONE)
-        return borg_fail(err, BORG_EINPUT, "the model has no chat template this program understands; give a prompt instead of messages");
+        return borg_fail(err, BORG_EINPUT,
+                         "the model has no chat template this program understands; give a prompt instead of messages");
     char *buf = NULL;
     size_t len = 0;
     FILE *o = open_memstream(&buf, &len);

@@ -41,11 +41,11 @@ typedef struct {
     gguf_file *gguf;
     borg_tokenizer *tok;
     chat_template chat;
-    borg_net *net;          /* the job's ranks */
-    borg_topology topo;     /* their shape */
-    stage_thread *local;    /* with no stage ranks: the stage on a thread of this process */
-    borg_net *link;         /* where the stages are: net, or the local stage's pair */
-    borg_spec spec;         /* what rank 0 decided for this generation of the run */
+    borg_net *net;       /* the job's ranks */
+    borg_topology topo;  /* their shape */
+    stage_thread *local; /* with no stage ranks: the stage on a thread of this process */
+    borg_net *link;      /* where the stages are: net, or the local stage's pair */
+    borg_spec spec;      /* what rank 0 decided for this generation of the run */
     borg_exec *exec;
     pipeline *pipes;
     int n_pipes, depth;
@@ -53,15 +53,15 @@ typedef struct {
     job_reader *reader;
     results_writer *out;
     borg_requests *reqs;
-    int64_t n_read;         /* requests read so far: the next request number */
-    int jobs_done;          /* the jobs file is exhausted */
+    int64_t n_read; /* requests read so far: the next request number */
+    int jobs_done;  /* the jobs file is exhausted */
     long prompt_tokens, gen_tokens;
     double t_start;
     int64_t *admitted;
     run_control *control;
-    int stopping;           /* a stop signal or the deadline: read no more jobs */
+    int stopping; /* a stop signal or the deadline: read no more jobs */
     int recoveries;
-    double drain_until;     /* after a stop signal: when in-flight work is dropped */
+    double drain_until; /* after a stop signal: when in-flight work is dropped */
 } coordinator;
 
 static double now_ms(void) { return proc_now_s() * 1e3; }
@@ -454,11 +454,10 @@ static borg_status recover(coordinator *c, borg_err *err)
     char map[512];
     layer_map(&c->spec, !c->topo.replicas, map, sizeof map);
     log_event(LOG_INFO, "recovered", NULL,
-              LOG_FIELDS(LOG_S("failed", names), LOG_I("world_before", before.world),
-                         LOG_I("world", net_size(c->net)), LOG_I("replicas", c->spec.replicas),
-                         LOG_I("stages", c->spec.stages), LOG_B("in_process", !c->topo.replicas),
-                         LOG_S("layers", map), LOG_I("replayed", replayed), LOG_I("generation", c->spec.generation),
-                         LOG_F("took_s", (now_ms() - t0) / 1e3)),
+              LOG_FIELDS(LOG_S("failed", names), LOG_I("world_before", before.world), LOG_I("world", net_size(c->net)),
+                         LOG_I("replicas", c->spec.replicas), LOG_I("stages", c->spec.stages),
+                         LOG_B("in_process", !c->topo.replicas), LOG_S("layers", map), LOG_I("replayed", replayed),
+                         LOG_I("generation", c->spec.generation), LOG_F("took_s", (now_ms() - t0) / 1e3)),
               "rank(s) %s failed (of %d); recovered on %d rank(s): %s; %d request(s) replayed; recovery took %.2f s",
               names, before.world, net_size(c->net), map, replayed, (now_ms() - t0) / 1e3);
     return BORG_OK;

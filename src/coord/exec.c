@@ -81,8 +81,8 @@ borg_status exec_create(borg_net *net, const borg_spec *spec, borg_exec **out, b
         frame_header h;
         int src;
         st = recv_frame(e, &h, &src, err);
-        if (!st && (h.kind != FRAME_READY || h.payload_bytes != sizeof(stage_stats) || src < 1 ||
-                    src > n_stage_ranks(e)))
+        if (!st &&
+            (h.kind != FRAME_READY || h.payload_bytes != sizeof(stage_stats) || src < 1 || src > n_stage_ranks(e)))
             st = borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u before it was ready", src, h.kind);
         if (!st) {
             memcpy(&got[src - 1], e->in.p + sizeof h, sizeof *got);
@@ -130,8 +130,7 @@ borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
     if (frame_check(e->in.p, e->in.len, &h, &damage)) {
         e->crc_errors++;
         *done = (exec_done){pipe, frame_peek_batch(e->in.p, e->in.len), 1, 0, NULL};
-        log_event(LOG_WARN, "frame_damaged", NULL,
-                  LOG_FIELDS(LOG_I("from_rank", src), LOG_I("batch", done->batch_id)),
+        log_event(LOG_WARN, "frame_damaged", NULL, LOG_FIELDS(LOG_I("from_rank", src), LOG_I("batch", done->batch_id)),
                   "rank %d sent a damaged frame: %s; recomputing batch %lld", src, damage.msg,
                   (long long)done->batch_id);
         return BORG_OK;

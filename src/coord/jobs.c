@@ -45,10 +45,7 @@ void job_free(borg_job *job)
     memset(job, 0, sizeof *job);
 }
 
-int job_is_openai(const borg_job *job)
-{
-    return job->shape == JOB_OPENAI_COMPLETION || job->shape == JOB_OPENAI_CHAT;
-}
+int job_is_openai(const borg_job *job) { return job->shape == JOB_OPENAI_COMPLETION || job->shape == JOB_OPENAI_CHAT; }
 
 /* Sets *present to 1 and *out when key is a number, *present to 0 when
  * absent; records an error and returns BORG_EINPUT when it has another type. */
@@ -108,8 +105,7 @@ static borg_status parse_token_ids(borg_job *job, const cJSON *v, const char *ke
     const cJSON *e;
     cJSON_ArrayForEach(e, v)
     {
-        if (!cJSON_IsNumber(e) || !is_integer(e->valuedouble) || e->valuedouble < 0 ||
-            e->valuedouble > INT32_MAX)
+        if (!cJSON_IsNumber(e) || !is_integer(e->valuedouble) || e->valuedouble < 0 || e->valuedouble > INT32_MAX)
             return set_error(job, "%s must contain non-negative integer token ids", key), BORG_EINPUT;
         job->prompt_ids[job->n_prompt_ids++] = (int32_t)e->valuedouble;
     }
@@ -165,8 +161,9 @@ static borg_status parse_messages(borg_job *job, const cJSON *v)
         if (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
             strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "developer") &&
             strcmp(role->valuestring, "tool"))
-            return set_error(job, "messages[%zu].role '%s' is not one of system, developer, user, assistant, tool",
-                             i, role->valuestring), BORG_EINPUT;
+            return set_error(job, "messages[%zu].role '%s' is not one of system, developer, user, assistant, tool", i,
+                             role->valuestring),
+                   BORG_EINPUT;
         job->messages[i].role = strdup(role->valuestring);
         job->messages[i].content = message_content(job, content, i);
         job->n_messages++;
@@ -201,8 +198,7 @@ static borg_status parse_params(borg_job *job, const cJSON *obj)
 {
     double d;
     int r;
-    if (get_number(job, obj, "max_tokens", &d, &r) ||
-        (!r && get_number(job, obj, "max_completion_tokens", &d, &r)))
+    if (get_number(job, obj, "max_tokens", &d, &r) || (!r && get_number(job, obj, "max_completion_tokens", &d, &r)))
         return BORG_EINPUT;
     if (r) {
         if (!is_integer(d) || d < 0 || d > 1e9)
@@ -309,8 +305,8 @@ static borg_status parse_openai(borg_job *job, const cJSON *obj)
         return r;
     if (!cJSON_IsString(method) || strcmp(method->valuestring, "POST"))
         return set_error(job, "method must be \"POST\""), BORG_EINPUT;
-    if (!cJSON_IsString(url) || (strcmp(url->valuestring, "/v1/completions") &&
-                                 strcmp(url->valuestring, "/v1/chat/completions")))
+    if (!cJSON_IsString(url) ||
+        (strcmp(url->valuestring, "/v1/completions") && strcmp(url->valuestring, "/v1/chat/completions")))
         return set_error(job, "url must be \"/v1/completions\" or \"/v1/chat/completions\""), BORG_EINPUT;
     if (!cJSON_IsObject(body))
         return set_error(job, "body must be an object"), BORG_EINPUT;
@@ -362,8 +358,7 @@ static borg_status parse_native(borg_job *job, const cJSON *obj)
     return parse_prompt(job, prompt);
 }
 
-borg_status job_parse(const char *text, size_t len, long line, long index, borg_job *job,
-                      borg_err *err)
+borg_status job_parse(const char *text, size_t len, long line, long index, borg_job *job, borg_err *err)
 {
     memset(job, 0, sizeof *job);
     job->line = line;
@@ -403,7 +398,7 @@ struct job_reader {
     char *path;
     int is_array;
     int finished;
-    long line;     /* current line number (1-based) */
+    long line; /* current line number (1-based) */
     long index;
     char *buf;
     size_t len, cap;

@@ -76,8 +76,7 @@ done:
     return st;
 }
 
-static borg_status write_jobs(const char *path, const int32_t *ids, int n_chunks, int n_ctx, int32_t bos,
-                              borg_err *err)
+static borg_status write_jobs(const char *path, const int32_t *ids, int n_chunks, int n_ctx, int32_t bos, borg_err *err)
 {
     FILE *o = fopen(path, "w");
     if (!o)
@@ -95,8 +94,7 @@ static borg_status write_jobs(const char *path, const int32_t *ids, int n_chunks
 
 /* Sums the scored half of every chunk from the result lines: nll[c] and
  * nll2[c] get chunk c's sums of -logprob and its square. */
-static borg_status read_scores(const char *path, int n_chunks, int n_ctx, double *nll, double *nll2,
-                               borg_err *err)
+static borg_status read_scores(const char *path, int n_chunks, int n_ctx, double *nll, double *nll2, borg_err *err)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -118,8 +116,8 @@ static borg_status read_scores(const char *path, int n_chunks, int n_ctx, double
             st = borg_fail(err, BORG_EINTERNAL, "chunk %d was not scored: %s", c,
                            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "error")));
         else if (!cJSON_IsArray(lp) || cJSON_GetArraySize(lp) != n_ctx)
-            st = borg_fail(err, BORG_EINTERNAL, "chunk %d came back with %d scores, not %d", c,
-                           cJSON_GetArraySize(lp), n_ctx);
+            st = borg_fail(err, BORG_EINTERNAL, "chunk %d came back with %d scores, not %d", c, cJSON_GetArraySize(lp),
+                           n_ctx);
         for (int j = first + 1; !st && j < n_ctx; j++) {
             const cJSON *v = cJSON_GetArrayItem(lp, j);
             if (!cJSON_IsNumber(v))

@@ -65,8 +65,8 @@ borg_status requests_open(borg_requests *r, int64_t num, borg_job *job, double t
         return borg_fail(err, BORG_EINTERNAL, "request number %lld is negative", (long long)num);
     borg_request *q = slot_of(r, num);
     if (q->open)
-        return borg_fail(err, BORG_EINTERNAL, "request %lld: its ring slot still holds request %lld",
-                         (long long)num, (long long)q->num);
+        return borg_fail(err, BORG_EINTERNAL, "request %lld: its ring slot still holds request %lld", (long long)num,
+                         (long long)q->num);
     memset(q, 0, sizeof *q);
     q->job = *job;
     memset(job, 0, sizeof *job);
@@ -121,8 +121,7 @@ borg_status request_admit(borg_request *q, size_t n_prompt, int32_t slot_ctx, bo
     float *lp = NULL;
     if (job->prompt_logprobs) {
         if (!(lp = malloc(sizeof *lp * n_prompt)))
-            return borg_fail(why, BORG_ENOMEM, "out of memory for the prompt log-probabilities of line %ld",
-                             job->line);
+            return borg_fail(why, BORG_ENOMEM, "out of memory for the prompt log-probabilities of line %ld", job->line);
         for (size_t i = 0; i < n_prompt; i++)
             lp[i] = NAN;
     }
@@ -138,8 +137,8 @@ borg_status request_check_ids(const borg_request *q, int32_t n_vocab, borg_err *
     const borg_job *job = &q->job;
     for (size_t i = 0; i < job->n_prompt_ids; i++)
         if (job->prompt_ids[i] < 0 || job->prompt_ids[i] >= n_vocab)
-            return borg_fail(why, BORG_EINPUT, "line %ld: token id %d is outside the vocabulary (0..%d)",
-                             job->line, (int)job->prompt_ids[i], (int)n_vocab - 1);
+            return borg_fail(why, BORG_EINPUT, "line %ld: token id %d is outside the vocabulary (0..%d)", job->line,
+                             (int)job->prompt_ids[i], (int)n_vocab - 1);
     return BORG_OK;
 }
 

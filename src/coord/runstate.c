@@ -8,33 +8,28 @@
 
 #include "borg/runstate.h"
 
-static int write_state(const char *path, const char *text)
+static borg_status write_state(const char *path, const char *text, borg_err *err)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return ENAMETOOLONG;
+        return borg_fail(err, BORG_EIO, "BORG_STATE_FILE %s: %s", path, strerror(ENAMETOOLONG));
     FILE *f = fopen(tmp, "w");
     if (!f)
-        return errno;
+        return borg_fail(err, BORG_EIO, "BORG_STATE_FILE %s: %s", path, strerror(errno));
     int bad = fputs(text, f) < 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
         int e = errno ? errno : EIO;
         remove(tmp);
-        return e;
+        return borg_fail(err, BORG_EIO, "BORG_STATE_FILE %s: %s", path, strerror(e));
     }
-    return 0;
+    return BORG_OK;
 }
 
 borg_status runstate_running(borg_err *err)
 {
     const char *path = getenv("BORG_STATE_FILE");
-    if (!path || !*path)
-        return BORG_OK;
-    int e = write_state(path, "running\n");
-    if (e)
-        return borg_fail(err, BORG_EIO, "BORG_STATE_FILE %s: %s", path, strerror(e));
-    return BORG_OK;
+    return path && *path ? write_state(path, "running\n", err) : BORG_OK;
 }
 
 void runstate_exit(int exit_code)
@@ -43,6 +38,6 @@ void runstate_exit(int exit_code)
     char text[32];
     if (path && *path) {
         snprintf(text, sizeof text, "exit %d\n", exit_code);
-        write_state(path, text);
+        write_state(path, text, NULL); /* at exit the code says it all; nothing is left to tell */
     }
 }

@@ -8,12 +8,12 @@ typedef struct {
     int32_t *tokens; /* prompt then generated */
     int32_t n_tokens, cap;
     int32_t n_prompt;
-    int32_t n_past;  /* tokens already in the KV cache */
+    int32_t n_past; /* tokens already in the KV cache */
     int32_t first_step;
     int32_t n_score; /* leading tokens whose log-probabilities are wanted */
     int in_flight;
     int priority;
-    int64_t order;   /* arrival, to keep admission first-come among equals */
+    int64_t order; /* arrival, to keep admission first-come among equals */
     borg_sampling sampling;
 } sched_seq;
 
@@ -21,18 +21,17 @@ struct borg_sched {
     int n_slots;
     int32_t slot_ctx;
     int batch_tokens;
-    sched_seq **slots;   /* active sequence per KV slot, or NULL */
+    sched_seq **slots; /* active sequence per KV slot, or NULL */
     sched_seq **waiting;
     int n_waiting, cap_waiting;
     int n_active;
     int n_in_flight;
     int64_t next_order;
-    int rr;              /* slot to start prefill from, so long prompts share the budget */
-    int closed;          /* admission off */
+    int rr;     /* slot to start prefill from, so long prompts share the budget */
+    int closed; /* admission off */
 };
 
-borg_status sched_create(int n_slots, int32_t slot_ctx, int batch_tokens, borg_sched **out,
-                         borg_err *err)
+borg_status sched_create(int n_slots, int32_t slot_ctx, int batch_tokens, borg_sched **out, borg_err *err)
 {
     if (n_slots < 1 || slot_ctx < 2 || batch_tokens < 1)
         return borg_fail(err, BORG_EUSAGE, "scheduler needs at least 1 slot, 2 positions and 1 token per batch");
@@ -69,9 +68,8 @@ void sched_free(borg_sched *s)
     free(s);
 }
 
-borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt,
-                         int32_t first_step, int32_t n_score, const borg_sampling *sampling, int priority,
-                         borg_err *err)
+borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt, int32_t first_step,
+                         int32_t n_score, const borg_sampling *sampling, int priority, borg_err *err)
 {
     if (n_prompt < 1 || n_prompt >= s->slot_ctx)
         return borg_fail(err, BORG_EINTERNAL, "request %lld: prompt of %d tokens does not fit a slot of %d",
@@ -131,8 +129,7 @@ static void admit(borg_sched *s, int64_t *admitted, int *n_admitted)
     }
 }
 
-borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_admitted,
-                        borg_err *err)
+borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_admitted, borg_err *err)
 {
     batch_clear(b);
     admit(s, admitted, n_admitted);

@@ -94,12 +94,10 @@ borg_status spec_check_ready(const borg_spec *spec, int rank, const stage_stats 
                          "BORG_Q8_ACTIVATIONS), rank 0 runs with %s: give every rank the same",
                          rank, host, mode_name(got->asked_q8), mode_name(spec->q8_activations));
     if (!got->loaded)
-        return borg_fail(err, BORG_EINTERNAL, "rank %d (host %s) loaded nothing and said nothing of why", rank,
-                         host);
+        return borg_fail(err, BORG_EINTERNAL, "rank %d (host %s) loaded nothing and said nothing of why", rank, host);
     if (got->layer_begin != spec->begin[stage] || got->layer_end != spec->end[stage])
-        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) loaded layers %d-%d; the spec gives stage %d %d-%d",
-                         rank, host, got->layer_begin, got->layer_end - 1, stage, spec->begin[stage],
-                         spec->end[stage] - 1);
+        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) loaded layers %d-%d; the spec gives stage %d %d-%d", rank,
+                         host, got->layer_begin, got->layer_end - 1, stage, spec->begin[stage], spec->end[stage] - 1);
     if (got->q8_activations != spec->q8_activations)
         return borg_fail(err, BORG_EINPUT, "rank %d (host %s) computes with %s activations, the spec says %s", rank,
                          host, mode_name(got->q8_activations), mode_name(spec->q8_activations));

@@ -53,8 +53,8 @@ static void add_rank(const run_summary *s, cJSON *ranks, int i)
                          LOG_F("peak_rss_mib", st->peak_rss_mib)),
               "  rank %d: replica %d stage %d, layers %d-%d, %d thread(s), %lld batches, busy %.0f%%, peak memory "
               "%.1f MiB%s",
-              rank, st->replica, st->stage, st->layer_begin, st->layer_end - 1, st->threads,
-              (long long)st->batches, busy * 100, st->peak_rss_mib, s->in_process ? " (in rank 0's process)" : "");
+              rank, st->replica, st->stage, st->layer_begin, st->layer_end - 1, st->threads, (long long)st->batches,
+              busy * 100, st->peak_rss_mib, s->in_process ? " (in rank 0's process)" : "");
 }
 
 void summary_write(const run_summary *s)
@@ -72,8 +72,7 @@ void summary_write(const run_summary *s)
     log_event(LOG_INFO, "run_summary", NULL,
               LOG_FIELDS(LOG_I("ok", ok), LOG_I("error", bad), LOG_I("timeout", to), LOG_I("cancelled", cn),
                          LOG_I("prompt_tokens", s->prompt_tokens), LOG_I("generated_tokens", s->generated_tokens),
-                         LOG_F("wall_s", s->wall_s), LOG_I("recoveries", s->recoveries),
-                         LOG_I("damaged_frames", crc)),
+                         LOG_F("wall_s", s->wall_s), LOG_I("recoveries", s->recoveries), LOG_I("damaged_frames", crc)),
               "%ld jobs (%ld ok, %ld error, %ld timeout, %ld cancelled); %ld prompt + %ld generated tokens in %.2f s "
               "(%.1f generated tokens/s)",
               ok + bad + to + cn, ok, bad, to, cn, s->prompt_tokens, s->generated_tokens, s->wall_s, tps);

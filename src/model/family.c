@@ -120,8 +120,7 @@ static borg_status check_keys(const gguf_file *f, const borg_hparams *hp, borg_e
  * layer below n_layer with a suffix the family has. */
 static int is_known_tensor(const borg_hparams *hp, const char *name)
 {
-    if (!strcmp(name, "token_embd.weight") || !strcmp(name, "output_norm.weight") ||
-        !strcmp(name, "output.weight"))
+    if (!strcmp(name, "token_embd.weight") || !strcmp(name, "output_norm.weight") || !strcmp(name, "output.weight"))
         return 1;
     if (!strcmp(name, "rope_freqs.weight"))
         return hp->family->rope_freqs;
@@ -149,8 +148,8 @@ static borg_status check_tensors(const gguf_file *f, const borg_hparams *hp, bor
     return BORG_OK;
 }
 
-static borg_status key_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out,
-                           int optional, borg_err *err)
+static borg_status key_u32(const gguf_file *f, const char *arch, const char *suffix, uint32_t *out, int optional,
+                           borg_err *err)
 {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
@@ -159,8 +158,7 @@ static borg_status key_u32(const gguf_file *f, const char *arch, const char *suf
     return gguf_get_u32(f, key, out, err);
 }
 
-static borg_status key_f32(const gguf_file *f, const char *arch, const char *suffix, float *out,
-                           borg_err *err)
+static borg_status key_f32(const gguf_file *f, const char *arch, const char *suffix, float *out, borg_err *err)
 {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
@@ -187,8 +185,8 @@ static borg_status read_rope_scaling(const gguf_file *f, borg_hparams *hp, borg_
         return BORG_OK;
     if (type.len == 6 && !memcmp(type.ptr, "linear", 6)) {
         if (!(factor > 0.0f) || !isfinite(factor))
-            return borg_fail(err, BORG_EINPUT, "%s: %s.rope.scaling.factor is %g (must be > 0)", gguf_path(f),
-                             hp->arch, factor);
+            return borg_fail(err, BORG_EINPUT, "%s: %s.rope.scaling.factor is %g (must be > 0)", gguf_path(f), hp->arch,
+                             factor);
         hp->rope_scale = 1.0f / factor;
         return BORG_OK;
     }
@@ -235,32 +233,32 @@ borg_status family_hparams(const gguf_file *f, borg_hparams *hp, borg_err *err)
         return st;
 
     /* Bounds that keep every later size computation far from overflow. */
-    if (n_layer < 1 || n_layer > 4096 || dim < 1 || dim > 65536 || n_head < 1 || n_head > dim ||
-        n_kv_head < 1 || n_kv_head > n_head || n_head % n_kv_head || ffn < 1 || ffn > 1048576 ||
-        ctx < 1 || ctx > (1u << 24))
+    if (n_layer < 1 || n_layer > 4096 || dim < 1 || dim > 65536 || n_head < 1 || n_head > dim || n_kv_head < 1 ||
+        n_kv_head > n_head || n_head % n_kv_head || ffn < 1 || ffn > 1048576 || ctx < 1 || ctx > (1u << 24))
         return borg_fail(err, BORG_EINPUT,
                          "%s: implausible hyper-parameters (layers %u, dim %u, heads %u/%u, ffn %u, context %u)",
                          gguf_path(f), n_layer, dim, n_head, n_kv_head, ffn, ctx);
     if (!head_dim)
         head_dim = dim / n_head;
     if (value_dim && value_dim != head_dim)
-        return borg_fail(err, BORG_EINPUT, "%s: %s.attention.value_length %u differs from the key length %u (not implemented)",
+        return borg_fail(err, BORG_EINPUT,
+                         "%s: %s.attention.value_length %u differs from the key length %u (not implemented)",
                          gguf_path(f), a, value_dim, head_dim);
     if (!rope_dim)
         rope_dim = head_dim;
     if (head_dim < 2 || head_dim > 1024 || head_dim % 2 || rope_dim > head_dim || rope_dim % 2)
-        return borg_fail(err, BORG_EINPUT, "%s: unsupported head size %u (rope %u)", gguf_path(f),
-                         head_dim, rope_dim);
+        return borg_fail(err, BORG_EINPUT, "%s: unsupported head size %u (rope %u)", gguf_path(f), head_dim, rope_dim);
     if (window && !fam->swa_pattern)
-        return borg_fail(err, BORG_EINPUT, "%s: %s.attention.sliding_window is set, and a sliding window is not implemented for %s",
+        return borg_fail(err, BORG_EINPUT,
+                         "%s: %s.attention.sliding_window is set, and a sliding window is not implemented for %s",
                          gguf_path(f), a, a);
     if (!(hp->rope_base > 0.0f) || !(hp->rms_eps > 0.0f) || !isfinite(hp->rope_base) ||
         (window && (!(hp->rope_base_local > 0.0f) || !isfinite(hp->rope_base_local))))
         return borg_fail(err, BORG_EINPUT, "%s: invalid rope base %g (local %g) or RMS epsilon %g", gguf_path(f),
                          hp->rope_base, hp->rope_base_local, hp->rms_eps);
     if (fam->swa_pattern && !window)
-        return borg_fail(err, BORG_EINPUT, "%s: %s.attention.sliding_window is missing (%s needs it)", gguf_path(f),
-                         a, a);
+        return borg_fail(err, BORG_EINPUT, "%s: %s.attention.sliding_window is missing (%s needs it)", gguf_path(f), a,
+                         a);
     if (window > (1u << 24))
         return borg_fail(err, BORG_EINPUT, "%s: sliding window %u is implausible", gguf_path(f), window);
     hp->n_layer = (int)n_layer;

@@ -74,21 +74,17 @@ static size_t vt_size(uint32_t t)
 static const char *ggml_type_name(uint32_t t)
 {
     static const char *const names[] = {
-        [0] = "F32",      [1] = "F16",     [2] = "Q4_0",     [3] = "Q4_1",   [6] = "Q5_0",
-        [7] = "Q5_1",     [8] = "Q8_0",    [9] = "Q8_1",     [10] = "Q2_K",  [11] = "Q3_K",
-        [12] = "Q4_K",    [13] = "Q5_K",   [14] = "Q6_K",    [15] = "Q8_K",  [16] = "IQ2_XXS",
-        [17] = "IQ2_XS",  [18] = "IQ3_XXS", [19] = "IQ1_S",  [20] = "IQ4_NL", [21] = "IQ3_S",
-        [22] = "IQ2_S",   [23] = "IQ4_XS", [24] = "I8",      [25] = "I16",   [26] = "I32",
-        [27] = "I64",     [28] = "F64",    [29] = "IQ1_M",   [30] = "BF16",  [34] = "TQ1_0",
-        [35] = "TQ2_0",   [39] = "MXFP4",
+        [0] = "F32",     [1] = "F16",    [2] = "Q4_0",     [3] = "Q4_1",    [6] = "Q5_0",     [7] = "Q5_1",
+        [8] = "Q8_0",    [9] = "Q8_1",   [10] = "Q2_K",    [11] = "Q3_K",   [12] = "Q4_K",    [13] = "Q5_K",
+        [14] = "Q6_K",   [15] = "Q8_K",  [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S",
+        [20] = "IQ4_NL", [21] = "IQ3_S", [22] = "IQ2_S",   [23] = "IQ4_XS", [24] = "I8",      [25] = "I16",
+        [26] = "I32",    [27] = "I64",   [28] = "F64",     [29] = "IQ1_M",  [30] = "BF16",    [34] = "TQ1_0",
+        [35] = "TQ2_0",  [39] = "MXFP4",
     };
     return t < sizeof names / sizeof names[0] ? names[t] : NULL;
 }
 
-static int vt_is_int(uint32_t t)
-{
-    return t <= GGUF_VT_INT32 || t == GGUF_VT_UINT64 || t == GGUF_VT_INT64;
-}
+static int vt_is_int(uint32_t t) { return t <= GGUF_VT_INT32 || t == GGUF_VT_UINT64 || t == GGUF_VT_INT64; }
 
 static uint16_t ld16(const uint8_t *p)
 {
@@ -111,13 +107,9 @@ static uint64_t ld64(const uint8_t *p)
     return v;
 }
 
-static int shown(uint64_t len)
-{
-    return len > NAME_SHOWN ? NAME_SHOWN : (int)len;
-}
+static int shown(uint64_t len) { return len > NAME_SHOWN ? NAME_SHOWN : (int)len; }
 
-static borg_status vfail(const char *path, borg_err *err, borg_status code, const char *fmt,
-                         va_list ap)
+static borg_status vfail(const char *path, borg_err *err, borg_status code, const char *fmt, va_list ap)
 {
     char buf[BORG_ERR_MSG];
     vsnprintf(buf, sizeof buf, fmt, ap);
@@ -153,14 +145,11 @@ __attribute__((format(printf, 2, 3))) static borg_status bad_str(rd *r, const ch
     va_end(ap);
     if (r->bad_len == UINT64_MAX)
         return truncated(r, "%s", what);
-    return bad(r, "%s: string length %" PRIu64 " at offset %zu extends past end of file (size %zu)",
-               what, r->bad_len, r->pos, r->size);
+    return bad(r, "%s: string length %" PRIu64 " at offset %zu extends past end of file (size %zu)", what, r->bad_len,
+               r->pos, r->size);
 }
 
-static int rd_has(const rd *r, uint64_t n)
-{
-    return n <= r->size - r->pos;
-}
+static int rd_has(const rd *r, uint64_t n) { return n <= r->size - r->pos; }
 
 /* BORG_EINPUT with r->bad_len set and no message: the caller reports (bad_str). */
 static borg_status rd_str(rd *r, gguf_str *s)
@@ -195,8 +184,9 @@ static borg_status skip_array(rd *r, const gguf_str *key, uint32_t et, uint64_t 
     }
     if (et == GGUF_VT_STRING) {
         if (n > (r->size - r->pos) / 8)
-            return bad(r, "metadata key '%.*s': array of %" PRIu64 " strings cannot fit in the file"
-                          " (size %zu)",
+            return bad(r,
+                       "metadata key '%.*s': array of %" PRIu64 " strings cannot fit in the file"
+                       " (size %zu)",
                        shown(key->len), key->ptr, n, r->size);
         for (uint64_t i = 0; i < n; i++) {
             gguf_str s;
@@ -206,14 +196,14 @@ static borg_status skip_array(rd *r, const gguf_str *key, uint32_t et, uint64_t 
         return BORG_OK;
     }
     if (et != GGUF_VT_ARRAY)
-        return bad(r, "metadata key '%.*s': array has unknown element type %u", shown(key->len),
-                   key->ptr, et);
+        return bad(r, "metadata key '%.*s': array has unknown element type %u", shown(key->len), key->ptr, et);
     if (depth >= MAX_ARRAY_NESTING)
         return bad(r, "metadata key '%.*s': arrays nested deeper than %d", shown(key->len), key->ptr,
                    MAX_ARRAY_NESTING);
     if (n > (r->size - r->pos) / 12)
-        return bad(r, "metadata key '%.*s': array of %" PRIu64 " arrays cannot fit in the file"
-                      " (size %zu)",
+        return bad(r,
+                   "metadata key '%.*s': array of %" PRIu64 " arrays cannot fit in the file"
+                   " (size %zu)",
                    shown(key->len), key->ptr, n, r->size);
     for (uint64_t i = 0; i < n; i++) {
         if (!rd_has(r, 12))
@@ -314,10 +304,22 @@ static borg_status load_int(uint32_t t, const uint8_t *p, ival *v)
     int64_t s;
     *v = (ival){0};
     switch (t) {
-    case GGUF_VT_UINT8: v->neg = 0; v->u = p[0]; return BORG_OK;
-    case GGUF_VT_UINT16: v->neg = 0; v->u = ld16(p); return BORG_OK;
-    case GGUF_VT_UINT32: v->neg = 0; v->u = ld32(p); return BORG_OK;
-    case GGUF_VT_UINT64: v->neg = 0; v->u = ld64(p); return BORG_OK;
+    case GGUF_VT_UINT8:
+        v->neg = 0;
+        v->u = p[0];
+        return BORG_OK;
+    case GGUF_VT_UINT16:
+        v->neg = 0;
+        v->u = ld16(p);
+        return BORG_OK;
+    case GGUF_VT_UINT32:
+        v->neg = 0;
+        v->u = ld32(p);
+        return BORG_OK;
+    case GGUF_VT_UINT64:
+        v->neg = 0;
+        v->u = ld64(p);
+        return BORG_OK;
     case GGUF_VT_INT8: s = (int8_t)p[0]; break;
     case GGUF_VT_INT16: s = (int16_t)ld16(p); break;
     case GGUF_VT_INT32: s = (int32_t)ld32(p); break;
@@ -370,25 +372,23 @@ static const kv_entry *need_kv(const gguf_file *f, const char *key, borg_err *er
     return e;
 }
 
-static borg_status wrong_type(const gguf_file *f, const kv_entry *e, const char *key,
-                              const char *expected, borg_err *err)
+static borg_status wrong_type(const gguf_file *f, const kv_entry *e, const char *key, const char *expected,
+                              borg_err *err)
 {
     if (e->type == GGUF_VT_ARRAY)
-        return key_fail(f, err, "metadata key '%s' is an array of %s, expected %s", key,
-                        vt_name(e->elem_type), expected);
-    return key_fail(f, err, "metadata key '%s' has type %s, expected %s", key, vt_name(e->type),
-                    expected);
+        return key_fail(f, err, "metadata key '%s' is an array of %s, expected %s", key, vt_name(e->elem_type),
+                        expected);
+    return key_fail(f, err, "metadata key '%s' has type %s, expected %s", key, vt_name(e->type), expected);
 }
 
-static borg_status get_u32_entry(const gguf_file *f, const kv_entry *e, const char *key,
-                                 uint32_t *out, borg_err *err)
+static borg_status get_u32_entry(const gguf_file *f, const kv_entry *e, const char *key, uint32_t *out, borg_err *err)
 {
     ival v;
     if (load_int(e->type, e->val, &v))
         return wrong_type(f, e, key, "an integer", err);
     if (v.neg || v.u > UINT32_MAX)
-        return key_fail(f, err, "metadata key '%s' value %s%" PRIu64 " does not fit in u32", key,
-                        v.neg ? "-" : "", v.neg ? (uint64_t)0 - (uint64_t)v.s : v.u);
+        return key_fail(f, err, "metadata key '%s' value %s%" PRIu64 " does not fit in u32", key, v.neg ? "-" : "",
+                        v.neg ? (uint64_t)0 - (uint64_t)v.s : v.u);
     *out = (uint32_t)v.u;
     return BORG_OK;
 }
@@ -449,34 +449,30 @@ borg_status gguf_get_str(const gguf_file *f, const char *key, gguf_str *out, bor
     return BORG_OK;
 }
 
-static const kv_entry *need_array(const gguf_file *f, const char *key, const char *expected,
-                                  borg_err *err)
+static const kv_entry *need_array(const gguf_file *f, const char *key, const char *expected, borg_err *err)
 {
     const kv_entry *e = need_kv(f, key, err);
     if (e && e->type != GGUF_VT_ARRAY) {
-        key_fail(f, err, "metadata key '%s' has type %s, expected an array of %s", key,
-                 vt_name(e->type), expected);
+        key_fail(f, err, "metadata key '%s' has type %s, expected an array of %s", key, vt_name(e->type), expected);
         return NULL;
     }
     return e;
 }
 
 /* A zero-length array yields *out = NULL. */
-static void *alloc_array(const gguf_file *f, const char *key, uint64_t n, size_t elem, borg_err *err,
-                         borg_status *st)
+static void *alloc_array(const gguf_file *f, const char *key, uint64_t n, size_t elem, borg_err *err, borg_status *st)
 {
     *st = BORG_OK;
     if (n == 0)
         return NULL;
     void *p = malloc((size_t)n * elem);
     if (!p)
-        *st = borg_fail(err, BORG_ENOMEM, "%s: out of memory for metadata array '%s' (%" PRIu64 " elements)",
-                        f->path, key, n);
+        *st = borg_fail(err, BORG_ENOMEM, "%s: out of memory for metadata array '%s' (%" PRIu64 " elements)", f->path,
+                        key, n);
     return p;
 }
 
-borg_status gguf_get_str_array(const gguf_file *f, const char *key, gguf_str **out, uint64_t *n,
-                               borg_err *err)
+borg_status gguf_get_str_array(const gguf_file *f, const char *key, gguf_str **out, uint64_t *n, borg_err *err)
 {
     const kv_entry *e = need_array(f, key, "string", err);
     borg_status st;
@@ -498,8 +494,7 @@ borg_status gguf_get_str_array(const gguf_file *f, const char *key, gguf_str **o
     return BORG_OK;
 }
 
-borg_status gguf_get_f32_array(const gguf_file *f, const char *key, float **out, uint64_t *n,
-                               borg_err *err)
+borg_status gguf_get_f32_array(const gguf_file *f, const char *key, float **out, uint64_t *n, borg_err *err)
 {
     const kv_entry *e = need_array(f, key, "numbers", err);
     borg_status st;
@@ -519,8 +514,7 @@ borg_status gguf_get_f32_array(const gguf_file *f, const char *key, float **out,
     return BORG_OK;
 }
 
-borg_status gguf_get_i32_array(const gguf_file *f, const char *key, int32_t **out, uint64_t *n,
-                               borg_err *err)
+borg_status gguf_get_i32_array(const gguf_file *f, const char *key, int32_t **out, uint64_t *n, borg_err *err)
 {
     const kv_entry *e = need_array(f, key, "integers", err);
     borg_status st;
@@ -574,8 +568,7 @@ static borg_status parse_tensor_info(rd *r, uint64_t i, gguf_tensor *t)
             t->ne[d] = (int64_t)ld64(r->p + r->pos);
             r->pos += 8;
             if (t->ne[d] <= 0)
-                return bad(r, "tensor '%.200s' dimension %d is %" PRId64 " (must be positive)", nm, d,
-                           t->ne[d]);
+                return bad(r, "tensor '%.200s' dimension %d is %" PRId64 " (must be positive)", nm, d, t->ne[d]);
         }
     }
     t->type = ld32(r->p + r->pos);
@@ -636,8 +629,7 @@ static borg_status parse(rd *r, gguf_file *f)
     if (r->size < 4)
         return bad(r, "too small to be a GGUF file (%zu bytes)", r->size);
     if (memcmp(p, "GGUF", 4) != 0)
-        return bad(r, "not a GGUF file (magic %02x %02x %02x %02x, expected 'GGUF')", p[0], p[1], p[2],
-                   p[3]);
+        return bad(r, "not a GGUF file (magic %02x %02x %02x %02x, expected 'GGUF')", p[0], p[1], p[2], p[3]);
     if (r->size < GGUF_HEADER_BYTES)
         return bad(r, "too small for a GGUF header (%zu bytes, need %d)", r->size, GGUF_HEADER_BYTES);
     f->version = ld32(p + 4);
@@ -649,20 +641,21 @@ static borg_status parse(rd *r, gguf_file *f)
     r->pos = GGUF_HEADER_BYTES;
     uint64_t rest = r->size - r->pos;
     if (n_kv > rest / MIN_KV_BYTES)
-        return bad(r, "kv_count %" PRIu64 " cannot fit in the %" PRIu64 " bytes after the header"
-                      " (file truncated or corrupt)",
+        return bad(r,
+                   "kv_count %" PRIu64 " cannot fit in the %" PRIu64 " bytes after the header"
+                   " (file truncated or corrupt)",
                    n_kv, rest);
     if (n_t > rest / MIN_TENSOR_BYTES)
-        return bad(r, "tensor_count %" PRIu64 " cannot fit in the %" PRIu64 " bytes after the header"
-                      " (file truncated or corrupt)",
+        return bad(r,
+                   "tensor_count %" PRIu64 " cannot fit in the %" PRIu64 " bytes after the header"
+                   " (file truncated or corrupt)",
                    n_t, rest);
 
     if (n_kv) {
         f->kv = calloc((size_t)n_kv, sizeof *f->kv);
         f->kv_sorted = malloc((size_t)n_kv * sizeof *f->kv_sorted);
         if (!f->kv || !f->kv_sorted)
-            return borg_fail(r->err, BORG_ENOMEM, "%s: out of memory for %" PRIu64 " metadata keys",
-                             r->path, n_kv);
+            return borg_fail(r->err, BORG_ENOMEM, "%s: out of memory for %" PRIu64 " metadata keys", r->path, n_kv);
     }
     for (uint64_t i = 0; i < n_kv; i++) {
         borg_status s = parse_kv(r, i, &f->kv[i]);
@@ -711,14 +704,16 @@ static borg_status parse(rd *r, gguf_file *f)
             return bad(r, "tensor '%.200s' offset %" PRIu64 " is not a multiple of the alignment %u", t->name,
                        t->offset, f->alignment);
         if (t->offset > r->size)
-            return bad(r, "tensor '%.200s' offset %" PRIu64 " is past end of file"
-                          " (data section at %zu, size %zu)",
+            return bad(r,
+                       "tensor '%.200s' offset %" PRIu64 " is past end of file"
+                       " (data section at %zu, size %zu)",
                        t->name, t->offset, f->data_off, r->size);
         uint64_t start = data_off + t->offset;
         uint64_t end = start + t->nbytes;
         if (end > r->size)
-            return bad(r, "tensor '%.200s' data [%" PRIu64 "..%" PRIu64 ") extends past end of file"
-                          " (size %zu)",
+            return bad(r,
+                       "tensor '%.200s' data [%" PRIu64 "..%" PRIu64 ") extends past end of file"
+                       " (size %zu)",
                        t->name, start, end, r->size);
         t->data = p + start;
     }
@@ -765,8 +760,7 @@ borg_status gguf_open(const char *path, gguf_file **out, borg_err *err)
     close(fd);
     if (m == MAP_FAILED) {
         gguf_close(f);
-        return borg_fail(err, BORG_EIO, "%s: cannot mmap %zu bytes: %s", path, (size_t)st.st_size,
-                         strerror(map_errno));
+        return borg_fail(err, BORG_EIO, "%s: cannot mmap %zu bytes: %s", path, (size_t)st.st_size, strerror(map_errno));
     }
     f->map = m;
 
@@ -796,15 +790,9 @@ void gguf_close(gguf_file *f)
     free(f);
 }
 
-const char *gguf_path(const gguf_file *f)
-{
-    return f->path;
-}
+const char *gguf_path(const gguf_file *f) { return f->path; }
 
-uint32_t gguf_version(const gguf_file *f)
-{
-    return f->version;
-}
+uint32_t gguf_version(const gguf_file *f) { return f->version; }
 
 static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
 {
@@ -838,20 +826,11 @@ uint64_t gguf_full_hash(const gguf_file *f)
     return fnv1a(h, f->map + i, f->size - i);
 }
 
-size_t gguf_file_size(const gguf_file *f)
-{
-    return f->size;
-}
+size_t gguf_file_size(const gguf_file *f) { return f->size; }
 
-uint64_t gguf_kv_count(const gguf_file *f)
-{
-    return f->n_kv;
-}
+uint64_t gguf_kv_count(const gguf_file *f) { return f->n_kv; }
 
-int gguf_has_key(const gguf_file *f, const char *key)
-{
-    return find_kv(f, key) != NULL;
-}
+int gguf_has_key(const gguf_file *f, const char *key) { return find_kv(f, key) != NULL; }
 
 int gguf_key_type(const gguf_file *f, const char *key, int *elem_type)
 {
@@ -870,15 +849,9 @@ gguf_str gguf_key_at(const gguf_file *f, uint64_t i)
     return f->kv[i].key;
 }
 
-uint64_t gguf_tensor_count(const gguf_file *f)
-{
-    return f->n_tensors;
-}
+uint64_t gguf_tensor_count(const gguf_file *f) { return f->n_tensors; }
 
-const gguf_tensor *gguf_tensor_at(const gguf_file *f, uint64_t i)
-{
-    return i < f->n_tensors ? &f->tensors[i] : NULL;
-}
+const gguf_tensor *gguf_tensor_at(const gguf_file *f, uint64_t i) { return i < f->n_tensors ? &f->tensors[i] : NULL; }
 
 const gguf_tensor *gguf_tensor_find(const gguf_file *f, const char *name)
 {

@@ -20,14 +20,14 @@ typedef struct {
 /* Growable scratch for a micro-batch; sized by the largest batch seen. */
 typedef struct {
     int cap_tokens;
-    float *xb;     /* normed input, n x dim */
-    float *q;      /* n x n_head*head_dim */
-    float *k, *v;  /* n x kv_dim */
-    float *att;    /* n x n_head*head_dim */
-    float *proj;   /* n x dim */
-    float *gate;   /* n x ffn */
-    float *up;     /* n x ffn */
-    float *angles; /* n x rope_dim: cos, sin of each rotary pair, per token (global layers) */
+    float *xb;           /* normed input, n x dim */
+    float *q;            /* n x n_head*head_dim */
+    float *k, *v;        /* n x kv_dim */
+    float *att;          /* n x n_head*head_dim */
+    float *proj;         /* n x dim */
+    float *gate;         /* n x ffn */
+    float *up;           /* n x ffn */
+    float *angles;       /* n x rope_dim: cos, sin of each rotary pair, per token (global layers) */
     float *angles_local; /* the same for sliding-window layers, whose rope differs */
     int32_t cap_scores;
     int score_threads;
@@ -44,22 +44,22 @@ struct borg_model {
     borg_mat output;
     const float *output_norm;
     const float *rope_freqs; /* NULL, or a divisor per rotary pair of the global layers */
-    float **owned; /* f32 copies of norm vectors stored as F16/BF16 */
+    float **owned;           /* f32 copies of norm vectors stored as F16/BF16 */
     int n_owned;
     size_t weight_bytes;
     scratch s;
 };
 
-static borg_status bind_matrix(borg_model *m, const char *name, int64_t cols, int64_t rows,
-                               borg_mat *out, borg_err *err)
+static borg_status bind_matrix(borg_model *m, const char *name, int64_t cols, int64_t rows, borg_mat *out,
+                               borg_err *err)
 {
     const gguf_tensor *t = gguf_tensor_find(m->file, name);
     if (!t)
         return borg_fail(err, BORG_EINPUT, "%s: missing tensor '%s'", gguf_path(m->file), name);
     if (t->n_dims != 2 || t->ne[0] != cols || (rows >= 0 && t->ne[1] != rows))
         return borg_fail(err, BORG_EINPUT, "%s: tensor '%s' has shape [%lld, %lld] (%u dims), expected [%lld, %lld]",
-                         gguf_path(m->file), name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims,
-                         (long long)cols, (long long)(rows >= 0 ? rows : t->ne[1]));
+                         gguf_path(m->file), name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims, (long long)cols,
+                         (long long)(rows >= 0 ? rows : t->ne[1]));
     out->data = t->data;
     out->type = (borg_dtype)t->type;
     out->cols = t->ne[0];
@@ -69,8 +69,7 @@ static borg_status bind_matrix(borg_model *m, const char *name, int64_t cols, in
     return BORG_OK;
 }
 
-static borg_status bind_vector(borg_model *m, const char *name, int64_t n, const float **out,
-                               borg_err *err)
+static borg_status bind_vector(borg_model *m, const char *name, int64_t n, const float **out, borg_err *err)
 {
     const gguf_tensor *t = gguf_tensor_find(m->file, name);
     if (!t)
@@ -110,14 +109,22 @@ static borg_status bind_layer(borg_model *m, int l, layer_weights *w, borg_err *
         borg_mat *mat;
         int64_t cols, rows;
     } spec[] = {
-        {LT_ATTN_NORM, &w->attn_norm, NULL, dim, 0},     {LT_Q, NULL, &w->wq, dim, q_dim},
-        {LT_K, NULL, &w->wk, dim, kv_dim},               {LT_V, NULL, &w->wv, dim, kv_dim},
-        {LT_O, NULL, &w->wo, q_dim, dim},                {LT_Q_BIAS, &w->bq, NULL, q_dim, 0},
-        {LT_K_BIAS, &w->bk, NULL, kv_dim, 0},            {LT_V_BIAS, &w->bv, NULL, kv_dim, 0},
-        {LT_O_BIAS, &w->bo, NULL, dim, 0},               {LT_Q_NORM, &w->q_norm, NULL, hd, 0},
-        {LT_K_NORM, &w->k_norm, NULL, hd, 0},            {LT_ATTN_POST_NORM, &w->attn_post_norm, NULL, dim, 0},
-        {LT_FFN_NORM, &w->ffn_norm, NULL, dim, 0},       {LT_GATE, NULL, &w->w_gate, dim, ffn},
-        {LT_UP, NULL, &w->w_up, dim, ffn},               {LT_DOWN, NULL, &w->w_down, ffn, dim},
+        {LT_ATTN_NORM, &w->attn_norm, NULL, dim, 0},
+        {LT_Q, NULL, &w->wq, dim, q_dim},
+        {LT_K, NULL, &w->wk, dim, kv_dim},
+        {LT_V, NULL, &w->wv, dim, kv_dim},
+        {LT_O, NULL, &w->wo, q_dim, dim},
+        {LT_Q_BIAS, &w->bq, NULL, q_dim, 0},
+        {LT_K_BIAS, &w->bk, NULL, kv_dim, 0},
+        {LT_V_BIAS, &w->bv, NULL, kv_dim, 0},
+        {LT_O_BIAS, &w->bo, NULL, dim, 0},
+        {LT_Q_NORM, &w->q_norm, NULL, hd, 0},
+        {LT_K_NORM, &w->k_norm, NULL, hd, 0},
+        {LT_ATTN_POST_NORM, &w->attn_post_norm, NULL, dim, 0},
+        {LT_FFN_NORM, &w->ffn_norm, NULL, dim, 0},
+        {LT_GATE, NULL, &w->w_gate, dim, ffn},
+        {LT_UP, NULL, &w->w_up, dim, ffn},
+        {LT_DOWN, NULL, &w->w_down, ffn, dim},
         {LT_FFN_POST_NORM, &w->ffn_post_norm, NULL, dim, 0},
     };
     for (size_t i = 0; i < sizeof spec / sizeof *spec; i++) {
@@ -145,8 +152,8 @@ static borg_status bind_rope_freqs(borg_model *m, borg_err *err)
     return st;
 }
 
-borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int with_embed,
-                       int with_head, borg_model **out, borg_err *err)
+borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int with_embed, int with_head,
+                       borg_model **out, borg_err *err)
 {
     borg_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -155,8 +162,8 @@ borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int w
     if (st)
         goto fail;
     if (layer_begin < 0 || layer_end > m->hp.n_layer || layer_begin > layer_end) {
-        st = borg_fail(err, BORG_EUSAGE, "layer range [%d, %d) is outside the model's %d layers",
-                       layer_begin, layer_end, m->hp.n_layer);
+        st = borg_fail(err, BORG_EUSAGE, "layer range [%d, %d) is outside the model's %d layers", layer_begin,
+                       layer_end, m->hp.n_layer);
         goto fail;
     }
     m->file = f;
@@ -169,8 +176,8 @@ borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int w
      * can read cheaply from the tensor table without touching its data. */
     const gguf_tensor *emb = gguf_tensor_find(f, "token_embd.weight");
     if (!emb || emb->n_dims != 2 || emb->ne[0] != m->hp.dim || emb->ne[1] < 1 || emb->ne[1] > (1 << 24)) {
-        st = borg_fail(err, BORG_EINPUT, "%s: tensor 'token_embd.weight' is %s (expected [%d, n_vocab])",
-                       gguf_path(f), emb ? "misshapen" : "missing", m->hp.dim);
+        st = borg_fail(err, BORG_EINPUT, "%s: tensor 'token_embd.weight' is %s (expected [%d, n_vocab])", gguf_path(f),
+                       emb ? "misshapen" : "missing", m->hp.dim);
         goto fail;
     }
     m->hp.n_vocab = (int)emb->ne[1];
@@ -229,8 +236,8 @@ const borg_hparams *model_hp(const borg_model *m) { return &m->hp; }
 
 size_t model_weight_bytes(const borg_model *m) { return m->weight_bytes; }
 
-borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk,
-                            borg_kvcache *kv, borg_err *err)
+borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk, borg_kvcache *kv,
+                            borg_err *err)
 {
     const borg_hparams *hp = &m->hp;
     int n = m->layer_end - m->layer_begin;
@@ -405,8 +412,7 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
  * every key of its window, though the batch's later tokens of the same
  * slot have already been written: a slot's run of tokens may span at most
  * rows - window + 1 positions. */
-static borg_status check_rings(const borg_kvcache *kv, const int32_t *slot, const int32_t *pos, int n,
-                               borg_err *err)
+static borg_status check_rings(const borg_kvcache *kv, const int32_t *slot, const int32_t *pos, int n, borg_err *err)
 {
     for (int l = 0; l < kv->n_layers; l++) {
         if (!kv->window[l] || kv->rows[l] >= kv->slot_ctx)
@@ -415,17 +421,18 @@ static borg_status check_rings(const borg_kvcache *kv, const int32_t *slot, cons
             for (j = i + 1; j < n && slot[j] == slot[i]; j++)
                 ;
             if (pos[j - 1] - pos[i] > kv->rows[l] - kv->window[l])
-                return borg_fail(err, BORG_EINPUT,
-                                 "slot %d brings %d positions in one batch; its sliding-window cache holds chunks of %d",
-                                 (int)slot[i], (int)(pos[j - 1] - pos[i] + 1), kv->rows[l] - kv->window[l] + 1);
+                return borg_fail(
+                    err, BORG_EINPUT,
+                    "slot %d brings %d positions in one batch; its sliding-window cache holds chunks of %d",
+                    (int)slot[i], (int)(pos[j - 1] - pos[i] + 1), kv->rows[l] - kv->window[l] + 1);
         }
         break; /* every window layer has the same ring */
     }
     return BORG_OK;
 }
 
-borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32_t *slot,
-                          const int32_t *pos, int n, borg_pool *pool, borg_err *err)
+borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32_t *slot, const int32_t *pos, int n,
+                          borg_pool *pool, borg_err *err)
 {
     int n_local = m->layer_end - m->layer_begin;
     if (n_local == 0 || n == 0)
@@ -438,8 +445,8 @@ borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32
                              (int)kv->window[l], (int)family_layer_window(&m->hp, m->layer_begin + l));
     for (int i = 0; i < n; i++)
         if (slot[i] < 0 || slot[i] >= kv->n_slots || pos[i] < 0 || pos[i] >= kv->slot_ctx)
-            return borg_fail(err, BORG_EINPUT, "token %d has slot %d position %d outside the cache (%d slots x %d)",
-                             i, (int)slot[i], (int)pos[i], kv->n_slots, (int)kv->slot_ctx);
+            return borg_fail(err, BORG_EINPUT, "token %d has slot %d position %d outside the cache (%d slots x %d)", i,
+                             (int)slot[i], (int)pos[i], kv->n_slots, (int)kv->slot_ctx);
     borg_status st = check_rings(kv, slot, pos, n, err);
     if (!st)
         st = reserve_scratch(m, n, kv->slot_ctx, pool_threads(pool), err);
@@ -461,8 +468,7 @@ borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32
     return BORG_OK;
 }
 
-borg_status model_logits(borg_model *m, const float *x, int n, float *logits, borg_pool *pool,
-                         borg_err *err)
+borg_status model_logits(borg_model *m, const float *x, int n, float *logits, borg_pool *pool, borg_err *err)
 {
     if (!m->with_head)
         return borg_fail(err, BORG_EINTERNAL, "this stage has no output head");

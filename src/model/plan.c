@@ -14,10 +14,7 @@ static size_t elements(const gguf_tensor *t)
  * one: the 8-bit activation kernels need the abs/sign trick and a widening
  * madd on every pass for signed codes (Q8_0, Q6_K), measured at 1.2-1.4x
  * the time per parameter of Q4_1 and Q4_K (bench/RESULTS.md). */
-static size_t param_cost(uint32_t t)
-{
-    return t == BORG_DT_Q8_0 || t == BORG_DT_Q6_K ? 5 : 4;
-}
+static size_t param_cost(uint32_t t) { return t == BORG_DT_Q8_0 || t == BORG_DT_Q6_K ? 5 : 4; }
 
 /* Bytes, parameters and cost of one layer's tensors. */
 static void layer_size(const gguf_file *f, int layer, size_t *bytes, size_t *params, size_t *cost)
@@ -112,13 +109,14 @@ static borg_status parse_layers(const char *spec, int n_layer, int n_stages, int
         s = *end ? end + 1 : end;
     }
     if (stage != n_stages || sum != n_layer)
-        return borg_fail(err, BORG_EUSAGE, "--layers '%s' gives %d stages and %d layers; the run has %d stages and the model %d layers",
+        return borg_fail(err, BORG_EUSAGE,
+                         "--layers '%s' gives %d stages and %d layers; the run has %d stages and the model %d layers",
                          spec, stage, sum, n_stages, n_layer);
     return BORG_OK;
 }
 
-borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, const char *layers_spec,
-                      borg_plan *out, borg_err *err)
+borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, const char *layers_spec, borg_plan *out,
+                      borg_err *err)
 {
     memset(out, 0, sizeof *out);
     if (n_stages < 1 || n_stages > PLAN_MAX_STAGES)
@@ -170,8 +168,7 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
     return BORG_OK;
 }
 
-void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens,
-                FILE *out)
+void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens, FILE *out)
 {
     /* A sliding-window layer's ring, as kv_create sizes it. */
     int64_t ring = hp->window ? (int64_t)hp->window + batch_tokens - 1 : 0;

@@ -24,7 +24,7 @@ enum {
     A_BYTE = 1 << 5,
     A_EOG = 1 << 6, /* ours: ends generation */
 };
-#define A_SPECIAL (A_UNKNOWN | A_CONTROL) /* hidden unless rendering specials */
+#define A_SPECIAL (A_UNKNOWN | A_CONTROL)         /* hidden unless rendering specials */
 #define A_CACHED (A_UNKNOWN | A_CONTROL | A_USER) /* cut out before tokenizing */
 
 /* Pre-tokenizers (the split stages each runs, in order):
@@ -41,7 +41,7 @@ typedef struct {
 } span;
 
 typedef struct {
-    uint32_t off;        /* "left right" in the merge pool */
+    uint32_t off; /* "left right" in the merge pool */
     uint32_t llen, rlen;
     int32_t rank;
 } merge_ent;
@@ -72,7 +72,7 @@ struct borg_tokenizer {
     int32_t byte_tok[256]; /* SPM: <0xNN>; BPE: the token of that one raw byte */
     char bmap[256][2];     /* GPT-2 byte -> code point, as UTF-8 */
     uint8_t bmap_len[256];
-    int16_t bunmap[324];   /* code point -> byte, -1 if none */
+    int16_t bunmap[324]; /* code point -> byte, -1 if none */
 };
 
 /* ---- hashing ---------------------------------------------------------- */
@@ -161,10 +161,7 @@ typedef struct {
 } cps;
 
 /* Flags at i, 0 past the chunk end (what llama.cpp's _get_flags returns). */
-static unsigned fl_at(const cps *b, size_t i, size_t e)
-{
-    return i < e ? b->fl[i] : 0;
-}
+static unsigned fl_at(const cps *b, size_t i, size_t e) { return i < e ? b->fl[i] : 0; }
 
 /* Length of the contraction ('s 't 're 've 'm 'll 'd) at pos (a quote), 0 if
  * none; fold: match the letters case-insensitively. ASCII folding is exact:
@@ -253,8 +250,7 @@ static size_t split_llama3(const cps *b, size_t s, size_t e, size_t *out, size_t
             unsigned f2 = c == ' ' ? fl_at(b, pos + 1, e) : f;
             if (!(f2 & (UCP_SPACE | UCP_LETTER | UCP_NUMBER))) {
                 unsigned g;
-                for (end = pos + (c == ' ');
-                     (g = fl_at(b, end, e)) && !(g & (UCP_SPACE | UCP_LETTER | UCP_NUMBER));)
+                for (end = pos + (c == ' '); (g = fl_at(b, end, e)) && !(g & (UCP_SPACE | UCP_LETTER | UCP_NUMBER));)
                     end++;
                 while (end < e && (b->cp[end] == '\r' || b->cp[end] == '\n'))
                     end++;
@@ -274,8 +270,7 @@ static size_t split_llama3(const cps *b, size_t s, size_t e, size_t *out, size_t
 /* What llama.cpp's std::regex path makes of a single character class: each
  * match (a maximal run, or with single, one code point) is a piece and so is
  * each stretch between matches. */
-static size_t split_class(const cps *b, size_t s, size_t e, size_t *out, int (*in)(const cps *, size_t),
-                          int single)
+static size_t split_class(const cps *b, size_t s, size_t e, size_t *out, int (*in)(const cps *, size_t), int single)
 {
     size_t k = 0;
     for (size_t pos = s, end; pos < e; pos = end) {
@@ -289,10 +284,7 @@ static size_t split_class(const cps *b, size_t s, size_t e, size_t *out, int (*i
     return k;
 }
 
-static int is_number(const cps *b, size_t i)
-{
-    return (b->fl[i] & UCP_NUMBER) != 0;
-}
+static int is_number(const cps *b, size_t i) { return (b->fl[i] & UCP_NUMBER) != 0; }
 
 /* [\p{P}\$\+<=>\^~\|] */
 static int is_default_punct(const cps *b, size_t i)
@@ -343,7 +335,10 @@ static size_t pre_stages(pre_kind p, stage st[4])
 {
     switch (p) {
     case PRE_GPT2: st[0] = ST_GPT2; return 1;
-    case PRE_DIGITS_GPT2: st[0] = ST_DIGITS; st[1] = ST_GPT2; return 2;
+    case PRE_DIGITS_GPT2:
+        st[0] = ST_DIGITS;
+        st[1] = ST_GPT2;
+        return 2;
     case PRE_LLAMA3: st[0] = ST_LLAMA3; return 1;
     case PRE_QWEN2: st[0] = ST_QWEN2; return 1;
     case PRE_DEFAULT: break;
@@ -499,8 +494,7 @@ static borg_status bpe_word(const borg_tokenizer *t, scratch *w, const char *wor
             continue;
         }
         for (int32_t j = 0; j < s->n; j++)
-            if (t->byte_tok[(unsigned char)s->text[j]] >= 0 &&
-                push_id(out, t->byte_tok[(unsigned char)s->text[j]]))
+            if (t->byte_tok[(unsigned char)s->text[j]] >= 0 && push_id(out, t->byte_tok[(unsigned char)s->text[j]]))
                 return BORG_ENOMEM;
     }
     return BORG_OK;
@@ -592,8 +586,8 @@ typedef struct {
  * whole text before the next (llama.cpp's tokenizer_st_partition). Control
  * and unknown tokens only count when parse_special is set; user-defined
  * tokens always do. */
-static borg_status partition(const borg_tokenizer *t, const char *text, size_t len, int parse_special,
-                             fragment **out, size_t *n_out)
+static borg_status partition(const borg_tokenizer *t, const char *text, size_t len, int parse_special, fragment **out,
+                             size_t *n_out)
 {
     fragment *cur = NULL, *nxt = NULL;
     size_t n = 0, cap = 0, nxt_cap = 0;
@@ -658,8 +652,8 @@ static void scratch_free(scratch *w)
     free(w->heap);
 }
 
-borg_status tokenizer_encode(const borg_tokenizer *t, const char *text, size_t len, int add_special,
-                             int parse_special, int32_t **ids, size_t *n_ids, borg_err *err)
+borg_status tokenizer_encode(const borg_tokenizer *t, const char *text, size_t len, int add_special, int parse_special,
+                             int32_t **ids, size_t *n_ids, borg_err *err)
 {
     ids_buf out = {0};
     scratch w = {0};
@@ -724,8 +718,8 @@ const char *tokenizer_piece_bytes(const borg_tokenizer *t, int32_t id, int rende
     return t->ppool + t->piece[id].off;
 }
 
-borg_status tokenizer_decode(const borg_tokenizer *t, const int32_t *ids, size_t n, int render_special,
-                             char **out, size_t *out_len, borg_err *err)
+borg_status tokenizer_decode(const borg_tokenizer *t, const int32_t *ids, size_t n, int render_special, char **out,
+                             size_t *out_len, borg_err *err)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -762,32 +756,20 @@ borg_status tokenizer_decode(const borg_tokenizer *t, const int32_t *ids, size_t
     return BORG_OK;
 }
 
-int32_t tokenizer_n_vocab(const borg_tokenizer *t)
-{
-    return t->n_vocab;
-}
+int32_t tokenizer_n_vocab(const borg_tokenizer *t) { return t->n_vocab; }
 
 int tokenizer_adds_bos(const borg_tokenizer *t) { return t->add_bos; }
 
-int32_t tokenizer_bos(const borg_tokenizer *t)
-{
-    return t->bos;
-}
+int32_t tokenizer_bos(const borg_tokenizer *t) { return t->bos; }
 
-int32_t tokenizer_eos(const borg_tokenizer *t)
-{
-    return t->eos;
-}
+int32_t tokenizer_eos(const borg_tokenizer *t) { return t->eos; }
 
 int tokenizer_is_eog(const borg_tokenizer *t, int32_t id)
 {
     return id >= 0 && id < t->n_vocab && (t->attr[id] & A_EOG);
 }
 
-int32_t tokenizer_find(const borg_tokenizer *t, const char *s)
-{
-    return lookup(t, s, strlen(s));
-}
+int32_t tokenizer_find(const borg_tokenizer *t, const char *s) { return lookup(t, s, strlen(s)); }
 
 /* ---- loading ----------------------------------------------------------- */
 
@@ -837,9 +819,8 @@ static borg_status load_vocab(borg_tokenizer *t, const gguf_file *f, borg_err *e
         return st;
     if (n == 0 || n > INT32_MAX) {
         free(words);
-        return borg_fail(err, BORG_EINPUT,
-                         "metadata key 'tokenizer.ggml.tokens' has %" PRIu64 " tokens (need 1 to %d)", n,
-                         INT32_MAX);
+        return borg_fail(err, BORG_EINPUT, "metadata key 'tokenizer.ggml.tokens' has %" PRIu64 " tokens (need 1 to %d)",
+                         n, INT32_MAX);
     }
     t->n_vocab = (int32_t)n;
     size_t bytes = 0;
@@ -847,8 +828,8 @@ static borg_status load_vocab(borg_tokenizer *t, const gguf_file *f, borg_err *e
         bytes += words[i].len ? (size_t)words[i].len : 32;
     if (bytes >= UINT32_MAX) {
         free(words);
-        return borg_fail(err, BORG_EINPUT,
-                         "metadata key 'tokenizer.ggml.tokens': token texts too large (%zu bytes)", bytes);
+        return borg_fail(err, BORG_EINPUT, "metadata key 'tokenizer.ggml.tokens': token texts too large (%zu bytes)",
+                         bytes);
     }
     t->map_mask = table_size((size_t)n) - 1;
     t->pool = malloc(bytes + 1);
@@ -987,8 +968,7 @@ static borg_status get_flag(const gguf_file *f, const char *key, int *v, borg_er
 
 /* A special token id: the file's value when it names a token, else the
  * model's default (llama.cpp ignores an out-of-range id the same way). */
-static borg_status get_special(const borg_tokenizer *t, const gguf_file *f, const char *key, int32_t *id,
-                               borg_err *err)
+static borg_status get_special(const borg_tokenizer *t, const gguf_file *f, const char *key, int32_t *id, borg_err *err)
 {
     if (*id >= t->n_vocab)
         *id = -1;
@@ -1014,12 +994,14 @@ static int has_text(const borg_tokenizer *t, int32_t id, const char *const *list
 /* Tokens llama.cpp treats as ending generation by their text alone (and
  * then as control tokens, whatever the file says). */
 static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>",
-    "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>", "<eos>",
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>", "</s>",
+    "<|eom_id|>", "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>", "<eos>",
     /* FIM pad / repo / file-separator tokens */
-    "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
-    "<REPO>", "<reponame>", "<|file_sep|>",
-    "[EOT]", "[EOS]", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>" /* DeepSeek */, NULL};
+    "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
+    "<reponame>", "<|file_sep|>", "[EOT]", "[EOS]",
+    "<\xef\xbd\x9c"
+    "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>" /* DeepSeek */,
+    NULL};
 
 static borg_status load_specials(borg_tokenizer *t, const gguf_file *f, borg_err *err)
 {
@@ -1145,24 +1127,53 @@ static const struct {
     int ignore_merges, add_bos;
 } pre_names[] = {
     {"default", PRE_DEFAULT, 0, 0},
-    {"smollm", PRE_DIGITS_GPT2, 0, 0},    {"starcoder", PRE_DIGITS_GPT2, 0, 0},
-    {"refact", PRE_DIGITS_GPT2, 0, 0},    {"command-r", PRE_DIGITS_GPT2, 0, 0},
-    {"codeshell", PRE_DIGITS_GPT2, 0, 0}, {"exaone", PRE_DIGITS_GPT2, 0, 0},
-    {"minerva-7b", PRE_DIGITS_GPT2, 0, 0}, {"mellum2", PRE_DIGITS_GPT2, 0, 0},
-    {"gpt2", PRE_GPT2, 0, 0},   {"gpt-2", PRE_GPT2, 0, 0},     {"phi-2", PRE_GPT2, 0, 0},
-    {"mpt", PRE_GPT2, 0, 0},    {"olmo", PRE_GPT2, 0, 0},      {"jais", PRE_GPT2, 0, 0},
-    {"trillion", PRE_GPT2, 0, 0}, {"granite-docling", PRE_GPT2, 0, 0}, {"jina-es", PRE_GPT2, 0, 0},
-    {"jina-de", PRE_GPT2, 0, 0}, {"jina-v2-es", PRE_GPT2, 0, 0}, {"jina-v2-de", PRE_GPT2, 0, 0},
-    {"jina-v1-en", PRE_GPT2, 0, 0}, {"jina-v2-code", PRE_GPT2, 0, 0}, {"roberta-bpe", PRE_GPT2, 0, 0},
-    {"gigachat", PRE_GPT2, 0, 0}, {"a.x-4.0", PRE_GPT2, 0, 0}, {"mellum", PRE_GPT2, 0, 0},
-    {"modern-bert", PRE_GPT2, 0, 0}, {"exaone4", PRE_GPT2, 0, 0},
-    {"llama3", PRE_LLAMA3, 1, 1},   {"llama-v3", PRE_LLAMA3, 1, 1},  {"llama-bpe", PRE_LLAMA3, 1, 1},
-    {"falcon3", PRE_LLAMA3, 1, 1},  {"falcon-h1", PRE_LLAMA3, 1, 1}, {"pixtral", PRE_LLAMA3, 1, 1},
-    {"midm-2.0", PRE_LLAMA3, 1, 1}, {"lfm2", PRE_LLAMA3, 1, 1},      {"jina-v5-nano", PRE_LLAMA3, 1, 1},
-    {"dbrx", PRE_LLAMA3, 0, 0},     {"smaug-bpe", PRE_LLAMA3, 0, 0},
-    {"qwen2", PRE_QWEN2, 0, 0},     {"deepseek-r1-qwen", PRE_QWEN2, 0, 0}, {"kormo", PRE_QWEN2, 0, 0},
-    {"f2llmv2", PRE_QWEN2, 0, 0},   {"megrez", PRE_QWEN2, 0, 0},     {"stablelm2", PRE_QWEN2, 0, 0},
-    {"hunyuan", PRE_QWEN2, 0, 0},   {"solar-open", PRE_QWEN2, 0, 0},
+    {"smollm", PRE_DIGITS_GPT2, 0, 0},
+    {"starcoder", PRE_DIGITS_GPT2, 0, 0},
+    {"refact", PRE_DIGITS_GPT2, 0, 0},
+    {"command-r", PRE_DIGITS_GPT2, 0, 0},
+    {"codeshell", PRE_DIGITS_GPT2, 0, 0},
+    {"exaone", PRE_DIGITS_GPT2, 0, 0},
+    {"minerva-7b", PRE_DIGITS_GPT2, 0, 0},
+    {"mellum2", PRE_DIGITS_GPT2, 0, 0},
+    {"gpt2", PRE_GPT2, 0, 0},
+    {"gpt-2", PRE_GPT2, 0, 0},
+    {"phi-2", PRE_GPT2, 0, 0},
+    {"mpt", PRE_GPT2, 0, 0},
+    {"olmo", PRE_GPT2, 0, 0},
+    {"jais", PRE_GPT2, 0, 0},
+    {"trillion", PRE_GPT2, 0, 0},
+    {"granite-docling", PRE_GPT2, 0, 0},
+    {"jina-es", PRE_GPT2, 0, 0},
+    {"jina-de", PRE_GPT2, 0, 0},
+    {"jina-v2-es", PRE_GPT2, 0, 0},
+    {"jina-v2-de", PRE_GPT2, 0, 0},
+    {"jina-v1-en", PRE_GPT2, 0, 0},
+    {"jina-v2-code", PRE_GPT2, 0, 0},
+    {"roberta-bpe", PRE_GPT2, 0, 0},
+    {"gigachat", PRE_GPT2, 0, 0},
+    {"a.x-4.0", PRE_GPT2, 0, 0},
+    {"mellum", PRE_GPT2, 0, 0},
+    {"modern-bert", PRE_GPT2, 0, 0},
+    {"exaone4", PRE_GPT2, 0, 0},
+    {"llama3", PRE_LLAMA3, 1, 1},
+    {"llama-v3", PRE_LLAMA3, 1, 1},
+    {"llama-bpe", PRE_LLAMA3, 1, 1},
+    {"falcon3", PRE_LLAMA3, 1, 1},
+    {"falcon-h1", PRE_LLAMA3, 1, 1},
+    {"pixtral", PRE_LLAMA3, 1, 1},
+    {"midm-2.0", PRE_LLAMA3, 1, 1},
+    {"lfm2", PRE_LLAMA3, 1, 1},
+    {"jina-v5-nano", PRE_LLAMA3, 1, 1},
+    {"dbrx", PRE_LLAMA3, 0, 0},
+    {"smaug-bpe", PRE_LLAMA3, 0, 0},
+    {"qwen2", PRE_QWEN2, 0, 0},
+    {"deepseek-r1-qwen", PRE_QWEN2, 0, 0},
+    {"kormo", PRE_QWEN2, 0, 0},
+    {"f2llmv2", PRE_QWEN2, 0, 0},
+    {"megrez", PRE_QWEN2, 0, 0},
+    {"stablelm2", PRE_QWEN2, 0, 0},
+    {"hunyuan", PRE_QWEN2, 0, 0},
+    {"solar-open", PRE_QWEN2, 0, 0},
 };
 
 static borg_status load_model_kind(borg_tokenizer *t, const gguf_file *f, borg_err *err)
@@ -1191,8 +1202,7 @@ static borg_status load_model_kind(borg_tokenizer *t, const gguf_file *f, borg_e
             }
         }
     } else {
-        return borg_fail(err, BORG_EINPUT,
-                         "metadata key 'tokenizer.ggml.model' is '%.*s' (supported: gpt2, llama)",
+        return borg_fail(err, BORG_EINPUT, "metadata key 'tokenizer.ggml.model' is '%.*s' (supported: gpt2, llama)",
                          (int)(model.len > 64 ? 64 : model.len), model.ptr);
     }
     if (t->spm)

@@ -226,8 +226,7 @@ static void frame_seal(frame_buf *f)
 
 /* ---- encoders ---- */
 
-borg_status frame_put_batch(frame_buf *f, const borg_batch *b, const float *x, int dim, wire_dtype dt,
-                            borg_err *err)
+borg_status frame_put_batch(frame_buf *f, const borg_batch *b, const float *x, int dim, wire_dtype dt, borg_err *err)
 {
     if (dim > 0 && (!x || !wire_elem_bytes(dt)))
         return borg_fail(err, BORG_EINTERNAL, "batch %lld: activations of width %d need data and a wire dtype",
@@ -324,8 +323,7 @@ static borg_status expected_payload(const frame_header *h, uint64_t *bytes, borg
         return BORG_OK;
     }
     if (h->n_tokens || h->dim || h->dtype != WIRE_NONE)
-        return borg_fail(err, BORG_EINPUT, "frame for batch %lld: kind %u carries tokens or activations", id,
-                         h->kind);
+        return borg_fail(err, BORG_EINPUT, "frame for batch %lld: kind %u carries tokens or activations", id, h->kind);
     if (h->kind == FRAME_RESULT) {
         if (h->n_seqs < 0 || h->n_seqs > MAX_SEQS)
             return borg_fail(err, BORG_EINPUT, "frame for batch %lld: bad result count %d", id, h->n_seqs);
@@ -343,8 +341,7 @@ borg_status frame_check(const uint8_t *p, size_t len, frame_header *out, borg_er
 {
     frame_header h;
     if (len < HEADER_BYTES)
-        return borg_fail(err, BORG_EINPUT, "frame of %zu bytes is shorter than its %zu-byte header", len,
-                         HEADER_BYTES);
+        return borg_fail(err, BORG_EINPUT, "frame of %zu bytes is shorter than its %zu-byte header", len, HEADER_BYTES);
     memcpy(&h, p, HEADER_BYTES);
     const long long id = (long long)h.batch_id;
     if (h.magic != FRAME_MAGIC)
@@ -399,8 +396,8 @@ borg_status frame_get_batch(const uint8_t *p, const frame_header *h, borg_batch 
         if (used + s.n_tokens > h->n_tokens)
             return borg_fail(err, BORG_EINPUT, "frame for batch %lld: sequences hold more than its %d tokens", id,
                              h->n_tokens);
-        borg_status st =
-            batch_add(b, &s, (const int32_t *)(const void *)(tokens + (size_t)used * sizeof(int32_t)), err);
+        borg_status st = batch_add(b, &s, (const int32_t *)(const void *)(tokens + (size_t)used * sizeof(int32_t)),
+                                   err);
         if (st)
             return st;
         used += s.n_tokens;

@@ -31,11 +31,11 @@ enum { MAX_PENDING = 16 };
 #define FRAME_TAG 7
 
 struct borg_net {
-    int mpi; /* 0 when running without an MPI launcher */
+    int mpi;           /* 0 when running without an MPI launcher */
     inproc_link *link; /* one end of an in-process pair (net_pair), else NULL */
-    int recovered; /* the job lost a rank on the way */
-    long sends;       /* frames sent so far */
-    long corrupt_at;  /* test fault: damage the frame with this number (1-based); 0: never */
+    int recovered;     /* the job lost a rank on the way */
+    long sends;        /* frames sent so far */
+    long corrupt_at;   /* test fault: damage the frame with this number (1-based); 0: never */
     int rank, size;
     MPI_Comm comm;
     frame_buf pending[MAX_PENDING];
