@@ -55,6 +55,11 @@ static borg_status cpu_forward(backend_state *b, float *x, const int32_t *slot, 
     return model_forward(b->model, &b->kv, x, slot, pos, n, b->pool, err);
 }
 
+static borg_status cpu_final_norm(backend_state *b, const float *x, int n, float *out, borg_err *err)
+{
+    return model_final_norm(b->model, x, n, out, err);
+}
+
 static borg_status cpu_logits(backend_state *b, const float *x, int n, float *logits, borg_err *err)
 {
     return model_logits(b->model, x, n, logits, b->pool, err);
@@ -68,5 +73,6 @@ const backend_ops backend_cpu = {
     .weight_bytes = cpu_weight_bytes,
     .embed = cpu_embed,
     .forward = cpu_forward,
+    .final_norm = cpu_final_norm,
     .logits = cpu_logits,
 };

@@ -52,3 +52,12 @@ int batch_result_cap(const borg_batch *b)
             n += b->seqs[i].n_tokens;
     return n;
 }
+
+int batch_row_cap(const borg_batch *b)
+{
+    int n = 0;
+    for (int i = 0; i < b->n_seqs; i++)
+        if (b->seqs[i].embed)
+            n += b->seqs[i].n_tokens;
+    return n;
+}

@@ -151,17 +151,27 @@ static borg_status score_seq(borg_stage *s, const borg_batch *b, const batch_seq
     return BORG_OK;
 }
 
-borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out, int *n_out,
-                         borg_err *err)
+borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, stage_output *o, borg_err *err)
 {
     const borg_hparams *hp = stage_hp(s);
-    *n_out = 0;
+    batch_result *out = o->res;
+    o->n_res = o->n_rows = 0;
+    borg_status st;
+    for (int i = 0, t = 0; i < b->n_seqs; t += b->seqs[i++].n_tokens) {
+        const batch_seq *q = &b->seqs[i];
+        if (!q->embed)
+            continue;
+        float *dst = o->row_data + (size_t)o->n_rows * hp->dim;
+        if ((st = s->be->final_norm(s->compute, x + (size_t)t * hp->dim, q->n_tokens, dst, err)))
+            return st;
+        for (int j = 0; j < q->n_tokens; j++)
+            o->rows[o->n_rows++] = (batch_row){q->req, q->pos + j};
+    }
     int rows = b->n_seqs;
     for (int i = 0; i < b->n_seqs; i++)
         if (b->seqs[i].score && rows < SCORE_ROWS)
             rows = SCORE_ROWS;
-    borg_status st = reserve_rows(s, rows, err);
-    if (st)
+    if ((st = reserve_rows(s, rows, err)))
         return st;
     int k = 0;
     for (int i = 0, t = 0; i < b->n_seqs; t += b->seqs[i++].n_tokens)
@@ -185,6 +195,6 @@ borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, bat
                                     &out[k].logprob);
         k++;
     }
-    *n_out = k;
+    o->n_res = k;
     return BORG_OK;
 }

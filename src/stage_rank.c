@@ -30,6 +30,9 @@ typedef struct {
     size_t cap_x;
     batch_result *res;
     int cap_res;
+    batch_row *rows;
+    float *row_data;
+    int cap_rows;
     stage_stats stats;
     /* Busy fraction is over the span this stage had batches: from the first
      * arriving to the last leaving, not the wait for shutdown after it. */
@@ -114,6 +117,31 @@ static borg_status build(stage_rank *s, borg_err *err)
     return net_send(s->net, 0, &s->out, err);
 }
 
+/* Room for what the last stage returns for the current batch. */
+static borg_status reserve_output(stage_rank *s, int dim, borg_err *err)
+{
+    int cap = batch_result_cap(&s->batch);
+    if (cap > s->cap_res) {
+        batch_result *r = realloc(s->res, sizeof *r * (size_t)cap);
+        if (!r)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for results");
+        s->res = r;
+        s->cap_res = cap;
+    }
+    int rows = batch_row_cap(&s->batch);
+    if (rows > s->cap_rows) {
+        batch_row *r = realloc(s->rows, sizeof *r * (size_t)rows);
+        if (r)
+            s->rows = r;
+        float *d = r ? realloc(s->row_data, sizeof *d * (size_t)rows * (size_t)dim) : NULL;
+        if (!d)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for %d hidden-state rows", rows);
+        s->row_data = d;
+        s->cap_rows = rows;
+    }
+    return BORG_OK;
+}
+
 static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err)
 {
     const borg_hparams *hp = stage_hp(s->stage);
@@ -136,19 +164,13 @@ static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err
         st = frame_put_batch(&s->out, &s->batch, s->x, hp->dim, (wire_dtype)s->spec.wire_dtype, err);
         return st ? st : net_send(s->net, s->next_rank, &s->out, err);
     }
-    int cap = batch_result_cap(&s->batch);
-    if (cap > s->cap_res) {
-        batch_result *r = realloc(s->res, sizeof *r * (size_t)cap);
-        if (!r)
-            return borg_fail(err, BORG_ENOMEM, "out of memory for results");
-        s->res = r;
-        s->cap_res = cap;
-    }
-    int n;
-    if ((st = stage_sample(s->stage, &s->batch, s->x, s->res, &n, err)))
+    if ((st = reserve_output(s, hp->dim, err)))
+        return st;
+    stage_output o = {s->res, s->rows, s->row_data, 0, 0};
+    if ((st = stage_sample(s->stage, &s->batch, s->x, &o, err)))
         return st;
     s->stats.busy_s += proc_now_s() - t;
-    st = frame_put_results(&s->out, s->batch.id, s->res, n, err);
+    st = frame_put_results(&s->out, s->batch.id, o.res, o.n_res, o.rows, o.row_data, o.n_rows, hp->dim, err);
     return st ? st : net_send(s->net, 0, &s->out, err);
 }
 
@@ -242,6 +264,8 @@ borg_status stage_rank_main(const borg_config *cfg, borg_net *net, borg_err *err
     frame_buf_free(&s.out);
     free(s.x);
     free(s.res);
+    free(s.rows);
+    free(s.row_data);
     return st;
 }
 

@@ -67,3 +67,10 @@ add_test(NAME e2e_stage_mismatch
           --other ${CMAKE_SOURCE_DIR}/models/gemma-3-270m-q4_k_m.gguf --mpiexec ${MPIEXEC_EXECUTABLE}
           --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
 set_tests_properties(e2e_stage_mismatch PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)
+
+# Embeddings: pooled final hidden states, the same bits however the
+# prompt is chunked and the layers split.
+add_test(NAME e2e_embeddings
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_embeddings.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --mpiexec ${MPIEXEC_EXECUTABLE})
+set_tests_properties(e2e_embeddings PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)

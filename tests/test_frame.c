@@ -245,7 +245,7 @@ static void test_buffer_reuse(void)
     CHECK(f.len == HDR && small_cap >= HDR);
     CHECK(frame_put_batch(&f, &s.b, s.x, s.dim, WIRE_F32, &err) == BORG_OK);
     CHECK(f.cap >= f.len && f.cap >= 2 * small_cap);
-    CHECK(frame_put_results(&f, 3, NULL, 0, &err) == BORG_OK);
+    CHECK(frame_put_results(&f, 3, NULL, 0, NULL, NULL, 0, 0, &err) == BORG_OK);
     CHECK(f.len == HDR && frame_check(f.p, f.len, &h, &err) == BORG_OK);
     frame_buf_free(&f);
     CHECK(f.p == NULL && f.len == 0 && f.cap == 0);
@@ -260,19 +260,31 @@ static void test_results_and_control(void)
     const batch_result r[] = {{5, 42, -0.25f, -1}, {INT64_MIN, 0, -INFINITY, 7}, {9, 49151, 0.0f, INT32_MAX}};
     batch_result back[3] = {{0}};
     int n = -1;
-    CHECK(frame_put_results(&f, 77, r, 3, &err) == BORG_OK);
+    CHECK(frame_put_results(&f, 77, r, 3, NULL, NULL, 0, 0, &err) == BORG_OK);
     CHECK(f.len == HDR + 3 * 24);
     CHECK(frame_check(f.p, f.len, &h, &err) == BORG_OK);
     CHECK(h.kind == FRAME_RESULT && h.batch_id == 77 && h.n_seqs == 3);
-    CHECK(frame_get_results(f.p, &h, back, &n, &err) == BORG_OK);
+    CHECK(frame_get_results(f.p, &h, back, &n, NULL, NULL, &err) == BORG_OK);
     CHECK(n == 3);
     for (int i = 0; i < 3; i++)
         CHECK(back[i].req == r[i].req && back[i].token == r[i].token && back[i].pos == r[i].pos &&
               bits_of(back[i].logprob) == bits_of(r[i].logprob));
 
-    CHECK(frame_put_results(&f, 78, NULL, 0, &err) == BORG_OK);
+    /* With hidden-state rows: their records and values come back bit for bit. */
+    const batch_row rows[] = {{5, 0}, {5, 1}};
+    const float data[] = {1.0f, -2.5f, NAN, 3.0f, 0.0f, -0.0f};
+    batch_row rows_back[2] = {{0}};
+    float data_back[6] = {0};
+    CHECK(frame_put_results(&f, 79, r, 1, rows, data, 2, 3, &err) == BORG_OK);
+    CHECK(f.len == HDR + 24 + 2 * 16 + 6 * 4);
+    CHECK(frame_check(f.p, f.len, &h, &err) == BORG_OK && h.n_tokens == 2 && h.dim == 3 && h.dtype == WIRE_F32);
+    CHECK(frame_get_results(f.p, &h, back, &n, rows_back, data_back, &err) == BORG_OK && n == 1);
+    CHECK(rows_back[0].req == 5 && rows_back[1].pos == 1 && !memcmp(data, data_back, sizeof data));
+    CHECK(frame_put_results(&f, 80, r, 1, rows, data, 2, 0, &err) == BORG_EINTERNAL);
+
+    CHECK(frame_put_results(&f, 78, NULL, 0, NULL, NULL, 0, 0, &err) == BORG_OK);
     CHECK(frame_check(f.p, f.len, &h, &err) == BORG_OK);
-    CHECK(frame_get_results(f.p, &h, back, &n, &err) == BORG_OK && n == 0);
+    CHECK(frame_get_results(f.p, &h, back, &n, NULL, NULL, &err) == BORG_OK && n == 0);
 
     stage_stats st = {.busy_s = 1.5, .batches = 10, .stage = 2, .layer_begin = 10, .layer_end = 20, .crc_errors = 1};
     const frame_kind kinds[] = {FRAME_STATS, FRAME_READY};
@@ -294,7 +306,7 @@ static void test_results_and_control(void)
     borg_batch b;
     batch_init(&b);
     CHECK(frame_get_batch(f.p, &h, &b, NULL, NULL, &err) == BORG_EINTERNAL);
-    CHECK(frame_get_results(f.p, &h, back, &n, &err) == BORG_EINTERNAL);
+    CHECK(frame_get_results(f.p, &h, back, &n, NULL, NULL, &err) == BORG_EINTERNAL);
     batch_free(&b);
     frame_buf_free(&f);
 }
@@ -327,7 +339,7 @@ static void test_bit_flips(void)
     CHECK(frame_put_batch(&f, &s.b, s.x, 2, WIRE_F16, &err) == BORG_OK);
     CHECK(all_flips_rejected(&f));
     const batch_result r[] = {{5, 42, -0.25f, -1}, {6, 43, -1.0f, -1}};
-    CHECK(frame_put_results(&f, 4, r, 2, &err) == BORG_OK);
+    CHECK(frame_put_results(&f, 4, r, 2, NULL, NULL, 0, 0, &err) == BORG_OK);
     CHECK(all_flips_rejected(&f));
     CHECK(frame_put_control(&f, FRAME_ERROR, "why", 3, &err) == BORG_OK);
     CHECK(all_flips_rejected(&f));
@@ -386,7 +398,7 @@ static void test_truncated_and_lying(void)
         {offsetof(frame_header, version), 2, 1, "version 1"},
         {offsetof(frame_header, kind), 2, 0, "unknown kind 0"},
         {offsetof(frame_header, kind), 2, 9, "unknown kind 9"},
-        {offsetof(frame_header, kind), 2, FRAME_RESULT, "carries tokens"},
+        {offsetof(frame_header, kind), 2, FRAME_RESULT, "bad counts"},
         {offsetof(frame_header, kind), 2, FRAME_SHUTDOWN, "carries tokens"},
         {offsetof(frame_header, n_seqs), 4, 4, "need"},
         {offsetof(frame_header, n_seqs), 4, -1, "bad counts"},
@@ -495,7 +507,7 @@ static void test_absurd_counts(void)
     frame_header out;
     borg_err err = {0};
     CHECK(frame_check(p, HDR, &out, &err) == BORG_EINPUT);
-    CHECK_CONTAINS(err.msg, "bad result count");
+    CHECK_CONTAINS(err.msg, "bad counts: 2147483647 results");
 
     /* Encoders refuse what the checker would. */
     borg_batch b;
@@ -505,7 +517,7 @@ static void test_absurd_counts(void)
     CHECK(frame_put_batch(&f, &b, &x, 1 << 21, WIRE_F32, &err) == BORG_EINTERNAL);
     CHECK(frame_put_batch(&f, &b, NULL, 4, WIRE_F32, &err) == BORG_EINTERNAL);
     CHECK(frame_put_batch(&f, &b, &x, 4, WIRE_NONE, &err) == BORG_EINTERNAL);
-    CHECK(frame_put_results(&f, 1, NULL, -1, &err) == BORG_EINTERNAL);
+    CHECK(frame_put_results(&f, 1, NULL, -1, NULL, NULL, 0, 0, &err) == BORG_EINTERNAL);
     CHECK(frame_put_control(&f, FRAME_ERROR, &x, (1u << 20) + 1, &err) == BORG_EINTERNAL);
     CHECK(f.p == NULL);
     batch_free(&b);

@@ -41,7 +41,7 @@ static req_verdict feed(borg_request *q, const char *piece, double now)
 {
     borg_err err = {0};
     req_verdict v = (req_verdict)-1;
-    CHECK(request_token(q, piece, piece ? strlen(piece) : 0, 0, 0, now, &v, &err) == BORG_OK);
+    CHECK(request_token(q, piece, piece ? strlen(piece) : 0, 0, 0, -0.5f, now, &v, &err) == BORG_OK);
     return v;
 }
 
@@ -306,7 +306,7 @@ static void test_eog_and_length(void)
     /* EOG stops, and its piece is not text. */
     borg_request *q = open_req(r, 0, 100, NULL);
     CHECK(feed(q, "ok", 5) == REQ_GOES_ON);
-    CHECK(request_token(q, "</s>", 4, 1, 0, 6, &v, &err) == BORG_OK && v == REQ_STOP);
+    CHECK(request_token(q, "</s>", 4, 1, 0, -0.5f, 6, &v, &err) == BORG_OK && v == REQ_STOP);
     CHECK(q->n_gen == 2);
     CHECK_STR(q->text, "ok");
 
@@ -316,7 +316,7 @@ static void test_eog_and_length(void)
     CHECK(requests_open(r, 1, &job, 0, &q, &err) == BORG_OK);
     CHECK(request_admit(q, 4, 64, &err) == BORG_OK);
     CHECK(feed(q, "ok", 5) == REQ_GOES_ON);
-    CHECK(request_token(q, "</s>", 4, 1, 0, 6, &v, &err) == BORG_OK && v == REQ_GOES_ON);
+    CHECK(request_token(q, "</s>", 4, 1, 0, -0.5f, 6, &v, &err) == BORG_OK && v == REQ_GOES_ON);
     CHECK_STR(q->text, "ok</s>");
 
     /* max_tokens: the third token ends it with "length". */
@@ -341,12 +341,12 @@ static void test_eog_and_length(void)
     q = open_req(r, 4, -1, NULL);
     for (int i = 0; i < 500; i++)
         CHECK(feed(q, "t", 1) == REQ_GOES_ON);
-    CHECK(request_token(q, "t", 1, 0, 1, 2, &v, &err) == BORG_OK && v == REQ_LENGTH);
+    CHECK(request_token(q, "t", 1, 0, 1, -0.5f, 2, &v, &err) == BORG_OK && v == REQ_LENGTH);
     CHECK(q->n_gen == 501 && q->text_len == 501);
 
     /* context_full gives "length" even with max_tokens far away. */
     q = open_req(r, 5, 100, NULL);
-    CHECK(request_token(q, "z", 1, 0, 1, 2, &v, &err) == BORG_OK && v == REQ_LENGTH);
+    CHECK(request_token(q, "z", 1, 0, 1, -0.5f, 2, &v, &err) == BORG_OK && v == REQ_LENGTH);
     CHECK_STR(q->text, "z");
 
     /* A clock that reads 0 at the first token still sets t_first once. */
@@ -381,8 +381,45 @@ static void test_overdue(void)
     requests_free(r);
 }
 
+/* Embeddings: rows in position order are pooled (mean or last) and
+ * L2-normalized once the prompt is in; rows sent again by a replay are
+ * skipped; generated tokens' log-probabilities are kept. */
+static void test_embed(void)
+{
+    borg_requests *r;
+    borg_err err = {0};
+    CHECK(requests_create(4, &r, &err) == BORG_OK);
+    const float rows[4][2] = {{1, 0}, {3, 0}, {0, 4}, {0, 4}}; /* mean (1, 2): normalized (1, 2) / sqrt 5 */
+    for (int pool = JOB_POOL_MEAN; pool <= JOB_POOL_LAST; pool++) {
+        borg_job job = make_job(1, 0, NULL);
+        job.embed = pool;
+        borg_request *q;
+        CHECK(requests_open(r, pool, &job, 1.0, &q, &err) == BORG_OK && request_admit(q, 4, 64, &err) == BORG_OK);
+        CHECK(request_embed_row(q, 1, rows[1], 2, &err) == BORG_OK && q->embed_next == 0); /* out of order: skipped */
+        for (int p = 0; p < 3; p++)
+            CHECK(request_embed_row(q, p, rows[p], 2, &err) == BORG_OK);
+        CHECK(q->embedding == NULL);
+        for (int p = 0; p < 3; p++) /* a replay from the start */
+            CHECK(request_embed_row(q, p, rows[p], 2, &err) == BORG_OK);
+        CHECK(q->embed_next == 3 && request_embed_row(q, 3, rows[3], 2, &err) == BORG_OK && q->embedding);
+        if (pool == JOB_POOL_MEAN)
+            CHECK(fabsf(q->embedding[0] - 1 / sqrtf(5)) < 1e-6f && fabsf(q->embedding[1] - 2 / sqrtf(5)) < 1e-6f);
+        else
+            CHECK(q->embedding[0] == 0.0f && q->embedding[1] == 1.0f);
+        CHECK(q->dim == 2);
+    }
+    borg_request *plain = open_req(r, 3, 2, NULL);
+    CHECK(request_embed_row(plain, 0, rows[0], 2, &err) == BORG_OK && plain->embedding == NULL && !plain->embed_sum);
+    req_verdict v;
+    CHECK(request_token(plain, "a", 1, 0, 0, -1.25f, 1, &v, &err) == BORG_OK && v == REQ_GOES_ON);
+    CHECK(request_token(plain, "b", 1, 0, 0, -0.5f, 2, &v, &err) == BORG_OK && v == REQ_LENGTH);
+    CHECK(plain->n_gen == 2 && plain->gen_lp[0] == -1.25f && plain->gen_lp[1] == -0.5f);
+    requests_free(r);
+}
+
 int main(void)
 {
+    test_embed();
     test_ring();
     test_admit();
     test_check_ids();

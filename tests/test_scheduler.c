@@ -17,9 +17,9 @@ int main(void)
     int n_adm, full = -1;
     CHECK(sched_create(2, 64, 8, &s, &err) == BORG_OK);
     int32_t p10[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, p3[3] = {7, 8, 9};
-    CHECK(sched_submit(s, 100, p10, 10, 0, 0, &greedy, 0, &err) == BORG_OK);
-    CHECK(sched_submit(s, 101, p3, 3, 0, 0, &greedy, 0, &err) == BORG_OK);
-    CHECK(sched_submit(s, 102, p3, 3, 0, 0, &greedy, 5, &err) == BORG_OK); /* higher priority */
+    CHECK(sched_submit(s, 100, p10, 10, 0, 0, 0, &greedy, 0, &err) == BORG_OK);
+    CHECK(sched_submit(s, 101, p3, 3, 0, 0, 0, &greedy, 0, &err) == BORG_OK);
+    CHECK(sched_submit(s, 102, p3, 3, 0, 0, 0, &greedy, 5, &err) == BORG_OK); /* higher priority */
 
     /* Two slots: the priority job and the first arrival get them. */
     CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
@@ -72,10 +72,10 @@ int main(void)
     CHECK(sched_active(s) == 0 && sched_in_flight(s) == 0);
 
     int32_t big[64] = {0};
-    CHECK(sched_submit(s, 103, big, 64, 0, 0, &greedy, 0, &err) != BORG_OK);
+    CHECK(sched_submit(s, 103, big, 64, 0, 0, 0, &greedy, 0, &err) != BORG_OK);
 
     /* A replayed request continues its sampling steps where it was. */
-    CHECK(sched_submit(s, 104, p3, 3, 7, 0, &greedy, 0, &err) == BORG_OK);
+    CHECK(sched_submit(s, 104, p3, 3, 7, 0, 0, &greedy, 0, &err) == BORG_OK);
     CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
     CHECK(b.n_seqs == 1 && b.seqs[0].step == 7 && b.seqs[0].sample == 1);
     sched_batch_done(s, &b);
@@ -87,7 +87,7 @@ int main(void)
     /* A scored prompt of 10 tokens in chunks of the 8-token budget: every
      * chunk marked, each naming the prompt token after it, the last none;
      * decode steps are not scored. */
-    CHECK(sched_submit(s, 105, p10, 10, 0, 10, &greedy, 0, &err) == BORG_OK);
+    CHECK(sched_submit(s, 105, p10, 10, 0, 10, 0, &greedy, 0, &err) == BORG_OK);
     CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
     CHECK(b.n_seqs == 1 && b.seqs[0].n_tokens == 8 && b.seqs[0].score == 1 && b.seqs[0].next_token == 9 &&
           !b.seqs[0].sample);
@@ -104,7 +104,7 @@ int main(void)
 
     /* The scheduler decides when a sequence fills its context: 62 prompt
      * tokens in a 64-position slot take two more, the second fills it. */
-    CHECK(sched_submit(s, 106, big, 62, 0, 0, &greedy, 0, &err) == BORG_OK);
+    CHECK(sched_submit(s, 106, big, 62, 0, 0, 0, &greedy, 0, &err) == BORG_OK);
     for (int k = 0; k < 8; k++) {
         CHECK(sched_build(s, &b, admitted, &n_adm, &err) == BORG_OK);
         sched_batch_done(s, &b);

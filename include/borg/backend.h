@@ -40,6 +40,8 @@ typedef struct {
     /* The stage's layers over x (n x dim, in place), token i at KV slot
      * slot[i] and position pos[i]. */
     borg_status (*forward)(backend_state *b, float *x, const int32_t *slot, const int32_t *pos, int n, borg_err *err);
+    /* out (n x dim) = the final norm of the n rows of x (last stage). */
+    borg_status (*final_norm)(backend_state *b, const float *x, int n, float *out, borg_err *err);
     /* logits (n x n_vocab) of the n rows of x (last stage); x unchanged. */
     borg_status (*logits)(backend_state *b, const float *x, int n, float *logits, borg_err *err);
 } backend_ops;

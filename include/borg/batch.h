@@ -7,7 +7,8 @@
  * `score` wants the log-probability of each of its tokens after the first
  * given those before it (prompt scoring, perplexity): of token j + 1 for
  * its token j, and of next_token (the prompt's token after this chunk, or
- * -1 at its end) for its last. */
+ * -1 at its end) for its last. One marked `embed` wants the final hidden
+ * state (after the final norm) of each of its tokens, for embeddings. */
 #ifndef BORG_BATCH_H
 #define BORG_BATCH_H
 
@@ -25,6 +26,7 @@ typedef struct {
     int32_t step; /* which generated token a sample would be (0-based) */
     int32_t score;
     int32_t next_token;
+    int32_t embed;
     borg_sampling sampling;
 } batch_seq;
 
@@ -45,9 +47,18 @@ typedef struct {
     int32_t pos;
 } batch_result;
 
+/* The final hidden state of the token at position pos of request req
+ * (its dim floats travel beside the record). */
+typedef struct {
+    int64_t req;
+    int32_t pos;
+} batch_row;
+
 /* Results a batch can produce: a sample per sequence, a score per token
  * of the scored ones. */
 int batch_result_cap(const borg_batch *b);
+/* Hidden-state rows it can produce: one per token of the embed ones. */
+int batch_row_cap(const borg_batch *b);
 
 void batch_init(borg_batch *b);
 void batch_free(borg_batch *b);

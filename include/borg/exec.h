@@ -20,7 +20,10 @@ typedef struct {
     int64_t batch_id;
     int retry; /* the batch was damaged on the way: submit it again */
     int n;
-    const batch_result *results; /* valid until the next exec call */
+    const batch_result *results; /* valid until the next exec call, as are rows and row_data */
+    int n_rows, dim;
+    const batch_row *rows; /* final hidden states of embed sequences' tokens */
+    const float *row_data; /* n_rows x dim */
 } exec_done;
 
 /* Sends the run spec to every stage rank of its topology and waits for

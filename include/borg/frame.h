@@ -11,12 +11,14 @@
  *   FRAME_BATCH   n_seqs 64-byte sequence records (req i64, slot i32, pos i32,
  *                 n_tokens i32, sample i32, step i32, score i32 (0 or 1),
  *                 next_token i32, top_k i32,
- *                 temperature f32, top_p f32, min_p f32, pad u32 = 0,
+ *                 temperature f32, top_p f32, min_p f32, embed i32 (0 or 1),
  *                 seed u64), then n_tokens i32 token ids, then, when dim > 0,
  *                 n_tokens x dim activations in `dtype` (dim 0 <=> WIRE_NONE).
  *   FRAME_RESULT  n_seqs 24-byte records (req i64, token i32, logprob f32,
- *                 pos i32, pad u32 = 0);
- *                 n_tokens, dim and dtype are 0.
+ *                 pos i32, pad u32 = 0), then n_tokens 16-byte hidden-state
+ *                 row records (req i64, pos i32, pad u32 = 0), then their
+ *                 n_tokens x dim f32 values (dtype WIRE_F32; with no rows
+ *                 n_tokens, dim and dtype are 0).
  *   control kinds an opaque payload of payload_bytes (<= 1 MiB) at
  *                 p + sizeof(frame_header); all counts are 0, batch_id 0.
  * reserved and pad are 0. Limits: n_seqs, n_tokens <= 2^24, dim <= 2^20, so
@@ -32,7 +34,7 @@
 #include "borg/error.h"
 
 #define FRAME_MAGIC 0x47524f42u /* "BORG" little-endian */
-#define FRAME_VERSION 3
+#define FRAME_VERSION 4
 
 typedef enum {
     FRAME_BATCH = 1,    /* coordinator -> stage 0 -> ... : sequences, tokens, activations */
@@ -104,7 +106,10 @@ uint32_t crc32c_portable(uint32_t crc, const void *data, size_t len);
 /* Encoders: replace f's contents with a complete frame (CRC set). f16 is
  * written with quant_f32_to_f16, bf16 rounded to nearest even. */
 borg_status frame_put_batch(frame_buf *f, const borg_batch *b, const float *x, int dim, wire_dtype dt, borg_err *err);
-borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result *r, int n, borg_err *err);
+/* n results, then n_rows hidden-state rows of dim floats each (row_data,
+ * n_rows x dim; none when n_rows is 0). */
+borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result *r, int n, const batch_row *rows,
+                              const float *row_data, int n_rows, int dim, borg_err *err);
 borg_status frame_put_control(frame_buf *f, frame_kind kind, const void *payload, size_t len, borg_err *err);
 
 /* Checks magic, version, kind, sizes and CRC of the len bytes at p, and
@@ -123,8 +128,10 @@ int64_t frame_peek_batch(const uint8_t *p, size_t len);
  * counts floats). */
 borg_status frame_get_batch(const uint8_t *p, const frame_header *h, borg_batch *b, float **x, size_t *x_cap,
                             borg_err *err);
-/* Copies the h->n_seqs results into r, which has room for that many; *n
- * gets the count. */
-borg_status frame_get_results(const uint8_t *p, const frame_header *h, batch_result *r, int *n, borg_err *err);
+/* Copies the h->n_seqs results into r, which has room for that many (*n
+ * gets the count), and the h->n_tokens rows into rows and their
+ * h->n_tokens x h->dim values into row_data, which have room for them. */
+borg_status frame_get_results(const uint8_t *p, const frame_header *h, batch_result *r, int *n, batch_row *rows,
+                              float *row_data, borg_err *err);
 
 #endif

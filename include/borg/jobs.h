@@ -1,6 +1,7 @@
 /* Jobs: what a user asks for, one per line of a JSONL file or element of a
  * JSON array. Three shapes are recognised per job:
- *   simple  {"id", "prompt" | "prompt_token_ids", "max_tokens", sampling ...}
+ *   simple  {"id", "prompt" | "prompt_token_ids", "max_tokens", sampling ...,
+ *            "embed", "pooling"}
  *   chat    {"id", "messages": [{"role", "content"}], ...}
  *   OpenAI  {"custom_id", "method": "POST", "url": "/v1/completions" |
  *            "/v1/chat/completions", "body": {...}}
@@ -24,6 +25,10 @@ typedef struct {
 
 #define JOB_MAX_STOP 8
 
+/* How an embedding is made of the prompt's final hidden states (after the
+ * final norm): their mean, or the last token's; L2-normalized either way. */
+typedef enum { JOB_POOL_NONE = 0, JOB_POOL_MEAN = 1, JOB_POOL_LAST = 2 } job_pooling;
+
 typedef struct {
     long line;  /* 1-based line where the job starts */
     long index; /* 0-based order in the file */
@@ -41,6 +46,7 @@ typedef struct {
     int n_stop;
     int ignore_eos;
     int prompt_logprobs; /* native shapes: score the prompt, token by token */
+    int embed;           /* native shapes: the prompt's embedding, pooled this way (job_pooling) */
     int priority;
     double timeout_s; /* 0: none */
     char *error;      /* non-NULL: the job cannot run, and why */

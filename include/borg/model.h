@@ -48,6 +48,10 @@ borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, b
 borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32_t *slot, const int32_t *pos, int n,
                           borg_pool *pool, borg_err *err);
 
+/* out (n x dim) = the final norm of the n rows of x (last stage): the
+ * hidden states embeddings are made of, as llama.cpp's are. */
+borg_status model_final_norm(const borg_model *m, const float *x, int n, float *out, borg_err *err);
+
 /* logits (n x n_vocab) for the n rows of x: final norm, then output matrix.
  * x is left unchanged. */
 borg_status model_logits(borg_model *m, const float *x, int n, float *logits, borg_pool *pool, borg_err *err);

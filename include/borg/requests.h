@@ -25,6 +25,12 @@ typedef struct {
     char *text;       /* generated text, NUL-terminated, text_len bytes (may end inside a UTF-8
                        * sequence); NULL while text_len is 0 and nothing was ever appended */
     size_t text_len, text_cap;
+    float *gen_lp; /* log-probability of each generated token (n_gen of them) */
+    int32_t cap_lp;
+    double *embed_sum; /* with job.embed: the sum of the final hidden states of positions [0, embed_next) */
+    int32_t embed_next;
+    float *embedding; /* with job.embed: the pooled, L2-normalized vector, once the prompt is through */
+    int dim;
     double t_read, t_admit, t_first; /* ms, as given by the caller's clock; 0 = not yet. t_read is set by
                                       * requests_open, t_first by request_token, t_admit by the caller. */
 } borg_request;
@@ -63,7 +69,8 @@ typedef enum { REQ_GOES_ON = 0, REQ_STOP, REQ_LENGTH } req_verdict;
 
 /* A sampled token arrived. piece/piece_len are its text bytes (any length; none for special tokens, when
  * piece may be NULL), is_eog whether the tokenizer calls it end-of-generation, context_full whether the
- * sequence has no room for another token (the scheduler decides that). Order of rules: count the token
+ * sequence has no room for another token (the scheduler decides that), logprob its log-probability
+ * (kept in gen_lp). Order of rules: count the token
  * (n_gen++, t_first set on the first); an EOG token ends with REQ_STOP unless job.ignore_eos (then its
  * piece is appended like any other); the piece is appended to text; a stop string that now appears ending
  * in the new bytes (the earliest match start among all job.stop strings) cuts the text at the match start
@@ -73,10 +80,17 @@ typedef enum { REQ_GOES_ON = 0, REQ_STOP, REQ_LENGTH } req_verdict;
  * or appended. Empty stop strings never match.
  * now_ms is the caller's clock. Only BORG_ENOMEM fails, and then q is unchanged. */
 borg_status request_token(borg_request *q, const char *piece, size_t piece_len, int is_eog, int context_full,
-                          double now_ms, req_verdict *verdict, borg_err *err);
+                          float logprob, double now_ms, req_verdict *verdict, borg_err *err);
 /* A prompt token's log-probability arrived (position pos of the prompt); ignored out of range or without
  * prompt_logprobs. A replay after a failure may score a position again: the latest value is kept. */
 void request_score(borg_request *q, int32_t pos, float logprob);
+/* The final hidden state (dim floats) of prompt position pos arrived, for a job with embed. Rows come in
+ * position order; a replay after a failure sends positions again, and those already taken are skipped
+ * (they are the same bits). When the last prompt position is in, embedding is made: the mean of the rows
+ * (JOB_POOL_MEAN, summed in double in position order, so it does not depend on how the prompt was cut
+ * into chunks) or the last row (JOB_POOL_LAST), L2-normalized. Only BORG_ENOMEM fails. */
+borg_status request_embed_row(borg_request *q, int32_t pos, const float *row, int dim, borg_err *err);
+
 /* 1 when the job's own timeout_s (> 0) has passed at now_ms since t_read. */
 int request_overdue(const borg_request *q, double now_ms);
 

@@ -24,6 +24,9 @@ typedef struct {
     const char *finish_reason;    /* "stop", "length", or NULL */
     const float *prompt_logprobs; /* with the job's prompt_logprobs: one per prompt token, NaN for the first */
     int32_t prompt_tokens;
+    const float *token_logprobs; /* n_tokens: the log-probability of each generated token */
+    const float *embedding;      /* with the job's embed: dim floats, L2-normalized; else NULL */
+    int dim;
     double queue_ms, first_token_ms, total_ms;
 } borg_result;
 

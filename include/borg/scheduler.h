@@ -26,9 +26,10 @@ void sched_free(borg_sched *s);
  * or for a request replayed after a failure (its prompt then ending with
  * the tokens it had generated) how many it had, so that sampling draws
  * continue where they were. The prefill chunks that hold any of the first
- * n_score tokens are marked for scoring (batch.h). */
+ * n_score tokens are marked for scoring, those that hold any of the first
+ * n_embed for their final hidden states (batch.h). */
 borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt, int32_t first_step,
-                         int32_t n_score, const borg_sampling *sampling, int priority, borg_err *err);
+                         int32_t n_score, int32_t n_embed, const borg_sampling *sampling, int priority, borg_err *err);
 
 /* Fills b (cleared first) with the next micro-batch; b->n_seqs == 0 when
  * nothing is ready. Newly admitted requests are reported through

@@ -26,10 +26,19 @@ size_t stage_weight_bytes(const borg_stage *s);
  * updated in place on the others. */
 borg_status stage_forward(borg_stage *s, const borg_batch *b, float *x, borg_err *err);
 
-/* Last stage: the scores of the sequences marked score (batch.h), then
- * the next token of every sequence marked sample, from the hidden state
- * of its last token. out has room for batch_result_cap(b) entries. */
-borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, batch_result *out, int *n_out,
-                         borg_err *err);
+/* What the last stage returns for a batch, in buffers the caller sized:
+ * res for batch_result_cap(b) entries, rows for batch_row_cap(b) and
+ * row_data for batch_row_cap(b) x dim floats. */
+typedef struct {
+    batch_result *res;
+    batch_row *rows;
+    float *row_data;
+    int n_res, n_rows;
+} stage_output;
+
+/* Last stage: the final hidden states of the sequences marked embed, the
+ * scores of those marked score (batch.h), then the next token of every
+ * sequence marked sample, from the hidden state of its last token. */
+borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, stage_output *out, borg_err *err);
 
 #endif

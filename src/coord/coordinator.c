@@ -86,6 +86,9 @@ static borg_status finish(coordinator *c, borg_request *q, result_status status,
         .n_tokens = known ? (size_t)q->n_gen : 0,
         .finish_reason = finish_reason,
         .prompt_logprobs = q->prompt_lp,
+        .token_logprobs = q->gen_lp,
+        .embedding = q->embedding,
+        .dim = q->dim,
         .prompt_tokens = q->n_prompt,
         .queue_ms = q->t_admit ? q->t_admit - q->t_read : t - q->t_read,
         .first_token_ms = q->t_first ? q->t_first - q->t_read : 0,
@@ -143,7 +146,7 @@ static borg_status submit(coordinator *c, borg_request *q, const int32_t *tokens
             best = p;
     q->pipe = best;
     return sched_submit(c->pipes[best].sched, q->num, tokens, n, q->n_gen, q->prompt_lp ? q->n_prompt : 0,
-                        &q->job.sampling, q->job.priority, err);
+                        q->job.embed ? q->n_prompt : 0, &q->job.sampling, q->job.priority, err);
 }
 
 /* A job just read: it runs, or gets its result line at once (a job error,
@@ -171,7 +174,7 @@ static borg_status admit_job(coordinator *c, borg_request *q, borg_err *err)
         return st;
     }
     c->prompt_tokens += (long)n;
-    if (job->max_tokens == 0 && !job->prompt_logprobs)
+    if (job->max_tokens == 0 && !job->prompt_logprobs && !job->embed)
         st = finish(c, q, RESULT_OK, NULL, "length", err);
     else
         st = submit(c, q, ids, (int32_t)n, err);
@@ -231,7 +234,7 @@ static borg_status on_token(coordinator *c, const batch_result *res, borg_err *e
         st = borg_fail(err, BORG_EINTERNAL, "a stage returned token %d, outside the vocabulary", (int)res->token);
     req_verdict v;
     if (!st)
-        st = request_token(q, piece, len, tokenizer_is_eog(c->tok, res->token), full, now_ms(), &v, err);
+        st = request_token(q, piece, len, tokenizer_is_eog(c->tok, res->token), full, res->logprob, now_ms(), &v, err);
     if (st || v == REQ_GOES_ON)
         return st;
     return finish(c, q, RESULT_OK, NULL, v == REQ_STOP ? "stop" : "length", err);
@@ -332,6 +335,13 @@ static borg_status collect(coordinator *c, borg_err *err)
     sched_batch_done(pl->sched, &pl->flight[k]);
     pl->busy[k] = 0;
     pl->in_flight--;
+    /* Hidden states first: an embedding is complete before the token that
+     * follows its prompt can finish the job. */
+    for (int i = 0; i < done.n_rows; i++) {
+        borg_request *q = requests_get(c->reqs, done.rows[i].req);
+        if (q && (st = request_embed_row(q, done.rows[i].pos, done.row_data + (size_t)i * done.dim, done.dim, err)))
+            return st;
+    }
     for (int i = 0; i < done.n; i++)
         if ((st = on_token(c, &done.results[i], err)))
             return st;

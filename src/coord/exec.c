@@ -19,6 +19,9 @@ struct borg_exec {
     frame_buf out, in;
     batch_result *res;
     int cap_res;
+    batch_row *rows;
+    float *row_data;
+    size_t cap_rows, cap_row_data;
 };
 
 static borg_status reserve_results(borg_exec *e, int n, borg_err *err)
@@ -30,6 +33,26 @@ static borg_status reserve_results(borg_exec *e, int n, borg_err *err)
         return borg_fail(err, BORG_ENOMEM, "out of memory for %d results", n);
     e->res = r;
     e->cap_res = n;
+    return BORG_OK;
+}
+
+static borg_status reserve_rows(borg_exec *e, int n, int dim, borg_err *err)
+{
+    if ((size_t)n > e->cap_rows) {
+        batch_row *r = realloc(e->rows, sizeof *r * (size_t)n);
+        if (!r)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for %d hidden-state rows", n);
+        e->rows = r;
+        e->cap_rows = (size_t)n;
+    }
+    size_t values = (size_t)n * (size_t)dim;
+    if (values > e->cap_row_data) {
+        float *d = realloc(e->row_data, sizeof *d * values);
+        if (!d)
+            return borg_fail(err, BORG_ENOMEM, "out of memory for %d hidden-state rows", n);
+        e->row_data = d;
+        e->cap_row_data = values;
+    }
     return BORG_OK;
 }
 
@@ -129,7 +152,7 @@ borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
     borg_err damage;
     if (frame_check(e->in.p, e->in.len, &h, &damage)) {
         e->crc_errors++;
-        *done = (exec_done){pipe, frame_peek_batch(e->in.p, e->in.len), 1, 0, NULL};
+        *done = (exec_done){.pipe = pipe, .batch_id = frame_peek_batch(e->in.p, e->in.len), .retry = 1};
         log_event(LOG_WARN, "frame_damaged", NULL, LOG_FIELDS(LOG_I("from_rank", src), LOG_I("batch", done->batch_id)),
                   "rank %d sent a damaged frame: %s; recomputing batch %lld", src, damage.msg,
                   (long long)done->batch_id);
@@ -140,15 +163,23 @@ borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
     if (h.kind == FRAME_RETRY && h.payload_bytes == sizeof(int64_t)) {
         int64_t id;
         memcpy(&id, e->in.p + sizeof h, sizeof id);
-        *done = (exec_done){pipe, id, 1, 0, NULL};
+        *done = (exec_done){.pipe = pipe, .batch_id = id, .retry = 1};
         return BORG_OK;
     }
     if (h.kind != FRAME_RESULT)
         return borg_fail(err, BORG_EINTERNAL, "rank %d sent frame kind %u while results were expected", src, h.kind);
     int n;
-    if ((st = reserve_results(e, h.n_seqs, err)) || (st = frame_get_results(e->in.p, &h, e->res, &n, err)))
+    if ((st = reserve_results(e, h.n_seqs, err)) || (st = reserve_rows(e, h.n_tokens, h.dim, err)) ||
+        (st = frame_get_results(e->in.p, &h, e->res, &n, e->rows, e->row_data, err)))
         return st;
-    *done = (exec_done){pipe, h.batch_id, 0, n, e->res};
+    *done = (exec_done){.pipe = pipe,
+                        .batch_id = h.batch_id,
+                        .n = n,
+                        .results = e->res,
+                        .n_rows = h.n_tokens,
+                        .dim = h.dim,
+                        .rows = e->rows,
+                        .row_data = e->row_data};
     return BORG_OK;
 }
 
@@ -191,6 +222,8 @@ void exec_free(borg_exec *e)
     if (!e)
         return;
     free(e->res);
+    free(e->rows);
+    free(e->row_data);
     frame_buf_free(&e->out);
     frame_buf_free(&e->in);
     free(e);

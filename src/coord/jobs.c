@@ -325,6 +325,34 @@ static borg_status parse_openai(borg_job *job, const cJSON *obj)
     return parse_prompt(job, prompt);
 }
 
+/* "embed": true asks for the prompt's embedding, "pooling" how its tokens'
+ * final hidden states become one vector. Such a job generates nothing
+ * unless it also gives max_tokens. */
+static borg_status parse_embed(borg_job *job, const cJSON *obj)
+{
+    const cJSON *embed = cJSON_GetObjectItemCaseSensitive(obj, "embed");
+    const cJSON *pooling = cJSON_GetObjectItemCaseSensitive(obj, "pooling");
+    if (embed && !cJSON_IsNull(embed)) {
+        if (!cJSON_IsBool(embed))
+            return set_error(job, "embed must be true or false"), BORG_EINPUT;
+        job->embed = cJSON_IsTrue(embed) ? JOB_POOL_MEAN : JOB_POOL_NONE;
+    }
+    if (pooling && !cJSON_IsNull(pooling)) {
+        if (!job->embed)
+            return set_error(job, "pooling needs \"embed\": true"), BORG_EINPUT;
+        if (cJSON_IsString(pooling) && !strcmp(pooling->valuestring, "mean"))
+            job->embed = JOB_POOL_MEAN;
+        else if (cJSON_IsString(pooling) && !strcmp(pooling->valuestring, "last"))
+            job->embed = JOB_POOL_LAST;
+        else
+            return set_error(job, "pooling must be \"mean\" or \"last\""), BORG_EINPUT;
+    }
+    if (job->embed && !cJSON_GetObjectItemCaseSensitive(obj, "max_tokens") &&
+        !cJSON_GetObjectItemCaseSensitive(obj, "max_completion_tokens"))
+        job->max_tokens = 0;
+    return BORG_OK;
+}
+
 static borg_status parse_native(borg_job *job, const cJSON *obj)
 {
     borg_status r = parse_id(job, obj, "id");
@@ -338,6 +366,8 @@ static borg_status parse_native(borg_job *job, const cJSON *obj)
             return set_error(job, "prompt_logprobs must be true or false"), BORG_EINPUT;
         job->prompt_logprobs = cJSON_IsTrue(plp);
     }
+    if ((r = parse_embed(job, obj)))
+        return r;
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(obj, "messages");
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(obj, "prompt");
     const cJSON *ids = cJSON_GetObjectItemCaseSensitive(obj, "prompt_token_ids");

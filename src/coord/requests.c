@@ -21,6 +21,9 @@ static void request_release(borg_request *q)
     job_free(&q->job);
     free(q->prompt_lp);
     free(q->text);
+    free(q->gen_lp);
+    free(q->embed_sum);
+    free(q->embedding);
     memset(q, 0, sizeof *q);
 }
 
@@ -187,7 +190,7 @@ static long stop_at(const borg_request *q, size_t old_len)
 }
 
 borg_status request_token(borg_request *q, const char *piece, size_t piece_len, int is_eog, int context_full,
-                          double now_ms, req_verdict *verdict, borg_err *err)
+                          float logprob, double now_ms, req_verdict *verdict, borg_err *err)
 {
     *verdict = REQ_GOES_ON;
     if (q->job.max_tokens == 0) {
@@ -196,8 +199,18 @@ borg_status request_token(borg_request *q, const char *piece, size_t piece_len, 
     }
     int ends = is_eog && !q->job.ignore_eos;
     borg_status st = !ends && piece_len ? text_reserve(q, piece_len, err) : BORG_OK;
+    if (!st && q->n_gen == q->cap_lp) {
+        int32_t cap = q->cap_lp ? 2 * q->cap_lp : 64;
+        float *lp = realloc(q->gen_lp, sizeof *lp * (size_t)cap);
+        if (!lp)
+            st = borg_fail(err, BORG_ENOMEM, "out of memory for the log-probabilities of '%s'",
+                           q->job.id ? q->job.id : "?");
+        else
+            q->gen_lp = lp, q->cap_lp = cap;
+    }
     if (st)
         return st;
+    q->gen_lp[q->n_gen] = logprob;
     /* Counted by step rather than by a zero t_first, so a clock that reads 0 cannot set it twice. */
     if (++q->n_gen == 1)
         q->t_first = now_ms;
@@ -230,4 +243,36 @@ void request_score(borg_request *q, int32_t pos, float logprob)
 int request_overdue(const borg_request *q, double now_ms)
 {
     return q->job.timeout_s > 0 && now_ms - q->t_read > q->job.timeout_s * 1e3;
+}
+
+borg_status request_embed_row(borg_request *q, int32_t pos, const float *row, int dim, borg_err *err)
+{
+    if (!q->job.embed || q->embedding || pos != q->embed_next || pos >= q->n_prompt || dim < 1)
+        return BORG_OK;
+    if (!q->embed_sum) {
+        if (!(q->embed_sum = calloc((size_t)dim, sizeof *q->embed_sum)))
+            return borg_fail(err, BORG_ENOMEM, "out of memory for the embedding of '%s'", q->job.id);
+        q->dim = dim;
+    }
+    if (dim != q->dim)
+        return borg_fail(err, BORG_EINTERNAL, "rows of width %d and %d for the embedding of '%s'", q->dim, dim,
+                         q->job.id);
+    int last = pos == q->n_prompt - 1;
+    if (q->job.embed == JOB_POOL_MEAN || last)
+        for (int i = 0; i < dim; i++)
+            q->embed_sum[i] = q->job.embed == JOB_POOL_MEAN ? q->embed_sum[i] + row[i] : row[i];
+    q->embed_next++;
+    if (!last)
+        return BORG_OK;
+    float *e = malloc(sizeof *e * (size_t)dim);
+    if (!e)
+        return borg_fail(err, BORG_ENOMEM, "out of memory for the embedding of '%s'", q->job.id);
+    double n = q->job.embed == JOB_POOL_MEAN ? q->n_prompt : 1, norm = 0;
+    for (int i = 0; i < dim; i++)
+        norm += (q->embed_sum[i] / n) * (q->embed_sum[i] / n);
+    norm = sqrt(norm);
+    for (int i = 0; i < dim; i++)
+        e[i] = (float)(norm > 0 ? q->embed_sum[i] / n / norm : 0);
+    q->embedding = e;
+    return BORG_OK;
 }

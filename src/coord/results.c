@@ -244,6 +244,11 @@ static cJSON *native_line(const borg_result *r, const char *text)
             cJSON_AddItemToArray(a, isnan(r->prompt_logprobs[i]) ? cJSON_CreateNull()
                                                                  : cJSON_CreateNumber(r->prompt_logprobs[i]));
     }
+    if (r->embedding) {
+        cJSON *a = cJSON_AddArrayToObject(o, "embedding");
+        for (int i = 0; a && i < r->dim; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(r->embedding[i]));
+    }
     cJSON *t = cJSON_AddObjectToObject(o, "timings");
     cJSON_AddNumberToObject(t, "queue_ms", r->queue_ms);
     cJSON_AddNumberToObject(t, "first_token_ms", r->first_token_ms);

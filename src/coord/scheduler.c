@@ -11,6 +11,7 @@ typedef struct {
     int32_t n_past; /* tokens already in the KV cache */
     int32_t first_step;
     int32_t n_score; /* leading tokens whose log-probabilities are wanted */
+    int32_t n_embed; /* leading tokens whose final hidden states are wanted */
     int in_flight;
     int priority;
     int64_t order; /* arrival, to keep admission first-come among equals */
@@ -69,7 +70,7 @@ void sched_free(borg_sched *s)
 }
 
 borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int32_t n_prompt, int32_t first_step,
-                         int32_t n_score, const borg_sampling *sampling, int priority, borg_err *err)
+                         int32_t n_score, int32_t n_embed, const borg_sampling *sampling, int priority, borg_err *err)
 {
     if (n_prompt < 1 || n_prompt >= s->slot_ctx)
         return borg_fail(err, BORG_EINTERNAL, "request %lld: prompt of %d tokens does not fit a slot of %d",
@@ -93,6 +94,7 @@ borg_status sched_submit(borg_sched *s, int64_t req, const int32_t *prompt, int3
     q->n_tokens = q->n_prompt = n_prompt;
     q->first_step = first_step;
     q->n_score = n_score;
+    q->n_embed = n_embed;
     q->cap = cap;
     q->priority = priority;
     q->order = s->next_order++;
@@ -169,6 +171,7 @@ borg_status sched_build(borg_sched *s, borg_batch *b, int64_t *admitted, int *n_
                         .sample = done,
                         .step = q->first_step,
                         .score = q->n_past < q->n_score,
+                        .embed = q->n_past < q->n_embed,
                         .next_token = done ? -1 : q->tokens[q->n_past + n],
                         .sampling = q->sampling};
         if ((st = batch_add(b, &bs, q->tokens + q->n_past, err)))

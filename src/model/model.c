@@ -468,6 +468,16 @@ borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32
     return BORG_OK;
 }
 
+borg_status model_final_norm(const borg_model *m, const float *x, int n, float *out, borg_err *err)
+{
+    if (!m->with_head)
+        return borg_fail(err, BORG_EINTERNAL, "this stage has no final norm");
+    const int dim = m->hp.dim;
+    for (int i = 0; i < n; i++)
+        ops_rmsnorm(out + (size_t)i * dim, x + (size_t)i * dim, m->output_norm, dim, m->hp.rms_eps);
+    return BORG_OK;
+}
+
 borg_status model_logits(borg_model *m, const float *x, int n, float *logits, borg_pool *pool, borg_err *err)
 {
     if (!m->with_head)

@@ -29,6 +29,7 @@ _Static_assert(offsetof(frame_header, batch_id) == 8 && offsetof(frame_header, p
 enum {
     SEQ_BYTES = 8 + 8 * 4 + 3 * 4 + 4 + 8, /* see put_seq */
     RESULT_BYTES = 8 + 4 + 4 + 4 + 4,
+    ROW_BYTES = 8 + 4 + 4, /* a hidden-state row's record: req, pos, pad; its floats follow all records */
     MAX_SEQS = 1 << 24,
     MAX_TOKENS = 1 << 24,
     MAX_DIM = 1 << 20,
@@ -121,7 +122,6 @@ static const uint8_t *get(const uint8_t *q, void *v, size_t n)
 
 static uint8_t *put_seq(uint8_t *q, const batch_seq *s)
 {
-    const uint32_t pad = 0;
     q = put(q, &s->req, sizeof s->req);
     q = put(q, &s->slot, sizeof s->slot);
     q = put(q, &s->pos, sizeof s->pos);
@@ -134,13 +134,12 @@ static uint8_t *put_seq(uint8_t *q, const batch_seq *s)
     q = put(q, &s->sampling.temperature, sizeof s->sampling.temperature);
     q = put(q, &s->sampling.top_p, sizeof s->sampling.top_p);
     q = put(q, &s->sampling.min_p, sizeof s->sampling.min_p);
-    q = put(q, &pad, sizeof pad);
+    q = put(q, &s->embed, sizeof s->embed);
     return put(q, &s->sampling.seed, sizeof s->sampling.seed);
 }
 
 static const uint8_t *get_seq(const uint8_t *q, batch_seq *s)
 {
-    uint32_t pad;
     memset(s, 0, sizeof *s);
     q = get(q, &s->req, sizeof s->req);
     q = get(q, &s->slot, sizeof s->slot);
@@ -154,7 +153,7 @@ static const uint8_t *get_seq(const uint8_t *q, batch_seq *s)
     q = get(q, &s->sampling.temperature, sizeof s->sampling.temperature);
     q = get(q, &s->sampling.top_p, sizeof s->sampling.top_p);
     q = get(q, &s->sampling.min_p, sizeof s->sampling.min_p);
-    q = get(q, &pad, sizeof pad);
+    q = get(q, &s->embed, sizeof s->embed);
     return get(q, &s->sampling.seed, sizeof s->sampling.seed);
 }
 
@@ -259,12 +258,22 @@ borg_status frame_put_batch(frame_buf *f, const borg_batch *b, const float *x, i
     return BORG_OK;
 }
 
-borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result *r, int n, borg_err *err)
+borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result *r, int n, const batch_row *rows,
+                              const float *row_data, int n_rows, int dim, borg_err *err)
 {
-    if (n < 0 || n > MAX_SEQS)
-        return borg_fail(err, BORG_EINTERNAL, "batch %lld: %d results do not fit a frame", (long long)batch_id, n);
-    frame_header h = {
-        .kind = FRAME_RESULT, .batch_id = batch_id, .n_seqs = n, .payload_bytes = (uint64_t)n * RESULT_BYTES};
+    if (n < 0 || n > MAX_SEQS || n_rows < 0 || n_rows > MAX_TOKENS || (n_rows && (dim < 1 || dim > MAX_DIM)))
+        return borg_fail(err, BORG_EINTERNAL, "batch %lld: %d results and %d rows of width %d do not fit a frame",
+                         (long long)batch_id, n, n_rows, dim);
+    if (!n_rows)
+        dim = 0;
+    frame_header h = {.kind = FRAME_RESULT,
+                      .batch_id = batch_id,
+                      .n_seqs = n,
+                      .n_tokens = n_rows,
+                      .dim = dim,
+                      .dtype = n_rows ? WIRE_F32 : WIRE_NONE,
+                      .payload_bytes = (uint64_t)n * RESULT_BYTES +
+                                       (uint64_t)n_rows * (ROW_BYTES + (uint64_t)dim * sizeof(float))};
     uint8_t *q;
     borg_status st = frame_start(f, &h, &q, err);
     if (st)
@@ -277,6 +286,13 @@ borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result
         q = put(q, &r[i].pos, sizeof r[i].pos);
         q = put(q, &pad, sizeof pad);
     }
+    for (int i = 0; i < n_rows; i++) {
+        q = put(q, &rows[i].req, sizeof rows[i].req);
+        q = put(q, &rows[i].pos, sizeof rows[i].pos);
+        q = put(q, &pad, sizeof pad);
+    }
+    if (n_rows)
+        put(q, row_data, (size_t)n_rows * (size_t)dim * sizeof(float));
     frame_seal(f);
     return BORG_OK;
 }
@@ -322,14 +338,17 @@ static borg_status expected_payload(const frame_header *h, uint64_t *bytes, borg
                  (uint64_t)h->n_tokens * (uint64_t)h->dim * esz;
         return BORG_OK;
     }
-    if (h->n_tokens || h->dim || h->dtype != WIRE_NONE)
-        return borg_fail(err, BORG_EINPUT, "frame for batch %lld: kind %u carries tokens or activations", id, h->kind);
     if (h->kind == FRAME_RESULT) {
-        if (h->n_seqs < 0 || h->n_seqs > MAX_SEQS)
-            return borg_fail(err, BORG_EINPUT, "frame for batch %lld: bad result count %d", id, h->n_seqs);
-        *bytes = (uint64_t)h->n_seqs * RESULT_BYTES;
+        if (h->n_seqs < 0 || h->n_seqs > MAX_SEQS || h->n_tokens < 0 || h->n_tokens > MAX_TOKENS || h->dim < 0 ||
+            h->dim > MAX_DIM || (h->n_tokens ? h->dim == 0 || h->dtype != WIRE_F32 : h->dim || h->dtype != WIRE_NONE))
+            return borg_fail(err, BORG_EINPUT, "frame for batch %lld: bad counts: %d results, %d rows of width %d", id,
+                             h->n_seqs, h->n_tokens, h->dim);
+        *bytes = (uint64_t)h->n_seqs * RESULT_BYTES +
+                 (uint64_t)h->n_tokens * (ROW_BYTES + (uint64_t)h->dim * sizeof(float));
         return BORG_OK;
     }
+    if (h->n_tokens || h->dim || h->dtype != WIRE_NONE)
+        return borg_fail(err, BORG_EINPUT, "frame for batch %lld: kind %u carries tokens or activations", id, h->kind);
     if (h->n_seqs || h->payload_bytes > MAX_CONTROL)
         return borg_fail(err, BORG_EINPUT, "frame for batch %lld: control frame with %d sequences and %llu bytes", id,
                          h->n_seqs, (unsigned long long)h->payload_bytes);
@@ -390,7 +409,8 @@ borg_status frame_get_batch(const uint8_t *p, const frame_header *h, borg_batch 
     for (int i = 0; i < h->n_seqs; i++) {
         batch_seq s;
         q = get_seq(q, &s);
-        if (s.n_tokens < 1 || s.slot < 0 || s.pos < 0 || s.pos > INT32_MAX - s.n_tokens || (s.score & ~1))
+        if (s.n_tokens < 1 || s.slot < 0 || s.pos < 0 || s.pos > INT32_MAX - s.n_tokens || (s.score & ~1) ||
+            (s.embed & ~1))
             return borg_fail(err, BORG_EINPUT, "frame for batch %lld: sequence %d has slot %d, pos %d, %d tokens", id,
                              i, s.slot, s.pos, s.n_tokens);
         if (used + s.n_tokens > h->n_tokens)
@@ -419,7 +439,8 @@ borg_status frame_get_batch(const uint8_t *p, const frame_header *h, borg_batch 
     return BORG_OK;
 }
 
-borg_status frame_get_results(const uint8_t *p, const frame_header *h, batch_result *r, int *n, borg_err *err)
+borg_status frame_get_results(const uint8_t *p, const frame_header *h, batch_result *r, int *n, batch_row *rows,
+                              float *row_data, borg_err *err)
 {
     if (h->kind != FRAME_RESULT)
         return borg_fail(err, BORG_EINTERNAL, "frame for batch %lld: kind %u is not a result frame",
@@ -433,6 +454,13 @@ borg_status frame_get_results(const uint8_t *p, const frame_header *h, batch_res
         q = get(q, &r[i].pos, sizeof r[i].pos);
         q = get(q, &pad, sizeof pad);
     }
+    for (int i = 0; i < h->n_tokens; i++) {
+        q = get(q, &rows[i].req, sizeof rows[i].req);
+        q = get(q, &rows[i].pos, sizeof rows[i].pos);
+        q = get(q, &pad, sizeof pad);
+    }
+    if (h->n_tokens)
+        get(q, row_data, (size_t)h->n_tokens * (size_t)h->dim * sizeof(float));
     *n = h->n_seqs;
     return BORG_OK;
 }
