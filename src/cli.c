@@ -15,6 +15,7 @@ static const char k_overview[] =
     "  tokenize   print the token ids of a text\n"
     "  plan       print the layer split over pipeline stages and each stage's memory\n"
     "  cancel     end jobs of a running run (given --run-dir) with status cancelled\n"
+    "  status     how a run started with --run-dir is going: jobs done and left, tokens/s, ETA\n"
     "  perplexity perplexity of a text file, computed as llama.cpp's llama-perplexity does\n"
     "\n"
     "Run 'borg-infer <command> --help' for a command's options.\n"
@@ -49,7 +50,16 @@ static const char k_run[] =
     "                        values, as llama.cpp) or f32 (slower, closer to exact); answers\n"
     "                        differ slightly between the two, so resume with the same one.\n"
     "                        Default from BORG_Q8_ACTIVATIONS (0: f32) where set\n"
-    "  --run-dir DIR         directory through which `borg-infer cancel` reaches this run\n"
+    "  --run-dir DIR         directory through which `borg-infer cancel` reaches this run;\n"
+    "                        DIR/status.json (read by `borg-infer status`) is rewritten every 2 s\n"
+    "  --progress-s S        on a terminal, one progress line is redrawn in place (jobs done, %,\n"
+    "                        generated tokens/s, ETA, failures); otherwise a progress line (a\n"
+    "                        \"progress\" event with --log-json) every S seconds (default 30);\n"
+    "                        0: no progress line\n"
+    "  --metrics FILE        rewrite FILE every 2 s with the run's metrics in the Prometheus text\n"
+    "                        format (jobs by status, tokens, queue, KV slots, job latency\n"
+    "                        histogram, per-stage busy time and memory), e.g. for node_exporter's\n"
+    "                        textfile collector\n"
     "  --drain-s S           after SIGTERM/SIGUSR1/SIGINT, finish work in flight for up to S\n"
     "                        seconds, then exit 3 (resumable) (default 30)\n"
     "  --deadline S          run-wide time limit: jobs still running then end with status\n"
@@ -57,7 +67,8 @@ static const char k_run[] =
     "  --verify-model        every stage hashes its whole model file and rank 0 compares it\n"
     "                        with its own (by default: size, header, tensor table and 64\n"
     "                        samples of the data)\n"
-    "  --quiet               warnings and errors only on stderr: no progress or summary\n"
+    "  --quiet               warnings and errors only on stderr: no progress line or summary\n"
+    "                        (--metrics and the status file are still written)\n"
     "  --verbose             also debug events (the run spec sent, each stage ready)\n"
     "  --log-json            stderr as one JSON object per line (time, level, rank, event,\n"
     "                        job, the event's fields, msg) instead of sentences\n"
@@ -81,6 +92,7 @@ static const char k_perplexity[] =
     "  --ctx N               tokens per chunk (default 512)\n"
     "  --chunks K            score only the first K chunks (default: all)\n"
     "  --out PATH            the JSON summary (default perplexity.json)\n"
+    "  --progress-s S, --metrics FILE  as for run, counting chunks as jobs\n"
     "  --threads, --slots, --batch-tokens, --replicas, --stages, --layers, --wire-dtype,\n"
     "  --activations, --verify-model, --quiet, --verbose, --log-json  as for run\n";
 
@@ -102,6 +114,13 @@ static const char k_cancel[] = "Usage: borg-infer cancel --run-dir DIR ID...\n"
                                "(status cancelled, with the text produced so far). Jobs not yet read are\n"
                                "cancelled when they are.\n";
 
+static const char k_status[] = "Usage: borg-infer status --run-dir DIR\n"
+                               "\n"
+                               "Prints how the run started with --run-dir DIR is going, from DIR/status.json\n"
+                               "(rewritten by the run every 2 s): its state (running, finished, stopped), jobs\n"
+                               "done and left by status, generated tokens/s, ETA, per-stage busy time and peak\n"
+                               "memory, and how old the file is. Exit code 2 if no run has written one.\n";
+
 static const char k_tokenize[] = "Usage: borg-infer tokenize --model M.gguf [--no-special] TEXT\n"
                                  "\n"
                                  "Prints the token ids of TEXT, space-separated, as the model's tokenizer\n"
@@ -117,6 +136,7 @@ void cli_usage(FILE *out, borg_command cmd)
     case CMD_PLAN: fputs(k_plan, out); break;
     case CMD_CANCEL: fputs(k_cancel, out); break;
     case CMD_PERPLEXITY: fputs(k_perplexity, out); break;
+    case CMD_STATUS: fputs(k_status, out); break;
     default: fputs(k_overview, out); break;
     }
 }
@@ -140,6 +160,7 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
     cfg->batch_tokens = 512;
     cfg->wire_dtype = WIRE_F32;
     cfg->drain_s = 30;
+    cfg->progress_s = 30;
     if (argc < 2) {
         cfg->command = CMD_HELP;
         return BORG_OK;
@@ -157,6 +178,8 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
         cfg->command = CMD_CANCEL;
     else if (!strcmp(cmd, "perplexity"))
         cfg->command = CMD_PERPLEXITY;
+    else if (!strcmp(cmd, "status"))
+        cfg->command = CMD_STATUS;
     else if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         cfg->command = CMD_HELP;
         return BORG_OK;
@@ -182,8 +205,17 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             cfg->command = CMD_HELP;
             cfg->text = cmd; /* which command's help */
             return BORG_OK;
-        } else if (!strcmp(a, "--run-dir") && v && (sub == CMD_RUN || sub == CMD_CANCEL)) {
+        } else if (!strcmp(a, "--run-dir") && v && (sub == CMD_RUN || sub == CMD_CANCEL || sub == CMD_STATUS)) {
             cfg->run_dir = v, i++;
+        } else if (!strcmp(a, "--metrics") && v && runs) {
+            cfg->metrics = v, i++;
+        } else if (!strcmp(a, "--progress-s") && runs) {
+            char *end;
+            double d = v ? strtod(v, &end) : -1;
+            if (!v || *end || end == v || !(d >= 0 && d < 1e9))
+                return borg_fail(err, BORG_EUSAGE, "%s needs a number of seconds (got '%s')", a, v ? v : "");
+            cfg->progress_s = d;
+            i++;
         } else if ((!strcmp(a, "--drain-s") || !strcmp(a, "--deadline")) && sub == CMD_RUN) {
             char *end;
             double d = v ? strtod(v, &end) : -1;
@@ -200,7 +232,7 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             if (cfg->cancel_ids + cfg->n_cancel_ids != argv + i)
                 return borg_fail(err, BORG_EUSAGE, "cancel: give the ids after the options");
             cfg->n_cancel_ids++;
-        } else if (!strcmp(a, "--model") && v && sub != CMD_CANCEL) {
+        } else if (!strcmp(a, "--model") && v && sub != CMD_CANCEL && sub != CMD_STATUS) {
             cfg->model = v, i++;
         } else if (!strcmp(a, "--jobs") && v && sub == CMD_RUN) {
             cfg->jobs = v, i++;
@@ -280,6 +312,11 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
     if (sub == CMD_CANCEL) {
         if (!cfg->run_dir || !cfg->n_cancel_ids)
             return borg_fail(err, BORG_EUSAGE, "cancel: give --run-dir and at least one job id");
+        return BORG_OK;
+    }
+    if (sub == CMD_STATUS) {
+        if (!cfg->run_dir)
+            return borg_fail(err, BORG_EUSAGE, "status: give --run-dir DIR (the run's --run-dir)");
         return BORG_OK;
     }
     if (!cfg->model)

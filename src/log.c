@@ -23,6 +23,9 @@ static int g_json;
 static log_level g_min = LOG_INFO;
 static FILE *g_sink; /* NULL: stderr, looked up at each write since stderr is not a constant */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static int g_erase_line; /* a progress line may be on the terminal */
+
+void log_erase_line_first(int on) { g_erase_line = on; }
 static _Thread_local int t_rank;
 
 typedef struct {
@@ -284,6 +287,8 @@ static void write_line(const line_buf *ln)
     /* A logger has nowhere to report its own failures: a lost line (full disk, closed pipe) is let go, and a lock
      * that fails (it cannot, for a default mutex) still lets the line out rather than losing it. */
     int locked = pthread_mutex_lock(&g_lock) == 0;
+    if (g_erase_line && !g_json)
+        (void)fputs("\r\033[K", out);
     (void)fwrite(ln->b, 1, ln->n, out);
     (void)fflush(out);
     if (locked)

@@ -13,6 +13,7 @@
 #include "borg/matmul.h"
 #include "borg/net.h"
 #include "borg/perplexity.h"
+#include "borg/progress.h"
 #include "borg/runstate.h"
 #include "borg/stage_rank.h"
 
@@ -23,8 +24,9 @@ static borg_command command_named(const char *name)
     static const struct {
         const char *name;
         borg_command cmd;
-    } table[] = {{"run", CMD_RUN},   {"info", CMD_INFO},     {"tokenize", CMD_TOKENIZE},
-                 {"plan", CMD_PLAN}, {"cancel", CMD_CANCEL}, {"perplexity", CMD_PERPLEXITY}};
+    } table[] = {{"run", CMD_RUN},      {"info", CMD_INFO},     {"tokenize", CMD_TOKENIZE},
+                 {"plan", CMD_PLAN},    {"cancel", CMD_CANCEL}, {"perplexity", CMD_PERPLEXITY},
+                 {"status", CMD_STATUS}};
     for (size_t i = 0; name && i < sizeof table / sizeof *table; i++)
         if (!strcmp(name, table[i].name))
             return table[i].cmd;
@@ -50,6 +52,11 @@ int main(int argc, char **argv)
     }
     if (cfg.command == CMD_CANCEL) {
         if ((st = control_request_cancel(cfg.run_dir, cfg.cancel_ids, cfg.n_cancel_ids, &err)))
+            fprintf(stderr, "borg-infer: %s\n", err.msg);
+        return borg_exit_code(st);
+    }
+    if (cfg.command == CMD_STATUS) {
+        if ((st = status_show(cfg.run_dir, stdout, &err)))
             fprintf(stderr, "borg-infer: %s\n", err.msg);
         return borg_exit_code(st);
     }

@@ -37,7 +37,10 @@ typedef struct {
     /* Busy fraction is over the span this stage had batches: from the first
      * arriving to the last leaving, not the wait for shutdown after it. */
     double t_first;
+    double t_reported; /* when the figures were last sent while running */
 } stage_rank;
+
+enum { LIVE_STATS_S = 2 };
 
 /* Waits for the run spec from rank 0. *shutdown is set instead when the
  * run ends before one came (rank 0 refused another stage). */
@@ -174,6 +177,20 @@ static borg_status run_batch(stage_rank *s, const frame_header *h, borg_err *err
     return st ? st : net_send(s->net, 0, &s->out, err);
 }
 
+/* Every few seconds, this stage's figures so far, for rank 0's progress
+ * and metrics. */
+static borg_status report_live(stage_rank *s, borg_err *err)
+{
+    double t = proc_now_s();
+    if (t - s->t_reported < LIVE_STATS_S)
+        return BORG_OK;
+    s->t_reported = t;
+    s->stats.peak_rss_mib = proc_peak_rss_mib();
+    s->stats.final = 0;
+    borg_status st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err);
+    return st ? st : net_send(s->net, 0, &s->out, err);
+}
+
 static borg_status serve(stage_rank *s, borg_err *err)
 {
     for (;;) {
@@ -198,6 +215,7 @@ static borg_status serve(stage_rank *s, borg_err *err)
             if (s->next_rank && (st = net_send(s->net, s->next_rank, &s->in, err)))
                 return st;
             s->stats.peak_rss_mib = proc_peak_rss_mib();
+            s->stats.final = 1;
             if ((st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err)))
                 return st;
             return net_send(s->net, 0, &s->out, err);
@@ -211,6 +229,8 @@ static borg_status serve(stage_rank *s, borg_err *err)
         s->stats.wall_s = proc_now_s() - s->t_first;
         s->stats.batches++;
         s->stats.tokens += s->batch.n_tokens;
+        if ((st = report_live(s, err)))
+            return st;
     }
 }
 

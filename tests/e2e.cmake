@@ -74,3 +74,8 @@ add_test(NAME e2e_embeddings
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_embeddings.py
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --mpiexec ${MPIEXEC_EXECUTABLE})
 set_tests_properties(e2e_embeddings PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)
+
+# Progress on a terminal and in a pipe, status while running, metrics.
+add_test(NAME e2e_progress
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_progress.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
+set_tests_properties(e2e_progress PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)

@@ -17,7 +17,8 @@ typedef enum {
     CMD_TOKENIZE,
     CMD_PLAN,
     CMD_CANCEL,
-    CMD_PERPLEXITY
+    CMD_PERPLEXITY,
+    CMD_STATUS
 } borg_command;
 
 typedef struct {
@@ -44,7 +45,9 @@ typedef struct {
     const char *layers;    /* --layers: layer counts per stage */
     wire_dtype wire_dtype; /* activations between stages */
     int activations;       /* --activations: 0 not given, 8 or 32 bits */
-    const char *run_dir;   /* where `cancel` leaves requests for a running run */
+    const char *run_dir;   /* where `cancel` leaves requests for a running run, and its status.json */
+    double progress_s;     /* --progress-s: seconds between progress lines off a terminal; 0: no progress line */
+    const char *metrics;   /* --metrics: Prometheus text file rewritten during the run; NULL: none */
     double drain_s;        /* after a stop signal: time to finish work in flight */
     double deadline_s;     /* run-wide time limit; 0: none */
     char **cancel_ids;     /* cancel: the ids (into argv) */

@@ -39,6 +39,10 @@ int exec_depth(const borg_exec *e);
 borg_status exec_submit(borg_exec *e, int pipe, const borg_batch *b, borg_err *err);
 borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err);
 
+/* The latest statistics each stage rank sent while running (every few
+ * seconds; zeroed until the first), *n of them in rank order. */
+const stage_stats *exec_live_stats(const borg_exec *e, int *n);
+
 /* Damaged frames this rank received. */
 int64_t exec_crc_errors(const borg_exec *e);
 

@@ -83,6 +83,7 @@ typedef struct {
     uint64_t options_hash;  /* cli_run_options_hash of its own command line */
     int32_t asked_q8;       /* the activation mode its own options or environment ask for; -1: none */
     int32_t loaded;         /* 0: it found a mismatch and loaded nothing */
+    int32_t final;          /* STATS: 1 at shutdown, 0 for the figures sent every few seconds while running */
     char host[64];          /* its host name, for messages */
 } stage_stats;
 

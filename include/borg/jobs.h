@@ -70,4 +70,9 @@ borg_status job_reader_open(const char *path, job_reader **out, borg_err *err);
 borg_status job_reader_next(job_reader *r, borg_job *job, int *done, borg_err *err);
 void job_reader_close(job_reader *r);
 
+/* The jobs in a JSONL file (its non-blank lines), read in one quick pass
+ * so that progress can show a total from the start; -1 for a JSON array
+ * file or one that cannot be read (the reader then reports why). */
+int64_t job_file_count(const char *path);
+
 #endif

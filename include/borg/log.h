@@ -46,6 +46,11 @@ void log_event(log_level lv, const char *event, const char *req, const log_field
     __attribute__((format(printf, 6, 7)));
 /* Shorthand: log_event with no fields and the event "message". */
 void log_msg(log_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* With on, each human line starts by erasing the terminal's current line
+ * (\r, ESC[K): a progress line rewritten in place is not left half under
+ * it. Set before threads log, like log_setup. */
+void log_erase_line_first(int on);
+
 /* Would a line at this level be printed? (to skip building expensive messages) */
 int log_enabled(log_level lv);
 /* Helper macro to pass a compound-literal field array with its count: */

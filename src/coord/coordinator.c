@@ -13,6 +13,7 @@
 #include "borg/jobs.h"
 #include "borg/log.h"
 #include "borg/proc.h"
+#include "borg/progress.h"
 #include "borg/requests.h"
 #include "borg/results.h"
 #include "borg/runstate.h"
@@ -53,8 +54,16 @@ typedef struct {
     job_reader *reader;
     results_writer *out;
     borg_requests *reqs;
-    int64_t n_read; /* requests read so far: the next request number */
-    int jobs_done;  /* the jobs file is exhausted */
+    int64_t n_read;    /* requests read so far: the next request number */
+    int64_t n_in_file; /* jobs in the jobs file, or -1 until known */
+    int64_t n_skipped; /* jobs the resumed results file had answered */
+    long tokens_out;   /* tokens generated so far, finished jobs or not */
+    borg_progress *progress;
+    double *stage_busy, *stage_rss; /* the progress sample's per-stage figures */
+    const char **stage_host;
+    int *stage_rank;
+    int cap_stages;
+    int jobs_done; /* the jobs file is exhausted */
     long prompt_tokens, gen_tokens;
     double t_start;
     int64_t *admitted;
@@ -95,6 +104,8 @@ static borg_status finish(coordinator *c, borg_request *q, result_status status,
         .total_ms = t - q->t_read,
     };
     borg_status st = results_write(c->out, &res, err);
+    if (!st)
+        progress_job_done(c->progress, (t - q->t_read) / 1e3);
     c->gen_tokens += q->n_gen;
     sched_finish(sched, q->num);
     requests_close(c->reqs, q->num);
@@ -194,9 +205,11 @@ static borg_status read_jobs(coordinator *c, borg_err *err)
             return st;
         if (done) {
             c->jobs_done = 1;
+            c->n_in_file = c->n_read + c->n_skipped;
             break;
         }
         if (results_take_done(c->out, job.id)) {
+            c->n_skipped++;
             job_free(&job);
             continue;
         }
@@ -227,6 +240,7 @@ static borg_status on_token(coordinator *c, const batch_result *res, borg_err *e
     if (q->job.max_tokens == 0)
         return finish(c, q, RESULT_OK, NULL, "length", err); /* only scored */
     int full;
+    c->tokens_out++;
     borg_status st = sched_append(c->pipes[q->pipe].sched, q->num, res->token, &full, err);
     size_t len;
     const char *piece = st ? NULL : tokenizer_piece_bytes(c->tok, res->token, 0, &len);
@@ -494,7 +508,14 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
         return st;
     /* Refuse a bad jobs file or an existing results file before any rank
      * spends time loading layers. */
-    if ((st = job_reader_open(cfg->jobs, &c->reader, err)) ||
+    c->n_in_file = job_file_count(cfg->jobs);
+    progress_options po = {.progress_s = cfg->progress_s,
+                           .metrics_path = cfg->metrics,
+                           .run_dir = cfg->run_dir,
+                           .quiet = cfg->quiet,
+                           .tty = -1,
+                           .log_json = cfg->log_json};
+    if ((st = progress_create(&po, &c->progress, err)) || (st = job_reader_open(cfg->jobs, &c->reader, err)) ||
         (st = results_open(cfg->out, cfg->force, cfg->resume, &c->out, err)) || (st = runstate_running(err)))
         return st;
     if ((st = open_exec(c, err)) || (st = open_pipelines(c, err)))
@@ -505,6 +526,11 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
 
 static void teardown(coordinator *c)
 {
+    progress_free(c->progress);
+    free(c->stage_busy);
+    free(c->stage_rss);
+    free(c->stage_host);
+    free(c->stage_rank);
     requests_free(c->reqs);
     free(c->admitted);
     free_pipelines(c->pipes, c->n_pipes, c->depth);
@@ -516,6 +542,73 @@ static void teardown(coordinator *c)
     chat_template_free(&c->chat);
     tokenizer_free(c->tok);
     gguf_close(c->gguf);
+}
+
+/* What progress, metrics and the status file show now. */
+static borg_status sample(coordinator *c, progress_sample *s, borg_err *err)
+{
+    int n = 0;
+    const stage_stats *live = c->exec ? exec_live_stats(c->exec, &n) : NULL;
+    if (n > c->cap_stages) {
+        free(c->stage_busy);
+        free(c->stage_rss);
+        free(c->stage_host);
+        free(c->stage_rank);
+        c->stage_busy = malloc(sizeof *c->stage_busy * (size_t)n);
+        c->stage_rss = malloc(sizeof *c->stage_rss * (size_t)n);
+        c->stage_host = malloc(sizeof *c->stage_host * (size_t)n);
+        c->stage_rank = malloc(sizeof *c->stage_rank * (size_t)n);
+        c->cap_stages = c->stage_busy && c->stage_rss && c->stage_host && c->stage_rank ? n : 0;
+        if (!c->cap_stages)
+            return borg_fail(err, BORG_ENOMEM, "out of memory");
+    }
+    int k = 0; /* the stages that have reported so far */
+    for (int i = 0; i < n; i++)
+        if (live[i].host[0]) {
+            c->stage_busy[k] = live[i].busy_s;
+            c->stage_rss[k] = live[i].peak_rss_mib;
+            c->stage_host[k] = live[i].host;
+            c->stage_rank[k++] = c->local ? 0 : i + 1;
+        }
+    int64_t waiting = 0, active = 0;
+    for (int p = 0; p < c->n_pipes; p++) {
+        waiting += sched_waiting(c->pipes[p].sched);
+        active += sched_active(c->pipes[p].sched);
+    }
+    *s = (progress_sample){
+        .jobs_total = c->n_in_file,
+        .jobs_resumed = c->out ? results_resumed(c->out) : 0,
+        .ok = c->out ? results_count(c->out, RESULT_OK) : 0,
+        .error = c->out ? results_count(c->out, RESULT_ERROR) : 0,
+        .timeout = c->out ? results_count(c->out, RESULT_TIMEOUT) : 0,
+        .cancelled = c->out ? results_count(c->out, RESULT_CANCELLED) : 0,
+        .prompt_tokens = c->prompt_tokens,
+        .generated_tokens = c->tokens_out,
+        .queue_depth = waiting,
+        .kv_slots_used = active,
+        .kv_slots_total = (int64_t)c->spec.n_slots * c->n_pipes,
+        .recoveries = c->recoveries,
+        .damaged_frames = c->exec ? exec_crc_errors(c->exec) : 0,
+        .n_stages = k,
+        .stage_busy_s = c->stage_busy,
+        .stage_rss_mib = c->stage_rss,
+        .stage_host = c->stage_host,
+        .stage_rank = c->stage_rank,
+        .elapsed_s = (now_ms() - c->t_start) / 1e3,
+        .stopping = c->stopping,
+    };
+    return BORG_OK;
+}
+
+/* Progress, metrics and status, when they are due. */
+static borg_status tick(coordinator *c, borg_err *err)
+{
+    double t = proc_now_s();
+    if (!progress_due(c->progress, t))
+        return BORG_OK;
+    progress_sample s;
+    borg_status st = sample(c, &s, err);
+    return st ? st : progress_tick(c->progress, &s, t, err);
 }
 
 static void summarize(coordinator *c, const stage_stats *stats, int n_stats)
@@ -543,7 +636,7 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
     control_catch_signals();
     borg_status st = setup(&c, cfg, net, err);
     while (!st) {
-        if ((st = watch(&c, err)) || (st = read_jobs(&c, err)) || (st = dispatch(&c, err))) {
+        if ((st = tick(&c, err)) || (st = watch(&c, err)) || (st = read_jobs(&c, err)) || (st = dispatch(&c, err))) {
             if (st == BORG_EPEER && net_can_recover(net) && !(st = recover(&c, err)))
                 continue;
             break;
@@ -578,6 +671,12 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
             st = fst;
             *err = ferr;
         }
+    }
+    if (c.progress) {
+        progress_sample s;
+        borg_err perr;
+        if (!sample(&c, &s, &perr) && progress_finish(c.progress, &s, proc_now_s(), !st, &perr))
+            log_event(LOG_WARN, "progress_write_failed", NULL, NULL, 0, "%s", perr.msg);
     }
     if (c.out) {
         summarize(&c, stats, n_stats);

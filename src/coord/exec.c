@@ -22,6 +22,7 @@ struct borg_exec {
     batch_row *rows;
     float *row_data;
     size_t cap_rows, cap_row_data;
+    stage_stats *live; /* the latest statistics each stage rank sent while running */
 };
 
 static borg_status reserve_results(borg_exec *e, int n, borg_err *err)
@@ -82,6 +83,10 @@ borg_status exec_create(borg_net *net, const borg_spec *spec, borg_exec **out, b
         return borg_fail(err, BORG_ENOMEM, "out of memory");
     e->net = net;
     e->spec = *spec;
+    if (!(e->live = calloc((size_t)n_stage_ranks(e), sizeof *e->live))) {
+        free(e);
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    }
     borg_status st = BORG_OK;
     /* net_send takes the frame's buffer, so each stage gets its own copy. */
     frame_buf config = {0};
@@ -141,13 +146,35 @@ borg_status exec_submit(borg_exec *e, int pipe, const borg_batch *b, borg_err *e
     return st ? st : net_send(e->net, 1 + pipe * e->spec.stages, &e->out, err);
 }
 
+/* A stage's statistics while it runs: kept for progress and metrics. */
+static int took_live_stats(borg_exec *e, const frame_header *h, int src)
+{
+    if (h->kind != FRAME_STATS || h->payload_bytes != sizeof(stage_stats) || src < 1 || src > n_stage_ranks(e))
+        return 0;
+    stage_stats got;
+    memcpy(&got, e->in.p + sizeof *h, sizeof got);
+    if (got.final)
+        return 0;
+    got.host[sizeof got.host - 1] = '\0';
+    e->live[src - 1] = got;
+    return 1;
+}
+
+const stage_stats *exec_live_stats(const borg_exec *e, int *n)
+{
+    *n = n_stage_ranks(e);
+    return e->live;
+}
+
 borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
 {
     frame_header h;
     int src;
-    borg_status st = net_recv(e->net, &e->in, &src, -1, err);
-    if (st)
-        return st;
+    borg_status st;
+    do {
+        if ((st = net_recv(e->net, &e->in, &src, -1, err)))
+            return st;
+    } while (!frame_check(e->in.p, e->in.len, &h, NULL) && took_live_stats(e, &h, src));
     int pipe = spec_replica_of(&e->spec, src);
     borg_err damage;
     if (frame_check(e->in.p, e->in.len, &h, &damage)) {
@@ -204,8 +231,8 @@ borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err
         int src;
         if ((st = recv_frame(e, &h, &src, err)))
             break;
-        if (h.kind == FRAME_RESULT || h.kind == FRAME_RETRY) {
-            got--; /* a batch that was in flight when the run stopped: dropped */
+        if (h.kind == FRAME_RESULT || h.kind == FRAME_RETRY || took_live_stats(e, &h, src)) {
+            got--; /* a batch that was in flight when the run stopped (dropped), or a stage's running figures */
             continue;
         }
         if (h.kind != FRAME_STATS || h.payload_bytes != sizeof(stage_stats) || src < 1 || src > count) {
@@ -222,6 +249,7 @@ void exec_free(borg_exec *e)
     if (!e)
         return;
     free(e->res);
+    free(e->live);
     free(e->rows);
     free(e->row_data);
     frame_buf_free(&e->out);

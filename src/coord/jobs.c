@@ -582,3 +582,31 @@ void job_reader_close(job_reader *r)
     free(r->buf);
     free(r);
 }
+
+int64_t job_file_count(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char buf[1 << 16];
+    int64_t lines = 0;
+    int blank = 1, first = 1, array = 0;
+    size_t n;
+    while (!array && (n = fread(buf, 1, sizeof buf, f)) > 0)
+        for (size_t i = 0; i < n; i++) {
+            char ch = buf[i];
+            if (first && ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') {
+                first = 0;
+                array = ch == '[';
+            }
+            if (ch == '\n') {
+                lines += !blank;
+                blank = 1;
+            } else if (ch != ' ' && ch != '\t' && ch != '\r') {
+                blank = 0;
+            }
+        }
+    int bad = ferror(f);
+    fclose(f);
+    return array || bad ? -1 : lines + !blank;
+}
