@@ -60,6 +60,10 @@ static const char k_run[] =
     "                        format (jobs by status, tokens, queue, KV slots, job latency\n"
     "                        histogram, per-stage busy time and memory), e.g. for node_exporter's\n"
     "                        textfile collector\n"
+    "  --trace FILE          a Chrome trace-event JSON file (Perfetto opens it): a track per\n"
+    "                        rank, a span per micro-batch on each stage with its prefill and\n"
+    "                        decode tokens, rank 0's round trips and recoveries (at most\n"
+    "                        1,000,000 events)\n"
     "  --drain-s S           after SIGTERM/SIGUSR1/SIGINT, finish work in flight for up to S\n"
     "                        seconds, then exit 3 (resumable) (default 30)\n"
     "  --deadline S          run-wide time limit: jobs still running then end with status\n"
@@ -209,6 +213,8 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             cfg->run_dir = v, i++;
         } else if (!strcmp(a, "--metrics") && v && runs) {
             cfg->metrics = v, i++;
+        } else if (!strcmp(a, "--trace") && v && runs) {
+            cfg->trace = v, i++;
         } else if (!strcmp(a, "--progress-s") && runs) {
             char *end;
             double d = v ? strtod(v, &end) : -1;

@@ -14,6 +14,7 @@
 #include "borg/proc.h"
 #include "borg/spec.h"
 #include "borg/stage.h"
+#include "borg/trace.h"
 
 typedef struct {
     const borg_config *cfg;
@@ -38,9 +39,38 @@ typedef struct {
      * arriving to the last leaving, not the wait for shutdown after it. */
     double t_first;
     double t_reported; /* when the figures were last sent while running */
+    trace_span *spans; /* with --trace: batches computed since the last report */
+    int n_spans;
 } stage_rank;
 
-enum { LIVE_STATS_S = 2 };
+enum { LIVE_STATS_S = 2, MAX_SPANS = 4096 };
+
+/* With --trace, the batches recorded so far go to rank 0. */
+static borg_status send_spans(stage_rank *s, borg_err *err)
+{
+    if (!s->n_spans)
+        return BORG_OK;
+    borg_status st = frame_put_control(&s->out, FRAME_TRACE, s->spans, sizeof *s->spans * (size_t)s->n_spans, err);
+    s->n_spans = 0;
+    return st ? st : net_send(s->net, 0, &s->out, err);
+}
+
+static borg_status record_span(stage_rank *s, int64_t t0_us, borg_err *err)
+{
+    if (!s->spec.trace)
+        return BORG_OK;
+    if (!s->spans && !(s->spans = malloc(sizeof *s->spans * MAX_SPANS)))
+        return borg_fail(err, BORG_ENOMEM, "out of memory for the trace");
+    trace_span *sp = &s->spans[s->n_spans++];
+    *sp = (trace_span){.batch = s->batch.id, .t0_us = t0_us, .t1_us = trace_now_us()};
+    for (int i = 0; i < s->batch.n_seqs; i++) {
+        if (s->batch.seqs[i].n_tokens == 1)
+            sp->decode++;
+        else
+            sp->prefill += s->batch.seqs[i].n_tokens;
+    }
+    return s->n_spans == MAX_SPANS ? send_spans(s, err) : BORG_OK;
+}
 
 /* Waits for the run spec from rank 0. *shutdown is set instead when the
  * run ends before one came (rank 0 refused another stage). */
@@ -187,7 +217,9 @@ static borg_status report_live(stage_rank *s, borg_err *err)
     s->t_reported = t;
     s->stats.peak_rss_mib = proc_peak_rss_mib();
     s->stats.final = 0;
-    borg_status st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err);
+    borg_status st = send_spans(s, err);
+    if (!st)
+        st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err);
     return st ? st : net_send(s->net, 0, &s->out, err);
 }
 
@@ -216,7 +248,8 @@ static borg_status serve(stage_rank *s, borg_err *err)
                 return st;
             s->stats.peak_rss_mib = proc_peak_rss_mib();
             s->stats.final = 1;
-            if ((st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err)))
+            if ((st = send_spans(s, err)) ||
+                (st = frame_put_control(&s->out, FRAME_STATS, &s->stats, sizeof s->stats, err)))
                 return st;
             return net_send(s->net, 0, &s->out, err);
         }
@@ -224,7 +257,8 @@ static borg_status serve(stage_rank *s, borg_err *err)
             return borg_fail(err, BORG_EINTERNAL, "unexpected frame kind %u from rank %d", h.kind, src);
         if (!s->t_first)
             s->t_first = proc_now_s();
-        if ((st = run_batch(s, &h, err)))
+        int64_t t0_us = trace_now_us();
+        if ((st = run_batch(s, &h, err)) || (st = record_span(s, t0_us, err)))
             return st;
         s->stats.wall_s = proc_now_s() - s->t_first;
         s->stats.batches++;
@@ -246,6 +280,7 @@ static borg_status rejoin(stage_rank *s, borg_err *err)
     if (coordinator_lost)
         return borg_fail(err, BORG_EPEER, "the coordinator (rank 0) failed; rerun with --resume");
     s->t_first = 0;
+    s->n_spans = 0; /* batches of the shape that ended: their replays will be traced */
     return BORG_OK;
 }
 
@@ -286,6 +321,7 @@ borg_status stage_rank_main(const borg_config *cfg, borg_net *net, borg_err *err
     free(s.res);
     free(s.rows);
     free(s.row_data);
+    free(s.spans);
     return st;
 }
 

@@ -79,3 +79,9 @@ set_tests_properties(e2e_embeddings PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_D
 add_test(NAME e2e_progress
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_progress.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
 set_tests_properties(e2e_progress PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)
+
+# --trace: Chrome trace-event JSON with spans from every rank.
+add_test(NAME e2e_trace
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_trace.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL}
+          --mpiexec ${MPIEXEC_EXECUTABLE} --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
+set_tests_properties(e2e_trace PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)

@@ -397,7 +397,7 @@ static void test_truncated_and_lying(void)
         {offsetof(frame_header, magic), 4, 0x46524f42, "bad magic"},
         {offsetof(frame_header, version), 2, 1, "version 1"},
         {offsetof(frame_header, kind), 2, 0, "unknown kind 0"},
-        {offsetof(frame_header, kind), 2, 9, "unknown kind 9"},
+        {offsetof(frame_header, kind), 2, 10, "unknown kind 10"},
         {offsetof(frame_header, kind), 2, FRAME_RESULT, "bad counts"},
         {offsetof(frame_header, kind), 2, FRAME_SHUTDOWN, "carries tokens"},
         {offsetof(frame_header, n_seqs), 4, 4, "need"},

@@ -12,6 +12,7 @@
 #include "borg/gguf.h"
 #include "borg/net.h"
 #include "borg/spec.h"
+#include "borg/trace.h"
 
 typedef struct borg_exec borg_exec;
 
@@ -38,6 +39,9 @@ int exec_depth(const borg_exec *e);
 
 borg_status exec_submit(borg_exec *e, int pipe, const borg_batch *b, borg_err *err);
 borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err);
+
+/* With --trace: the batch spans stages send go to t (trace.h). */
+void exec_set_trace(borg_exec *e, borg_trace *t);
 
 /* The latest statistics each stage rank sent while running (every few
  * seconds; zeroed until the first), *n of them in rank order. */

@@ -44,7 +44,8 @@ typedef enum {
     FRAME_ERROR = 5,    /* stage -> coordinator: the stage cannot go on, and why */
     FRAME_READY = 6,    /* stage -> coordinator at start-up: layers loaded, KV cache reserved */
     FRAME_RETRY = 7,    /* stage -> coordinator: a batch arrived damaged; payload: its int64 id */
-    FRAME_CONFIG = 8    /* coordinator -> stage: the run spec (spec.h) to build itself from */
+    FRAME_CONFIG = 8,   /* coordinator -> stage: the run spec (spec.h) to build itself from */
+    FRAME_TRACE = 9     /* stage -> coordinator, with --trace: trace_span records of batches it computed */
 } frame_kind;
 
 typedef enum { WIRE_NONE = 0, WIRE_F32 = 1, WIRE_F16 = 2, WIRE_BF16 = 3 } wire_dtype;

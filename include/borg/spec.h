@@ -45,6 +45,7 @@ typedef struct {
     int32_t q8_activations; /* quantized weights meet 8-bit activations */
     int32_t wire_dtype;     /* activations between stages */
     int32_t generation;     /* 0 at start, +1 after each recovery */
+    int32_t trace;          /* stages record their batches for --trace */
 } borg_spec;
 
 /* Context per sequence: the requested one, or min(model, 4096). */

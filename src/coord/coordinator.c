@@ -23,10 +23,15 @@
 #include "borg/summary.h"
 #include "borg/tokenizer.h"
 #include "borg/topology.h"
+#include "borg/trace.h"
 
 /* Jobs read ahead of the free slots: enough to keep every slot fed and to
  * let priorities matter, while the jobs file streams. */
 enum { READ_AHEAD_PER_SLOT = 2 };
+
+/* --trace: rank 0's round trips go on tracks numbered from here, apart
+ * from the stage ranks'. */
+enum { TRACE_ROUND_TRIPS = 1000 };
 
 /* A pipeline as the coordinator sees it: its scheduler and the batches it
  * has in flight (kept until they return, to release their sequences). */
@@ -34,6 +39,7 @@ typedef struct {
     borg_sched *sched;
     borg_batch *flight;
     int *busy;
+    int64_t *t_sent; /* when each batch in flight was sent (wall clock, for --trace) */
     int in_flight;
 } pipeline;
 
@@ -59,6 +65,7 @@ typedef struct {
     int64_t n_skipped; /* jobs the resumed results file had answered */
     long tokens_out;   /* tokens generated so far, finished jobs or not */
     borg_progress *progress;
+    borg_trace *trace;
     double *stage_busy, *stage_rss; /* the progress sample's per-stage figures */
     const char **stage_host;
     int *stage_rank;
@@ -318,11 +325,32 @@ static borg_status dispatch(coordinator *c, borg_err *err)
             b->id = c->next_batch++;
             if ((st = exec_submit(c->exec, p, b, err)))
                 return st;
+            pl->t_sent[k] = trace_now_us();
             pl->busy[k] = 1;
             pl->in_flight++;
         }
     }
     return BORG_OK;
+}
+
+/* Rank 0's span of a batch from its sending to its tokens' return, on a
+ * track of its own per pipeline and flight slot, which holds one batch at
+ * a time. */
+static void trace_round_trip(coordinator *c, int pipe, int k)
+{
+    const borg_batch *b = &c->pipes[pipe].flight[k];
+    trace_span sp = {.batch = b->id, .t0_us = c->pipes[pipe].t_sent[k], .t1_us = trace_now_us()};
+    for (int i = 0; i < b->n_seqs; i++) {
+        if (b->seqs[i].n_tokens == 1)
+            sp.decode++;
+        else
+            sp.prefill += b->seqs[i].n_tokens;
+    }
+    int track = TRACE_ROUND_TRIPS + pipe * c->depth + k;
+    char name[64];
+    snprintf(name, sizeof name, "rank 0: pipeline %d, batch slot %d", pipe, k);
+    trace_name_rank(c->trace, track, name);
+    trace_batch(c->trace, track, "round trip", &sp);
 }
 
 /* Collect: takes in one returned batch. Its sequences are free to be
@@ -347,6 +375,8 @@ static borg_status collect(coordinator *c, borg_err *err)
     if (done.retry)
         return exec_submit(c->exec, done.pipe, &pl->flight[k], err);
     sched_batch_done(pl->sched, &pl->flight[k]);
+    if (c->trace)
+        trace_round_trip(c, done.pipe, k);
     pl->busy[k] = 0;
     pl->in_flight--;
     /* Hidden states first: an embedding is complete before the token that
@@ -377,6 +407,7 @@ static void free_pipelines(pipeline *pipes, int n_pipes, int depth)
             batch_free(&pipes[p].flight[k]);
         free(pipes[p].flight);
         free(pipes[p].busy);
+        free(pipes[p].t_sent);
         sched_free(pipes[p].sched);
     }
     free(pipes);
@@ -399,7 +430,8 @@ static borg_status open_pipelines(coordinator *c, borg_err *err)
             return st;
         pl->flight = calloc((size_t)c->depth, sizeof *pl->flight);
         pl->busy = calloc((size_t)c->depth, sizeof *pl->busy);
-        if (!pl->flight || !pl->busy)
+        pl->t_sent = calloc((size_t)c->depth, sizeof *pl->t_sent);
+        if (!pl->flight || !pl->busy || !pl->t_sent)
             return borg_fail(err, BORG_ENOMEM, "out of memory");
     }
     return BORG_OK;
@@ -419,9 +451,19 @@ static borg_status open_exec(coordinator *c, borg_err *err)
     } else {
         c->link = c->net;
     }
-    if ((st = spec_make(c->cfg, c->gguf, &shape, c->recoveries, &c->spec, err)))
+    if ((st = spec_make(c->cfg, c->gguf, &shape, c->recoveries, &c->spec, err)) ||
+        (st = exec_create(c->link, &c->spec, &c->exec, err)))
         return st;
-    return exec_create(c->link, &c->spec, &c->exec, err);
+    exec_set_trace(c->exec, c->trace);
+    for (int r = 1; c->trace && r <= c->spec.replicas * c->spec.stages; r++) {
+        char name[96];
+        int s = spec_stage_of(&c->spec, r);
+        snprintf(name, sizeof name, "rank %d: replica %d stage %d, layers %d-%d%s", c->local ? 0 : r,
+                 spec_replica_of(&c->spec, r), s, c->spec.begin[s], c->spec.end[s] - 1,
+                 c->local ? " (in-process)" : "");
+        trace_name_rank(c->trace, r, name);
+    }
+    return BORG_OK;
 }
 
 static void layer_map(const borg_spec *sp, int local, char *map, size_t cap)
@@ -477,6 +519,7 @@ static borg_status recover(coordinator *c, borg_err *err)
         return st;
     char map[512];
     layer_map(&c->spec, !c->topo.replicas, map, sizeof map);
+    trace_instant(c->trace, "recovered", trace_now_us(), map);
     log_event(LOG_INFO, "recovered", NULL,
               LOG_FIELDS(LOG_S("failed", names), LOG_I("world_before", before.world), LOG_I("world", net_size(c->net)),
                          LOG_I("replicas", c->spec.replicas), LOG_I("stages", c->spec.stages),
@@ -515,7 +558,9 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
                            .quiet = cfg->quiet,
                            .tty = -1,
                            .log_json = cfg->log_json};
-    if ((st = progress_create(&po, &c->progress, err)) || (st = job_reader_open(cfg->jobs, &c->reader, err)) ||
+    if ((st = progress_create(&po, &c->progress, err)) ||
+        (cfg->trace && (st = trace_open(cfg->trace, &c->trace, err))) ||
+        (st = job_reader_open(cfg->jobs, &c->reader, err)) ||
         (st = results_open(cfg->out, cfg->force, cfg->resume, &c->out, err)) || (st = runstate_running(err)))
         return st;
     if ((st = open_exec(c, err)) || (st = open_pipelines(c, err)))
@@ -678,6 +723,12 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
         if (!sample(&c, &s, &perr) && progress_finish(c.progress, &s, proc_now_s(), !st, &perr))
             log_event(LOG_WARN, "progress_write_failed", NULL, NULL, 0, "%s", perr.msg);
     }
+    borg_err terr;
+    if (c.exec)
+        exec_set_trace(c.exec, NULL);
+    if (trace_close(c.trace, &terr))
+        log_event(LOG_WARN, "trace_write_failed", NULL, NULL, 0, "%s", terr.msg);
+    c.trace = NULL;
     if (c.out) {
         summarize(&c, stats, n_stats);
         borg_err cerr;

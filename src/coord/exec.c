@@ -2,6 +2,7 @@
 #include "borg/exec.h"
 #include "borg/log.h"
 #include "borg/proc.h"
+#include "borg/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ struct borg_exec {
     float *row_data;
     size_t cap_rows, cap_row_data;
     stage_stats *live; /* the latest statistics each stage rank sent while running */
+    borg_trace *trace; /* where the stages' batch spans go, or NULL */
 };
 
 static borg_status reserve_results(borg_exec *e, int n, borg_err *err)
@@ -146,10 +148,23 @@ borg_status exec_submit(borg_exec *e, int pipe, const borg_batch *b, borg_err *e
     return st ? st : net_send(e->net, 1 + pipe * e->spec.stages, &e->out, err);
 }
 
-/* A stage's statistics while it runs: kept for progress and metrics. */
+void exec_set_trace(borg_exec *e, borg_trace *t) { e->trace = t; }
+
+/* What a stage reports while it runs: its statistics, kept for progress
+ * and metrics, and with --trace the spans of its batches. */
 static int took_live_stats(borg_exec *e, const frame_header *h, int src)
 {
-    if (h->kind != FRAME_STATS || h->payload_bytes != sizeof(stage_stats) || src < 1 || src > n_stage_ranks(e))
+    if (src < 1 || src > n_stage_ranks(e))
+        return 0;
+    if (h->kind == FRAME_TRACE && h->payload_bytes % sizeof(trace_span) == 0) {
+        for (uint64_t i = 0; e->trace && i < h->payload_bytes / sizeof(trace_span); i++) {
+            trace_span sp;
+            memcpy(&sp, e->in.p + sizeof *h + i * sizeof sp, sizeof sp);
+            trace_batch(e->trace, src, "batch", &sp);
+        }
+        return 1;
+    }
+    if (h->kind != FRAME_STATS || h->payload_bytes != sizeof(stage_stats))
         return 0;
     stage_stats got;
     memcpy(&got, e->in.p + sizeof *h, sizeof got);

@@ -47,6 +47,7 @@ borg_status spec_make(const borg_config *cfg, const gguf_file *f, const borg_top
     out->q8_activations = matmul_q8_activations();
     out->wire_dtype = cfg->wire_dtype;
     out->generation = generation;
+    out->trace = cfg->trace != NULL;
     return BORG_OK;
 }
 

@@ -300,7 +300,7 @@ borg_status frame_put_results(frame_buf *f, int64_t batch_id, const batch_result
 static int is_control(uint32_t kind)
 {
     return kind == FRAME_SHUTDOWN || kind == FRAME_STATS || kind == FRAME_ERROR || kind == FRAME_READY ||
-           kind == FRAME_RETRY || kind == FRAME_CONFIG;
+           kind == FRAME_RETRY || kind == FRAME_CONFIG || kind == FRAME_TRACE;
 }
 
 borg_status frame_put_control(frame_buf *f, frame_kind kind, const void *payload, size_t len, borg_err *err)
