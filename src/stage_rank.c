@@ -142,6 +142,7 @@ static borg_status build(stage_rank *s, borg_err *err)
         s->stats.slot_ctx = sc.slot_ctx;
         s->stats.threads = sc.threads;
         s->stats.q8_activations = matmul_q8_activations();
+        snprintf(s->stats.isa, sizeof s->stats.isa, "%s", matmul_isa());
         s->stats.loaded = 1;
     }
     s->stats.peak_rss_mib = proc_peak_rss_mib();

@@ -86,6 +86,7 @@ typedef struct {
     int32_t loaded;         /* 0: it found a mismatch and loaded nothing */
     int32_t final;          /* STATS: 1 at shutdown, 0 for the figures sent every few seconds while running */
     char host[64];          /* its host name, for messages */
+    char isa[16];           /* the kernel path it computes with (matmul_isa) */
 } stage_stats;
 
 /* A growable byte buffer holding one frame. */

@@ -117,6 +117,7 @@ borg_status exec_create(borg_net *net, const borg_spec *spec, borg_exec **out, b
         if (!st) {
             memcpy(&got[src - 1], e->in.p + sizeof h, sizeof *got);
             got[src - 1].host[sizeof got->host - 1] = '\0';
+            got[src - 1].isa[sizeof got->isa - 1] = '\0';
         }
     }
     for (int r = 1; r <= n_stage_ranks(e) && !st; r++) {
@@ -127,6 +128,16 @@ borg_status exec_create(borg_net *net, const borg_spec *spec, borg_exec **out, b
                                  LOG_I("layer_end", g->layer_end)),
                       "rank %d (host %s) ready with layers %d-%d", r, g->host, g->layer_begin, g->layer_end - 1);
     }
+    /* Nodes of another CPU generation may take another kernel path: the
+     * run goes on, but its answers may differ in the last bits from those
+     * of a cluster of one kind. */
+    for (int r = 2; r <= n_stage_ranks(e) && !st; r++)
+        if (strcmp(got[r - 1].isa, got[0].isa))
+            log_event(LOG_WARN, "kernel_paths_differ", NULL,
+                      LOG_FIELDS(LOG_I("stage_rank", r), LOG_S("isa", got[r - 1].isa), LOG_S("rank_1_isa", got[0].isa)),
+                      "rank %d (host %s) computes with the %s kernels, rank 1 with %s: answers may differ in the last "
+                      "bits from a run on one kind of CPU",
+                      r, got[r - 1].host, got[r - 1].isa, got[0].isa);
     free(got);
     if (st) {
         exec_free(e);

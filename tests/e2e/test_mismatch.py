@@ -69,6 +69,17 @@ lines = borgrun.read_results(out) if os.path.exists(out) else []
 c.check(len(lines) == borgrun.count_jobs(args.jobs), f"a copy under another path: every job answered ({len(lines)})")
 print(f"a copy of the model under another path: accepted, exit {p.returncode}")
 
+# A stage on another kind of CPU (here: one told to take the portable
+# kernels) is accepted, with a warning event naming it.
+cmd = [args.mpiexec, "--oversubscribe", "--bind-to", "none", *rank(extra=["--log-json"]), ":",
+       *rank(extra=["--log-json"]), ":", *rank(extra=["--log-json"], env=["BORG_NO_AVX2=1"])]
+p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=borgrun.mpi_env())
+warned = borgrun.events(p.stderr, "kernel_paths_differ")
+c.check(p.returncode == 0, f"another kernel path on one stage: exit {p.returncode}, expected 0\n{p.stderr[-500:]}")
+c.check(len(warned) == 1 and warned[0]["stage_rank"] == 2 and warned[0]["isa"] == "portable",
+        f"another kernel path on one stage: a warning event names rank 2: {warned}")
+print(f"another kernel path on one stage: accepted with a warning, exit {p.returncode}")
+
 # One byte changed where the fingerprint does not look (between two of its
 # 64 data samples): --verify-model, which hashes every byte, refuses it.
 from gguf import GGUFReader  # noqa: E402
