@@ -60,6 +60,10 @@ static const char k_run[] =
     "                        format (jobs by status, tokens, queue, KV slots, job latency\n"
     "                        histogram, per-stage busy time and memory), e.g. for node_exporter's\n"
     "                        textfile collector\n"
+    "  --h5 PATH             also write the results to an HDF5 file (h5py, h5dump): per job its\n"
+    "                        id, status, prompt and generated token ids, each generated\n"
+    "                        token's log-probability, finish reason and timings; embeddings\n"
+    "                        in /embeddings; kept in step with RESULTS (--force, --resume)\n"
     "  --trace FILE          a Chrome trace-event JSON file (Perfetto opens it): a track per\n"
     "                        rank, a span per micro-batch on each stage with its prefill and\n"
     "                        decode tokens, rank 0's round trips and recoveries (at most\n"
@@ -215,6 +219,8 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             cfg->metrics = v, i++;
         } else if (!strcmp(a, "--trace") && v && runs) {
             cfg->trace = v, i++;
+        } else if (!strcmp(a, "--h5") && v && sub == CMD_RUN) {
+            cfg->h5 = v, i++;
         } else if (!strcmp(a, "--progress-s") && runs) {
             char *end;
             double d = v ? strtod(v, &end) : -1;

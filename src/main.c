@@ -17,7 +17,6 @@
 #include "borg/runstate.h"
 #include "borg/stage_rank.h"
 
-#define BORG_VERSION "0.1.0"
 
 static borg_command command_named(const char *name)
 {

@@ -85,3 +85,8 @@ add_test(NAME e2e_trace
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_trace.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL}
           --mpiexec ${MPIEXEC_EXECUTABLE} --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
 set_tests_properties(e2e_trace PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 300)
+
+# --h5: HDF5 results in step with the JSONL, through a kill and --resume.
+add_test(NAME e2e_h5
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_h5.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
+set_tests_properties(e2e_h5 PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)

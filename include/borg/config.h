@@ -8,6 +8,8 @@
 #include "borg/error.h"
 #include "borg/frame.h"
 
+#define BORG_VERSION "0.1.0"
+
 typedef enum {
     CMD_NONE,
     CMD_HELP,
@@ -47,6 +49,7 @@ typedef struct {
     int activations;       /* --activations: 0 not given, 8 or 32 bits */
     const char *run_dir;   /* where `cancel` leaves requests for a running run, and its status.json */
     double progress_s;     /* --progress-s: seconds between progress lines off a terminal; 0: no progress line */
+    const char *h5;        /* --h5: HDF5 results file beside the JSONL; NULL: none */
     const char *trace;     /* --trace: Chrome trace-event JSON file; NULL: none */
     const char *metrics;   /* --metrics: Prometheus text file rewritten during the run; NULL: none */
     double drain_s;        /* after a stop signal: time to finish work in flight */

@@ -45,6 +45,10 @@ borg_status results_open(const char *path, int force, int resume, results_writer
  * (each such result answers one job with that id). */
 int results_take_done(results_writer *w, const char *id);
 
+/* 1 if the resumed file holds a result for this id not yet taken by
+ * results_take_done (which it leaves as it is). */
+int results_resumed_has(const results_writer *w, const char *id);
+
 /* Results found in the file when it was resumed. */
 long results_resumed(const results_writer *w);
 borg_status results_write(results_writer *w, const borg_result *r, borg_err *err);

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "borg/coordinator.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "borg/control.h"
 #include "borg/exec.h"
 #include "borg/gguf.h"
+#include "borg/h5out.h"
 #include "borg/jobs.h"
 #include "borg/log.h"
 #include "borg/proc.h"
@@ -59,6 +61,7 @@ typedef struct {
     int64_t next_batch;
     job_reader *reader;
     results_writer *out;
+    h5out *h5; /* --h5: the same results in HDF5, each row written before its JSONL line */
     borg_requests *reqs;
     int64_t n_read;    /* requests read so far: the next request number */
     int64_t n_in_file; /* jobs in the jobs file, or -1 until known */
@@ -81,6 +84,29 @@ typedef struct {
 } coordinator;
 
 static double now_ms(void) { return proc_now_s() * 1e3; }
+
+/* The HDF5 row of a result: written first, so that a crash between the
+ * two leaves a row that --resume drops, never a line without its row. */
+static borg_status h5_row(coordinator *c, const borg_request *q, const borg_result *res, const int32_t *history,
+                          borg_err *err)
+{
+    h5out_row row = {
+        .id = q->job.id,
+        .status = result_status_name(res->status),
+        .finish_reason = res->finish_reason,
+        .prompt_ids = history,
+        .n_prompt = history ? (size_t)q->n_prompt : 0,
+        .token_ids = res->token_ids,
+        .n_tokens = res->token_ids ? res->n_tokens : 0,
+        .token_logprobs = res->token_ids ? q->gen_lp : NULL,
+        .queue_ms = res->queue_ms,
+        .first_token_ms = res->first_token_ms,
+        .total_ms = res->total_ms,
+        .embedding = q->embedding,
+        .dim = q->dim,
+    };
+    return h5out_append(c->h5, &row, err);
+}
 
 /* Writes request q's result line and forgets it. Its generated tokens are
  * read from the scheduler, their one keeper. */
@@ -110,7 +136,9 @@ static borg_status finish(coordinator *c, borg_request *q, result_status status,
         .first_token_ms = q->t_first ? q->t_first - q->t_read : 0,
         .total_ms = t - q->t_read,
     };
-    borg_status st = results_write(c->out, &res, err);
+    borg_status st = c->h5 ? h5_row(c, q, &res, known ? history : NULL, err) : BORG_OK;
+    if (!st)
+        st = results_write(c->out, &res, err);
     if (!st)
         progress_job_done(c->progress, (t - q->t_read) / 1e3);
     c->gen_tokens += q->n_gen;
@@ -530,6 +558,59 @@ static borg_status recover(coordinator *c, borg_err *err)
     return BORG_OK;
 }
 
+/* A resumed HDF5 row is kept when the results file answered its job. */
+static int h5_keep(const char *id, void *ctx) { return results_resumed_has(ctx, id); }
+
+/* The run's parameters, as the HDF5 file's attribute records them. */
+static char *params_json(const coordinator *c)
+{
+    const borg_config *cfg = c->cfg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", cfg->model);
+    cJSON_AddStringToObject(o, "jobs", cfg->jobs);
+    cJSON_AddNumberToObject(o, "ctx", c->spec.slot_ctx);
+    cJSON_AddNumberToObject(o, "slots", c->spec.n_slots);
+    cJSON_AddNumberToObject(o, "batch_tokens", c->spec.batch_tokens);
+    cJSON_AddStringToObject(o, "activations", c->spec.q8_activations ? "q8" : "f32");
+    cJSON_AddNumberToObject(o, "replicas", c->spec.replicas);
+    cJSON_AddNumberToObject(o, "stages", c->spec.stages);
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int s = 0; layers && s < c->spec.stages; s++) {
+        cJSON *pair = cJSON_CreateIntArray((const int[]){c->spec.begin[s], c->spec.end[s]}, 2);
+        cJSON_AddItemToArray(layers, pair);
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static borg_status open_h5(coordinator *c, borg_err *err)
+{
+    borg_hparams hp;
+    borg_status st = family_hparams(c->gguf, &hp, err);
+    if (st)
+        return st;
+    gguf_str name = {0};
+    if (gguf_has_key(c->gguf, "general.name") && (st = gguf_get_str(c->gguf, "general.name", &name, err)))
+        return st;
+    char model_name[256];
+    snprintf(model_name, sizeof model_name, "%.*s", name.ptr ? (int)name.len : 0, name.ptr ? name.ptr : "");
+    char *params = params_json(c);
+    if (!params)
+        return borg_fail(err, BORG_ENOMEM, "out of memory");
+    h5out_meta meta = {
+        .model_name = model_name[0] ? model_name : c->cfg->model,
+        .model_path = c->cfg->model,
+        .model_hash = c->spec.model_hash,
+        .params_json = params,
+        .version = BORG_VERSION,
+        .start_time = (double)trace_now_us() / 1e6,
+    };
+    st = h5out_open(c->cfg->h5, c->cfg->force, c->cfg->resume, &meta, hp.dim, h5_keep, c->out, &c->h5, err);
+    free(params);
+    return st;
+}
+
 static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, borg_err *err)
 {
     c->cfg = cfg;
@@ -563,7 +644,7 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
         (st = job_reader_open(cfg->jobs, &c->reader, err)) ||
         (st = results_open(cfg->out, cfg->force, cfg->resume, &c->out, err)) || (st = runstate_running(err)))
         return st;
-    if ((st = open_exec(c, err)) || (st = open_pipelines(c, err)))
+    if ((st = open_exec(c, err)) || (st = open_pipelines(c, err)) || (cfg->h5 && (st = open_h5(c, err))))
         return st;
     int64_t cap = (int64_t)c->spec.n_slots * c->n_pipes * (READ_AHEAD_PER_SLOT + 1);
     return requests_create(cap, &c->reqs, err);
@@ -723,6 +804,12 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
         if (!sample(&c, &s, &perr) && progress_finish(c.progress, &s, proc_now_s(), !st, &perr))
             log_event(LOG_WARN, "progress_write_failed", NULL, NULL, 0, "%s", perr.msg);
     }
+    borg_err herr;
+    if (h5out_close(c.h5, &herr) && !st) {
+        st = herr.code;
+        *err = herr;
+    }
+    c.h5 = NULL;
     borg_err terr;
     if (c.exec)
         exec_set_trace(c.exec, NULL);

@@ -170,6 +170,14 @@ int results_take_done(results_writer *w, const char *id)
     return 1;
 }
 
+int results_resumed_has(const results_writer *w, const char *id)
+{
+    if (!w->done.n)
+        return 0;
+    size_t i = id_slot(&w->done, id);
+    return w->done.keys[i] && w->done.counts[i] > 0;
+}
+
 long results_resumed(const results_writer *w) { return w->resumed; }
 
 /* JSON text must be valid UTF-8; a model can emit a token that ends in the
