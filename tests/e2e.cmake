@@ -90,3 +90,8 @@ set_tests_properties(e2e_trace PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}"
 add_test(NAME e2e_h5
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_h5.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
 set_tests_properties(e2e_h5 PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)
+
+# Duplicate ids: one result per id, errors naming the first line, through a kill and --resume.
+add_test(NAME e2e_duplicate_ids
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_duplicates.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
+set_tests_properties(e2e_duplicate_ids PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)

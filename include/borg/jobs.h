@@ -48,8 +48,9 @@ typedef struct {
     int prompt_logprobs; /* native shapes: score the prompt, token by token */
     int embed;           /* native shapes: the prompt's embedding, pooled this way (job_pooling) */
     int priority;
-    double timeout_s; /* 0: none */
-    char *error;      /* non-NULL: the job cannot run, and why */
+    double timeout_s;  /* 0: none */
+    char *error;       /* non-NULL: the job cannot run, and why */
+    long duplicate_of; /* set by the coordinator: the line of an earlier job with the same id; 0: none */
 } borg_job;
 
 void job_free(borg_job *job);

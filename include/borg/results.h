@@ -42,8 +42,10 @@ typedef struct results_writer results_writer;
 borg_status results_open(const char *path, int force, int resume, results_writer **out, borg_err *err);
 
 /* 1 if the resumed file already holds a result for a job with this id
- * (each such result answers one job with that id). */
-int results_take_done(results_writer *w, const char *id);
+ * (each such result answers one job with that id); with duplicate, one of
+ * the error lines of jobs that repeated an earlier job's id (their lines
+ * say duplicate_of_line), which answer those repeats and nothing else. */
+int results_take_done(results_writer *w, const char *id, int duplicate);
 
 /* 1 if the resumed file holds a result for this id not yet taken by
  * results_take_done (which it leaves as it is). */

@@ -12,6 +12,7 @@
 #include "borg/exec.h"
 #include "borg/gguf.h"
 #include "borg/h5out.h"
+#include "borg/idset.h"
 #include "borg/jobs.h"
 #include "borg/log.h"
 #include "borg/proc.h"
@@ -63,6 +64,7 @@ typedef struct {
     results_writer *out;
     h5out *h5; /* --h5: the same results in HDF5, each row written before its JSONL line */
     borg_requests *reqs;
+    borg_idset *ids;   /* every job id read, to refuse a second job with one */
     int64_t n_read;    /* requests read so far: the next request number */
     int64_t n_in_file; /* jobs in the jobs file, or -1 until known */
     int64_t n_skipped; /* jobs the resumed results file had answered */
@@ -243,11 +245,22 @@ static borg_status read_jobs(coordinator *c, borg_err *err)
             c->n_in_file = c->n_read + c->n_skipped;
             break;
         }
-        if (results_take_done(c->out, job.id)) {
+        int dup;
+        long first;
+        if ((st = idset_add(c->ids, job.id, job.line, &dup, &first, err))) {
+            job_free(&job);
+            return st;
+        }
+        if (results_take_done(c->out, job.id, dup)) {
             c->n_skipped++;
             job_free(&job);
             continue;
         }
+        job.duplicate_of = dup ? first : 0;
+        if (dup && !job.error &&
+            asprintf(&job.error, "line %ld: id '%s' is already the id of the job on line %ld (ids must be unique)",
+                     job.line, job.id, first) < 0)
+            job.error = NULL;
         borg_request *q;
         if ((st = requests_open(c->reqs, c->n_read, &job, now_ms(), &q, err))) {
             job_free(&job);
@@ -647,6 +660,8 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
     if ((st = open_exec(c, err)) || (st = open_pipelines(c, err)) || (cfg->h5 && (st = open_h5(c, err))))
         return st;
     int64_t cap = (int64_t)c->spec.n_slots * c->n_pipes * (READ_AHEAD_PER_SLOT + 1);
+    if ((st = idset_create(&c->ids, err)))
+        return st;
     return requests_create(cap, &c->reqs, err);
 }
 
@@ -658,6 +673,7 @@ static void teardown(coordinator *c)
     free(c->stage_host);
     free(c->stage_rank);
     requests_free(c->reqs);
+    idset_free(c->ids);
     free(c->admitted);
     free_pipelines(c->pipes, c->n_pipes, c->depth);
     exec_free(c->exec);

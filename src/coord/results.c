@@ -23,7 +23,8 @@ struct results_writer {
     int fd;
     char *path;
     long counts[4];
-    id_counts done;
+    id_counts done; /* results of jobs by id */
+    id_counts dups; /* error lines of jobs that repeated an earlier job's id */
     long resumed;
 };
 
@@ -113,7 +114,8 @@ static borg_status read_existing(results_writer *w, borg_err *err)
         if (!id)
             id = cJSON_GetObjectItemCaseSensitive(o, "id");
         if (cJSON_IsString(id)) {
-            if (id_add(&w->done, id->valuestring))
+            int dup = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, "duplicate_of_line"));
+            if (id_add(dup ? &w->dups : &w->done, id->valuestring))
                 st = borg_fail(err, BORG_ENOMEM, "out of memory reading %s", w->path);
             w->resumed++;
             good_end += len;
@@ -159,14 +161,15 @@ borg_status results_open(const char *path, int force, int resume, results_writer
     return BORG_OK;
 }
 
-int results_take_done(results_writer *w, const char *id)
+int results_take_done(results_writer *w, const char *id, int duplicate)
 {
-    if (!w->done.n)
+    id_counts *m = duplicate ? &w->dups : &w->done;
+    if (!m->n)
         return 0;
-    size_t i = id_slot(&w->done, id);
-    if (!w->done.keys[i] || w->done.counts[i] == 0)
+    size_t i = id_slot(m, id);
+    if (!m->keys[i] || m->counts[i] == 0)
         return 0;
-    w->done.counts[i]--;
+    m->counts[i]--;
     return 1;
 }
 
@@ -344,6 +347,9 @@ borg_status results_write(results_writer *w, const borg_result *r, borg_err *err
         return borg_fail(err, BORG_ENOMEM, "out of memory writing the result of '%s'", r->job->id);
     cJSON *o = job_is_openai(r->job) ? openai_line(r, text) : native_line(r, text);
     free(text);
+    /* What --resume tells a repeated id's error line by. */
+    if (o && r->job->duplicate_of > 0)
+        cJSON_AddNumberToObject(o, "duplicate_of_line", (double)r->job->duplicate_of);
     char *line = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (!line)
@@ -370,6 +376,7 @@ borg_status results_close(results_writer *w, borg_err *err)
     if (close(w->fd) != 0)
         st = borg_fail(err, BORG_EIO, "%s: close failed: %s", w->path, strerror(errno));
     id_free(&w->done);
+    id_free(&w->dups);
     free(w->path);
     free(w);
     return st;
