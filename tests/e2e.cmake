@@ -95,3 +95,8 @@ set_tests_properties(e2e_h5 PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RU
 add_test(NAME e2e_duplicate_ids
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_duplicates.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
 set_tests_properties(e2e_duplicate_ids PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)
+
+# Results that cannot be written: unwritable paths (exit 2), a full disk (exit 3, then --resume).
+add_test(NAME e2e_full_disk
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_full_disk.py --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL})
+set_tests_properties(e2e_full_disk PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)

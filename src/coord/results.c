@@ -25,6 +25,7 @@ struct results_writer {
     long counts[4];
     id_counts done; /* results of jobs by id */
     id_counts dups; /* error lines of jobs that repeated an earlier job's id */
+    off_t end;      /* where the last whole line ends */
     long resumed;
 };
 
@@ -150,13 +151,17 @@ borg_status results_open(const char *path, int force, int resume, results_writer
         if (e == EEXIST)
             return borg_fail(err, BORG_EUSAGE,
                              "%s: results file exists; use --resume to finish it or --force to overwrite it", path);
-        return borg_fail(err, BORG_EIO, "%s: cannot create results file: %s", path, strerror(e));
+        /* A path that cannot be written is the user's to fix: refused like
+         * bad input, before any stage loads a layer. */
+        int theirs = e == ENOENT || e == EACCES || e == EPERM || e == EROFS || e == ENOTDIR || e == EISDIR;
+        return borg_fail(err, theirs ? BORG_EINPUT : BORG_EIO, "%s: cannot create results file: %s", path, strerror(e));
     }
     borg_status st = resume ? read_existing(w, err) : BORG_OK;
     if (st) {
         results_close(w, NULL);
         return st;
     }
+    w->end = lseek(w->fd, 0, SEEK_END);
     *out = w;
     return BORG_OK;
 }
@@ -326,6 +331,18 @@ static cJSON *openai_line(const borg_result *r, const char *text)
     return o;
 }
 
+/* A full disk (or quota, or file size limit) stops the run resumably: the
+ * part of the line that got out is cut off, so the file ends with its last
+ * whole line, and --resume finishes once there is room. */
+static borg_status write_failed(results_writer *w, const char *what, int e, borg_err *err)
+{
+    if (e != ENOSPC && e != EDQUOT && e != EFBIG)
+        return borg_fail(err, BORG_EIO, "%s: %s failed: %s", w->path, what, strerror(e));
+    int cut = ftruncate(w->fd, w->end) == 0 && lseek(w->fd, w->end, SEEK_SET) == w->end;
+    return borg_fail(err, BORG_EINCOMPLETE, "%s: %s: %s; %s free space and rerun with --resume", w->path, what,
+                     strerror(e), cut ? "the file ends with its last whole line:" : "");
+}
+
 static borg_status write_all(results_writer *w, const char *s, size_t len, borg_err *err)
 {
     while (len > 0) {
@@ -333,7 +350,7 @@ static borg_status write_all(results_writer *w, const char *s, size_t len, borg_
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
-            return borg_fail(err, BORG_EIO, "%s: write failed: %s", w->path, strerror(errno));
+            return write_failed(w, "write", k < 0 ? errno : ENOSPC, err);
         s += k;
         len -= (size_t)k;
     }
@@ -361,7 +378,8 @@ borg_status results_write(results_writer *w, const borg_result *r, borg_err *err
     if (st)
         return st;
     if (fdatasync(w->fd) != 0 && errno != EINVAL && errno != EROFS)
-        return borg_fail(err, BORG_EIO, "%s: fdatasync failed: %s", w->path, strerror(errno));
+        return write_failed(w, "fdatasync", errno, err);
+    w->end += (off_t)len + 1;
     w->counts[r->status]++;
     return BORG_OK;
 }
