@@ -81,8 +81,11 @@ check_recovered("the only stage", 2, [1])
 # A stage that is alive but stops answering (SIGSTOP) is declared dead by
 # ULFM's heartbeat detector: the run completes without it.
 out = os.path.join(tmp, "sigstop.jsonl")
-cmd = [args.mpiexec, "--with-ft", "ulfm", "--mca", "mpi_ft_detector", "true", "--mca", "mpi_ft_detector_timeout", "2",
-       "--mca", "mpi_ft_detector_period", "0.5", "--oversubscribe", "--bind-to", "none", "-np", "4", args.borg, "run",
+# The detector runs on its own thread, so that a rank busy computing (or a
+# slow, loaded machine) still answers heartbeats and only the stopped one
+# is declared dead.
+cmd = [args.mpiexec, "--with-ft", "ulfm", "--mca", "mpi_ft_detector", "true", "--mca", "mpi_ft_detector_thread", "true",
+       "--mca", "mpi_ft_detector_timeout", "4", "--mca", "mpi_ft_detector_period", "1", "--oversubscribe", "--bind-to", "none", "-np", "4", args.borg, "run",
        "--model", args.model, "--jobs", jobs, "--out", out, "--force", *common]
 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                         start_new_session=True)
