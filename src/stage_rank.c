@@ -63,12 +63,7 @@ static borg_status record_span(stage_rank *s, int64_t t0_us, borg_err *err)
         return borg_fail(err, BORG_ENOMEM, "out of memory for the trace");
     trace_span *sp = &s->spans[s->n_spans++];
     *sp = (trace_span){.batch = s->batch.id, .t0_us = t0_us, .t1_us = trace_now_us()};
-    for (int i = 0; i < s->batch.n_seqs; i++) {
-        if (s->batch.seqs[i].n_tokens == 1)
-            sp->decode++;
-        else
-            sp->prefill += s->batch.seqs[i].n_tokens;
-    }
+    trace_count_tokens(sp, &s->batch);
     return s->n_spans == MAX_SPANS ? send_spans(s, err) : BORG_OK;
 }
 

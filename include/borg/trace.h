@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "borg/batch.h"
 #include "borg/error.h"
 
 #define TRACE_MAX_EVENTS 1000000
@@ -27,6 +28,10 @@ typedef struct {
 } trace_span;
 
 typedef struct borg_trace borg_trace;
+
+/* Fills s's token counts from b: a one-token sequence counts as a decode
+ * step, longer ones as prefill. */
+void trace_count_tokens(trace_span *s, const borg_batch *b);
 
 /* Wall clock in microseconds, as every rank stamps its spans. */
 int64_t trace_now_us(void);

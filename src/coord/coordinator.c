@@ -381,12 +381,7 @@ static void trace_round_trip(coordinator *c, int pipe, int k)
 {
     const borg_batch *b = &c->pipes[pipe].flight[k];
     trace_span sp = {.batch = b->id, .t0_us = c->pipes[pipe].t_sent[k], .t1_us = trace_now_us()};
-    for (int i = 0; i < b->n_seqs; i++) {
-        if (b->seqs[i].n_tokens == 1)
-            sp.decode++;
-        else
-            sp.prefill += b->seqs[i].n_tokens;
-    }
+    trace_count_tokens(&sp, b);
     int track = TRACE_ROUND_TRIPS + pipe * c->depth + k;
     char name[64];
     snprintf(name, sizeof name, "rank 0: pipeline %d, batch slot %d", pipe, k);

@@ -197,13 +197,14 @@ borg_status exec_wait(borg_exec *e, exec_done *done, borg_err *err)
     frame_header h;
     int src;
     borg_status st;
+    borg_err damage;
+    borg_status bad;
     do {
         if ((st = net_recv(e->net, &e->in, &src, -1, err)))
             return st;
-    } while (!frame_check(e->in.p, e->in.len, &h, NULL) && took_live_stats(e, &h, src));
+    } while (!(bad = frame_check(e->in.p, e->in.len, &h, &damage)) && took_live_stats(e, &h, src));
     int pipe = spec_replica_of(&e->spec, src);
-    borg_err damage;
-    if (frame_check(e->in.p, e->in.len, &h, &damage)) {
+    if (bad) {
         e->crc_errors++;
         *done = (exec_done){.pipe = pipe, .batch_id = frame_peek_batch(e->in.p, e->in.len), .retry = 1};
         log_event(LOG_WARN, "frame_damaged", NULL, LOG_FIELDS(LOG_I("from_rank", src), LOG_I("batch", done->batch_id)),

@@ -88,6 +88,17 @@ void trace_name_rank(borg_trace *t, int rank, const char *name)
          rank);
 }
 
+void trace_count_tokens(trace_span *s, const borg_batch *b)
+{
+    s->prefill = s->decode = 0;
+    for (int i = 0; i < b->n_seqs; i++) {
+        if (b->seqs[i].n_tokens == 1)
+            s->decode++;
+        else
+            s->prefill += b->seqs[i].n_tokens;
+    }
+}
+
 void trace_batch(borg_trace *t, int track, const char *what, const trace_span *s)
 {
     if (!t)
