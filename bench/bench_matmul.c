@@ -1,18 +1,18 @@
 /* matmul() throughput for every weight type at a few batch sizes, on the
  * shapes of SmolLM2-135M (FFN down, FFN up/gate, output head).
  *
- * Usage: bench_matmul [--threads N] [--reps N] [--type NAME] [--this-path-only]
+ * Usage: bench_matmul [--threads N] [--reps N] [--type NAME] [--isa NAME]
+ *                     [--this-path-only]
  * Prints the median time of the repetitions as GFLOP/s (2*rows*cols*nb per
- * call) and GB/s of weights read, for the kernels this CPU selects, then
- * runs itself again with BORG_NO_AVX2=1 for the portable kernels. */
-#define _GNU_SOURCE
+ * call) and GB/s of weights read, for every kernel path this machine has,
+ * best first (borg/cpu.h); --isa runs one path, --this-path-only the one
+ * BORG_ISA or the machine selects. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "borg/cpu.h"
 #include "borg/matmul.h"
 #include "random_weights.h"
 
@@ -52,35 +52,11 @@ static int bench_one(const borg_mat *w, int64_t nb, borg_pool *pool, int reps, d
     return rc;
 }
 
-int main(int argc, char **argv)
+/* Every shape, type and batch size on the path in use. */
+static int bench_path(borg_pool *pool, int reps, int threads, const char *only_type)
 {
-    int threads = 1, reps = 7, this_only = 0;
-    const char *only_type = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-            reps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--type") && i + 1 < argc)
-            only_type = argv[++i];
-        else if (!strcmp(argv[i], "--this-path-only"))
-            this_only = 1;
-        else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--type NAME] [--this-path-only]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (reps < 1)
-        reps = 1;
-    borg_pool *pool = NULL;
-    borg_err err = {0};
-    if (pool_create(threads, &pool, &err)) {
-        fprintf(stderr, "bench_matmul: %s\n", err.msg);
-        return 1;
-    }
-
     static const int64_t shapes[][2] = {{576, 1536}, {1536, 576}, {49152, 576}};
-    static const int64_t nbs[] = {1, 8, 32, 64};
+    static const int64_t nbs[] = {1, 8, 32, 64, 256};
     printf("# matmul: path %s, %d thread(s), median of %d\n", matmul_isa(), threads, reps);
     printf("%-11s %-5s %4s %10s %9s %8s\n", "rows x cols", "type", "nb", "ms", "GFLOP/s", "GB/s");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -115,20 +91,54 @@ int main(int argc, char **argv)
             free((void *)w.data);
         }
     }
-    pool_destroy(pool);
-
-    if (this_only || getenv("BORG_NO_AVX2") || !strcmp(matmul_isa(), "portable"))
-        return 0;
     printf("\n");
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("BORG_NO_AVX2", "1", 1);
-        execv("/proc/self/exe", argv);
-        _exit(127);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 1, reps = 7, this_only = 0;
+    const char *only_type = NULL, *only_isa = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--type") && i + 1 < argc)
+            only_type = argv[++i];
+        else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
+            only_isa = argv[++i];
+        else if (!strcmp(argv[i], "--this-path-only"))
+            this_only = 1;
+        else {
+            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--type NAME] [--isa NAME] [--this-path-only]\n",
+                    argv[0]);
+            return 2;
+        }
     }
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+    if (reps < 1)
+        reps = 1;
+    borg_pool *pool = NULL;
+    borg_err err = {0};
+    if (pool_create(threads, &pool, &err)) {
+        fprintf(stderr, "bench_matmul: %s\n", err.msg);
         return 1;
-    return WEXITSTATUS(status);
+    }
+
+    if (cpu_isa_check(&err)) {
+        fprintf(stderr, "bench_matmul: %s\n", err.msg);
+        return 2;
+    }
+    int rc = 0;
+    for (int isa = this_only ? cpu_isa() : cpu_isa_best(); isa >= 0 && !rc; isa = this_only ? -1 : isa - 1) {
+        if (only_isa && strcmp(only_isa, cpu_isa_name((borg_isa)isa)))
+            continue;
+        if (cpu_set_isa((borg_isa)isa, &err)) {
+            fprintf(stderr, "bench_matmul: %s\n", err.msg);
+            return 2;
+        }
+        rc = bench_path(pool, reps, threads, only_type);
+    }
+    pool_destroy(pool);
+    return rc;
 }

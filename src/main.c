@@ -6,6 +6,7 @@
 
 #include "borg/config.h"
 #include "borg/control.h"
+#include "borg/cpu.h"
 #include "borg/coordinator.h"
 #include "borg/error.h"
 #include "borg/inspect.h"
@@ -60,6 +61,10 @@ int main(int argc, char **argv)
         return borg_exit_code(st);
     }
     log_setup(cfg.log_json, cfg.quiet, cfg.verbose, NULL);
+    if ((st = cpu_isa_check(&err))) {
+        log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
+        return borg_exit_code(st);
+    }
     if (cfg.activations)
         matmul_set_q8_activations(cfg.activations == 8);
     borg_net *net;

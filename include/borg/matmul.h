@@ -42,11 +42,11 @@ int matmul_q8_asked(void);
 /* Dot product of two float vectors (AVX2/FMA when the CPU has it). */
 float vec_dot_f32(const float *a, const float *b, int64_t n);
 
-/* 1 when the AVX2/FMA kernels are in use: the CPU has them and
- * BORG_NO_AVX2 is not set. Other kernel families (attention) follow it. */
+/* 1 when the AVX2/FMA kernels are in use: on the avx2 path and every path
+ * above it (borg/cpu.h). Other kernel families (attention) follow it. */
 int matmul_uses_avx2(void);
 
-/* Which dot-product path is in use: "avx2-fma" or "portable". */
+/* The kernel path in use, by name (cpu_isa_name of cpu_isa()). */
 const char *matmul_isa(void);
 
 #endif

@@ -84,23 +84,20 @@ float mm_dot_portable(const float *a, const float *b, int64_t n)
     return s;
 }
 
-#ifdef BORG_HAVE_AVX2_KERNELS
-static int cpu_has_avx2_fma(void)
+/* The AVX2 kernels serve the avx2 path and every path above it. */
+static int use_avx2(void)
 {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
-                 !getenv("BORG_NO_AVX2");
-    }
-    return cached;
-}
+#ifdef BORG_HAVE_AVX2_KERNELS
+    return cpu_isa() >= BORG_ISA_AVX2;
+#else
+    return 0;
 #endif
+}
 
 float vec_dot_f32(const float *a, const float *b, int64_t n)
 {
 #ifdef BORG_HAVE_AVX2_KERNELS
-    if (cpu_has_avx2_fma())
+    if (use_avx2())
         return mm_dot_avx2(a, b, n);
 #endif
     return mm_dot_portable(a, b, n);
@@ -133,23 +130,9 @@ int matmul_q8_asked(void)
     return v ? strcmp(v, "0") != 0 : -1;
 }
 
-int matmul_uses_avx2(void)
-{
-#ifdef BORG_HAVE_AVX2_KERNELS
-    return cpu_has_avx2_fma();
-#else
-    return 0;
-#endif
-}
+int matmul_uses_avx2(void) { return use_avx2(); }
 
-const char *matmul_isa(void)
-{
-#ifdef BORG_HAVE_AVX2_KERNELS
-    if (cpu_has_avx2_fma())
-        return "avx2-fma";
-#endif
-    return "portable";
-}
+const char *matmul_isa(void) { return cpu_isa_name(cpu_isa()); }
 
 static void prefetch_rows(const char *p, size_t stride, int nrows, size_t off, size_t len)
 {
@@ -244,10 +227,10 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
         return BORG_OK;
     }
     if (quant_dtype_block_elems(w->type) > 1 && matmul_q8_activations())
-        return matmul_q8(w, x, nb, y, pool, matmul_uses_avx2());
+        return matmul_q8(w, x, nb, y, pool, cpu_isa());
     matmul_job job = {w, x, nb, y, 0, mm_tile_portable, mm_dequant_portable, 0, 0, 0};
 #ifdef BORG_HAVE_AVX2_KERNELS
-    if (cpu_has_avx2_fma()) {
+    if (use_avx2()) {
         job.tile = mm_tile_avx2;
         job.dequant = mm_dequant_avx2;
         job.small = nb <= MM_SMALL_NB && w->cols % 32 == 0;

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "borg/cpu.h"
 #include "borg/matmul.h"
 #include "borg/quant.h"
 
@@ -109,8 +110,8 @@ typedef struct {
     int64_t ys; /* floats between vectors of y */
 } mq_tile;
 
-/* matmul() for quantized weight types, on the AVX2 kernels or not. */
-borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, int avx2);
+/* matmul() for quantized weight types, on the kernels of path isa. */
+borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, borg_isa isa);
 /* Group g of x: codes at q + 32g, scale d[g], sum s[g]. */
 void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s);
 void mq_tile_portable(const mq_tile *t, int nv);
@@ -133,6 +134,38 @@ void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1);
 /* mq_pack_portable, bit for bit. */
 void mq_pack_avx2(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 void mq_tile_avx2(const mq_tile *t, int nv);
+/* The AVX-512 tile: MP_MR rows against MP_NP pairs of vectors. A pair's
+ * codes are its two vectors' block-order codes interleaved 32 bytes at a
+ * time (pass i of a block: the first vector's 32 bytes, then the
+ * second's), so one 512-bit register holds a pass of both and a weight
+ * pass broadcast to both halves meets them in one instruction; its lane
+ * scales and sums likewise are 8 of the first vector, 8 of the second, per
+ * block. Signed types (Q6_K, Q8_0) also carry xc: per block and lane,
+ * -128 times the lane's sum of x codes over the block's passes. An odd
+ * batch's last pair has a zero second vector. Same per-pair steps as
+ * mq_tile, so the same bits as mq_tile_avx2. */
+enum {
+    MP_MR = 4, /* weight rows per tile */
+    MP_NP = 2  /* vector pairs per tile */
+};
+
+typedef struct {
+    borg_dtype type;
+    mq_shape sh;
+    const int8_t *q[MP_MR];
+    const float *dw[MP_MR];
+    const float *m[MP_MR];
+    const int8_t *xq;     /* first pair's codes; the next pair 2 * cols later */
+    const float *xd, *xs; /* first pair's 16 lane scales and sums per block; the next 16 * nblk later */
+    const int32_t *xc;    /* likewise 16 per block, signed types only */
+    int64_t cols;
+    int nr;
+    float *y;
+    int64_t ys;
+} mq_ptile;
+
+/* nv <= 2 * MP_NP vectors. */
+void mq_ptile_avx512(const mq_ptile *t, int nv);
 /* These need AVX2, FMA and F16C. */
 void mm_tile_avx2(const mm_tile *t, int nv);
 void mm_dequant_avx2(borg_dtype t, const void *row, int64_t k0, int64_t n, float *dst);

@@ -9,7 +9,7 @@
  *       for each group of MQ_NR vectors
  *         for each MQ_MR rows of the panel: one tile of integer dot products
  *
- * A single vector skips the panel on AVX2 (mq_one_avx2 decodes in
+ * A single vector skips the panel on AVX2 and up (mq_one_avx2 decodes in
  * registers). Every kernel keeps the per-pair contract, so a (row, vector)
  * result depends on the ISA only, never on batching or threads. This file
  * also holds the portable kernels. */
@@ -38,15 +38,21 @@ mq_shape mq_shape_of(borg_dtype t, int64_t cols)
     return sh;
 }
 
-/* Natural-order codes into block order. */
-static void interleave(const mq_shape *sh, const int8_t *src, int8_t *dst)
+/* Natural-order codes into block order, pass i of block k at spread *
+ * (its start + 32 i): spread 2 leaves room for a pair's other vector. */
+static void interleave(const mq_shape *sh, const int8_t *src, int8_t *dst, int spread)
 {
-    const int64_t block = 8 * sh->unit;
-    for (int64_t k = 0; k < sh->nfull; k++, src += block, dst += block)
-        for (int i = 0; i < sh->passes; i++)
-            for (int j = 0; j < 8; j++)
-                memcpy(dst + 32 * i + 4 * j, src + sh->unit * j + 4 * i, 4);
-    memcpy(dst, src, (size_t)(32 * sh->nsingle));
+    for (int64_t k = 0; k < sh->nfull + sh->nsingle; k++) {
+        int8_t *d = dst + spread * mq_block_start(sh, k);
+        if (k < sh->nfull) {
+            const int8_t *u = src + 8 * sh->unit * k;
+            for (int i = 0; i < sh->passes; i++)
+                for (int j = 0; j < 8; j++)
+                    memcpy(d + spread * 32 * i + 4 * j, u + sh->unit * j + 4 * i, 4);
+        } else {
+            memcpy(d, src + 8 * sh->unit * sh->nfull + 32 * (k - sh->nfull), 32);
+        }
+    }
 }
 
 /* quant_decompose_row's scales (8 per group of 32) and offsets (one per group)
@@ -68,15 +74,15 @@ static void weight_lanes(const mq_shape *sh, const float *dw, const float *m, fl
 
 /* The quantizer's scales and sums (one per group of 32) into lanes per
  * block; 16-element units (Q6_K, signed) need no sums. */
-static void act_lanes(const mq_shape *sh, const float *d, const float *s, float *dl, float *sl)
+static void act_lanes(const mq_shape *sh, const float *d, const float *s, float *dl, float *sl, int64_t stride)
 {
-    for (int64_t k = 0; k < sh->nfull; k++, dl += 8, sl += 8)
+    for (int64_t k = 0; k < sh->nfull; k++, dl += stride, sl += stride)
         for (int j = 0; j < 8; j++) {
             const int64_t g = (8 * k + j) * sh->unit / 32;
             dl[j] = d[g];
             sl[j] = sh->unit == 32 ? s[g] : 0;
         }
-    for (int64_t g = 8 * sh->nfull; g < 8 * sh->nfull + sh->nsingle; g++, dl += 8, sl += 8)
+    for (int64_t g = 8 * sh->nfull; g < 8 * sh->nfull + sh->nsingle; g++, dl += stride, sl += stride)
         for (int j = 0; j < 8; j++) {
             dl[j] = d[g];
             sl[j] = j == 0 ? s[g] : 0;
@@ -95,7 +101,7 @@ void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, fl
         const mq_shape span = mq_shape_of(t, n);
         const int64_t k = e / (8 * sh.unit); /* first block of the span */
         quant_decompose_row(t, (const char *)row + (size_t)(e / 256) * span_bytes, n / 32, nq, ndw, nm);
-        interleave(&span, nq, q + e);
+        interleave(&span, nq, q + e, 1);
         weight_lanes(&span, ndw, nm, dw + 8 * k, m + 8 * k);
     }
 }
@@ -144,17 +150,38 @@ void mq_tile_portable(const mq_tile *t, int nv)
         }
 }
 
+/* Lane j of block k: -128 times the sum of the x codes the lane meets
+ * (unit j of a full block; elements 4j..4j+3 of a single unit), from
+ * codes in natural order. */
+static void xc_lanes(const mq_shape *sh, const int8_t *xn, int32_t *xc, int64_t stride)
+{
+    for (int64_t k = 0; k < sh->nfull + sh->nsingle; k++, xc += stride) {
+        const int full = k < sh->nfull;
+        const int8_t *q = xn + (full ? 8 * sh->unit * k : 8 * sh->unit * sh->nfull + 32 * (k - sh->nfull));
+        for (int j = 0; j < 8; j++) {
+            const int n = full ? sh->unit : 4;
+            const int8_t *e = q + (full ? sh->unit * j : 4 * j);
+            int32_t sum = 0;
+            for (int i = 0; i < n; i++)
+                sum += e[i];
+            xc[j] = -128 * sum;
+        }
+    }
+}
+
 typedef struct {
     const borg_mat *w;
     const float *x;
     int64_t nb, ng, nblk;
     mq_shape sh;
     float *y;
-    int avx2;
+    borg_isa isa;
+    int pairs;       /* x in the pair layout of mq_ptile, else vector after vector */
     int8_t *xn;      /* nb * cols codes in natural order */
     float *gd, *gs;  /* nb * ng group scales and sums */
     int8_t *xq;      /* the codes in block order (xn itself for one vector) */
-    float *xd, *xs;  /* nb * nblk * 8 lane scales and sums */
+    float *xd, *xs;  /* 8 lane scales and sums per block and vector */
+    int32_t *xc;     /* lane code sums (mq_ptile.xc) as xd, or NULL */
     int64_t x_block; /* vectors per block */
     volatile int out_of_memory;
 } q8_job;
@@ -164,32 +191,105 @@ static void quantize_vectors(void *ctx, int64_t b0, int64_t b1, int thread)
     (void)thread;
     q8_job *job = ctx;
     const int64_t cols = job->w->cols, ng = job->ng, lanes = job->nblk * 8;
+    const int spread = job->pairs ? 2 : 1;
     for (int64_t b = b0; b < b1; b++) {
         const float *x = job->x + b * cols;
         int8_t *q = job->xn + b * cols;
         float *d = job->gd + b * ng, *s = job->gs + b * ng;
 #ifdef BORG_HAVE_AVX2_KERNELS
-        if (job->avx2)
+        if (job->isa >= BORG_ISA_AVX2)
             mq_quantize_avx2(x, ng, q, d, s);
         else
 #endif
             mq_quantize_portable(x, ng, q, d, s);
-        act_lanes(&job->sh, d, s, job->xd + b * lanes, job->xs + b * lanes);
+        /* vector b's place: its own, or one half of its pair's */
+        const int64_t codes_at = job->pairs ? b / 2 * 2 * cols + 32 * (b % 2) : b * cols;
+        const int64_t lanes_at = job->pairs ? b / 2 * 2 * lanes + 8 * (b % 2) : b * lanes;
+        act_lanes(&job->sh, d, s, job->xd + lanes_at, job->xs + lanes_at, 8 * spread);
         if (job->xq != job->xn)
-            interleave(&job->sh, q, job->xq + b * cols);
+            interleave(&job->sh, q, job->xq + codes_at, spread);
+        if (job->xc)
+            xc_lanes(&job->sh, q, job->xc + lanes_at, 8 * spread);
     }
 }
 
 static void pack(const q8_job *job, const char *row, int8_t *q, float *dw, float *m)
 {
 #ifdef BORG_HAVE_AVX2_KERNELS
-    if (job->avx2) {
+    if (job->isa >= BORG_ISA_AVX2) {
         mq_pack_avx2(job->w->type, row, job->w->cols, q, dw, m);
         return;
     }
 #endif
     mq_pack_portable(job->w->type, row, job->w->cols, q, dw, m);
 }
+
+/* The panel's np rows (from row r) against vectors [b0, b1), MQ_MR rows by
+ * MQ_NR vectors at a time. */
+static void vector_tiles(const q8_job *job, const char *panel, size_t row_bytes, int np, int64_t r, int64_t b0,
+                         int64_t b1)
+{
+    const borg_mat *w = job->w;
+    const int64_t cols = w->cols, nblk = job->nblk;
+    void (*tile_fn)(const mq_tile *, int) = mq_tile_portable;
+#ifdef BORG_HAVE_AVX2_KERNELS
+    if (job->isa >= BORG_ISA_AVX2)
+        tile_fn = mq_tile_avx2;
+#endif
+    mq_tile t;
+    t.type = w->type;
+    t.sh = job->sh;
+    t.cols = cols;
+    t.ys = w->rows;
+    for (int64_t b = b0; b < b1; b += MQ_NR) {
+        t.xq = job->xq + b * cols;
+        t.xd = job->xd + b * nblk * 8;
+        t.xs = job->xs + b * nblk * 8;
+        for (int i0 = 0; i0 < np; i0 += MQ_MR) {
+            t.nr = np - i0 < MQ_MR ? np - i0 : MQ_MR;
+            for (int i = 0; i < MQ_MR; i++) {
+                const char *p = panel + (size_t)(i0 + (i < t.nr ? i : t.nr - 1)) * row_bytes;
+                t.q[i] = (const int8_t *)p;
+                t.dw[i] = (const float *)(p + cols);
+                t.m[i] = t.dw[i] + 8 * nblk;
+            }
+            t.y = job->y + b * w->rows + r + i0;
+            tile_fn(&t, b1 - b < MQ_NR ? (int)(b1 - b) : MQ_NR);
+        }
+    }
+}
+
+#ifdef BORG_HAVE_AVX2_KERNELS
+/* vector_tiles on the pair layout, MP_MR rows by 2 * MP_NP vectors. */
+static void pair_tiles(const q8_job *job, const char *panel, size_t row_bytes, int np, int64_t r, int64_t b0,
+                       int64_t b1)
+{
+    const borg_mat *w = job->w;
+    const int64_t cols = w->cols, nblk = job->nblk;
+    mq_ptile t;
+    t.type = w->type;
+    t.sh = job->sh;
+    t.cols = cols;
+    t.ys = w->rows;
+    for (int64_t b = b0; b < b1; b += 2 * MP_NP) {
+        t.xq = job->xq + b * cols;
+        t.xd = job->xd + b * nblk * 8;
+        t.xs = job->xs + b * nblk * 8;
+        t.xc = job->xc ? job->xc + b * nblk * 8 : NULL;
+        for (int i0 = 0; i0 < np; i0 += MP_MR) {
+            t.nr = np - i0 < MP_MR ? np - i0 : MP_MR;
+            for (int i = 0; i < MP_MR; i++) {
+                const char *p = panel + (size_t)(i0 + (i < t.nr ? i : t.nr - 1)) * row_bytes;
+                t.q[i] = (const int8_t *)p;
+                t.dw[i] = (const float *)(p + cols);
+                t.m[i] = t.dw[i] + 8 * nblk;
+            }
+            t.y = job->y + b * w->rows + r + i0;
+            mq_ptile_avx512(&t, b1 - b < 2 * MP_NP ? (int)(b1 - b) : 2 * MP_NP);
+        }
+    }
+}
+#endif
 
 static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
 {
@@ -198,7 +298,7 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
     const borg_mat *w = job->w;
     const int64_t cols = w->cols, nblk = job->nblk;
 #ifdef BORG_HAVE_AVX2_KERNELS
-    if (job->avx2 && job->nb == 1) {
+    if (job->isa >= BORG_ISA_AVX2 && job->nb == 1) {
         const mq_one one = {w, job->xq, job->xd, job->xs, job->y};
         mq_one_avx2(&one, r0, r1);
         return;
@@ -211,16 +311,6 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
         job->out_of_memory = 1;
         return;
     }
-    void (*tile_fn)(const mq_tile *, int) = mq_tile_portable;
-#ifdef BORG_HAVE_AVX2_KERNELS
-    if (job->avx2)
-        tile_fn = mq_tile_avx2;
-#endif
-    mq_tile t;
-    t.type = w->type;
-    t.sh = job->sh;
-    t.cols = cols;
-    t.ys = w->rows;
     for (int64_t b0 = 0; b0 < job->nb; b0 += job->x_block) {
         const int64_t b1 = job->nb - b0 < job->x_block ? job->nb : b0 + job->x_block;
         for (int64_t r = r0; r < r1; r += PANEL_ROWS) {
@@ -230,48 +320,55 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
                 float *dw = (float *)(p + cols);
                 pack(job, (const char *)w->data + (size_t)(r + i) * w->row_bytes, (int8_t *)p, dw, dw + 8 * nblk);
             }
-            for (int64_t b = b0; b < b1; b += MQ_NR) {
-                t.xq = job->xq + b * cols;
-                t.xd = job->xd + b * nblk * 8;
-                t.xs = job->xs + b * nblk * 8;
-                for (int i0 = 0; i0 < np; i0 += MQ_MR) {
-                    t.nr = np - i0 < MQ_MR ? np - i0 : MQ_MR;
-                    for (int i = 0; i < MQ_MR; i++) {
-                        const char *p = panel + (size_t)(i0 + (i < t.nr ? i : t.nr - 1)) * row_bytes;
-                        t.q[i] = (const int8_t *)p;
-                        t.dw[i] = (const float *)(p + cols);
-                        t.m[i] = t.dw[i] + 8 * nblk;
-                    }
-                    t.y = job->y + b * w->rows + r + i0;
-                    tile_fn(&t, b1 - b < MQ_NR ? (int)(b1 - b) : MQ_NR);
-                }
+#ifdef BORG_HAVE_AVX2_KERNELS
+            if (job->pairs) {
+                pair_tiles(job, panel, row_bytes, np, r, b0, b1);
+                continue;
             }
+#endif
+            vector_tiles(job, panel, row_bytes, np, r, b0, b1);
         }
     }
     free(panel);
 }
 
-borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, int avx2)
+borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, borg_isa isa)
 {
     const int64_t cols = w->cols, ng = cols / 32;
     const mq_shape sh = mq_shape_of(w->type, cols);
     const int64_t nblk = sh.nfull + sh.nsingle;
     /* one vector meets the weights in natural order (mq_one_avx2) */
-    const int in_place = nb == 1 && avx2;
-    const size_t codes = (size_t)(nb * cols), groups = sizeof(float) * (size_t)(nb * ng);
-    const size_t lanes = sizeof(float) * (size_t)(nb * nblk * 8);
-    char *buf = aligned_alloc(64, (codes * (in_place ? 1 : 2) + 2 * groups + 2 * lanes + 63) & ~(size_t)63);
+    const int in_place = nb == 1 && isa >= BORG_ISA_AVX2;
+    const int pairs = !in_place && isa >= BORG_ISA_AVX512;
+    /* the pair layout rounds the batch up to whole pairs */
+    const int64_t nv = pairs ? nb + nb % 2 : nb;
+    const int with_xc = pairs && quant_decompose_signed(w->type);
+    const size_t codes = (size_t)(nv * cols), groups = sizeof(float) * (size_t)(nb * ng);
+    const size_t lanes = sizeof(float) * (size_t)(nv * nblk * 8);
+    char *buf = aligned_alloc(64, (codes * (in_place ? 1 : 2) + 2 * groups + (2 + with_xc) * lanes + 63) & ~(size_t)63);
     if (!buf)
         return BORG_ENOMEM;
     q8_job job = {0};
-    job.w = w, job.x = x, job.nb = nb, job.ng = ng, job.nblk = nblk, job.sh = sh, job.y = y, job.avx2 = avx2;
+    job.w = w, job.x = x, job.nb = nb, job.ng = ng, job.nblk = nblk, job.sh = sh, job.y = y, job.isa = isa;
+    job.pairs = pairs;
     job.xd = (float *)buf;
-    job.xs = job.xd + nb * nblk * 8;
-    job.gd = job.xs + nb * nblk * 8;
+    job.xs = job.xd + nv * nblk * 8;
+    job.xc = with_xc ? (int32_t *)(job.xs + nv * nblk * 8) : NULL;
+    job.gd = job.xs + nv * nblk * 8 + (with_xc ? nv * nblk * 8 : 0);
     job.gs = job.gd + nb * ng;
     job.xn = (int8_t *)(job.gs + nb * ng);
     job.xq = in_place ? job.xn : job.xn + codes;
+    if (nv > nb) { /* an odd batch's last pair: a zero second vector */
+        memset(job.xq + (nb - 1) * cols, 0, 2 * (size_t)cols);
+        for (float *l = job.xd + (nb - 1) * nblk * 8; l < job.xd + nv * nblk * 8; l++)
+            *l = 0;
+        for (float *l = job.xs + (nb - 1) * nblk * 8; l < job.xs + nv * nblk * 8; l++)
+            *l = 0;
+        if (job.xc)
+            memset(job.xc + (nb - 1) * nblk * 8, 0, sizeof(int32_t) * 2 * (size_t)(nblk * 8));
+    }
     pool_run(pool, quantize_vectors, &job, nb, VEC_GRAIN);
+    /* whole tiles of vectors (MQ_NR and 2 * MP_NP alike) */
     const int64_t xb = X_BLOCK_BYTES / cols / MQ_NR * MQ_NR;
     job.x_block = xb < MQ_NR ? MQ_NR : xb;
     pool_run(pool, q8_rows, &job, w->rows, ROW_GRAIN);

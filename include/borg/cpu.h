@@ -1,0 +1,41 @@
+/* Which kernel path this process computes with, chosen once at run time.
+ *
+ * Paths are ordered: each one needs what the one before it needs and more.
+ *   portable  plain C, the reference every other path is tested against
+ *   avx2      AVX2, FMA and F16C
+ *   avx512    AVX-512 F/BW/DQ/VL with VNNI (8-bit dot products into 32 bits)
+ *   amx       AMX INT8 tiles, once the kernel has granted this process the
+ *             tile state (arch_prctl ARCH_REQ_XCOMP_PERM); a refusal leaves
+ *             the machine at avx512
+ * The best path the CPU (and OS) offers is used unless BORG_ISA names a
+ * lower one. Naming a path the machine lacks, or an unknown name, is an
+ * error that cpu_isa_check reports before any work starts. */
+#ifndef BORG_CPU_H
+#define BORG_CPU_H
+
+#include "borg/error.h"
+
+typedef enum { BORG_ISA_PORTABLE, BORG_ISA_AVX2, BORG_ISA_AVX512, BORG_ISA_AMX, BORG_ISA_COUNT } borg_isa;
+
+/* The path in use: BORG_ISA where it names one the machine has, else the
+ * best the machine has. */
+borg_isa cpu_isa(void);
+
+/* The best path this machine (CPU and OS) offers. */
+borg_isa cpu_isa_best(void);
+
+/* 1 when this machine can run path isa. */
+int cpu_isa_available(borg_isa isa);
+
+/* "portable", "avx2", "avx512", "amx". */
+const char *cpu_isa_name(borg_isa isa);
+
+/* Overrides BORG_ISA for this process (tests and benches switch paths
+ * within one run); fails with BORG_EINPUT for a path the machine lacks. */
+borg_status cpu_set_isa(borg_isa isa, borg_err *err);
+
+/* BORG_EINPUT when BORG_ISA is set to a name that is not a path or to a
+ * path this machine cannot run; the message names both. */
+borg_status cpu_isa_check(borg_err *err);
+
+#endif

@@ -1,0 +1,103 @@
+/* The kernel path of this process (borg/cpu.h): what the CPU reports,
+ * what the OS lets a process use, and what BORG_ISA asks for, decided once
+ * and read by every kernel family. */
+#include "borg/cpu.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+static const char *const names[BORG_ISA_COUNT] = {"portable", "avx2", "avx512", "amx"};
+
+const char *cpu_isa_name(borg_isa isa) { return isa >= 0 && isa < BORG_ISA_COUNT ? names[isa] : "unknown"; }
+
+/* Linux keeps AMX's 8 KiB of tile state off until a process asks for it;
+ * without the grant the first tile instruction faults. */
+static int amx_granted(void)
+{
+#if defined(__linux__) && defined(__x86_64__)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
+
+static borg_isa probe(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")))
+        return BORG_ISA_PORTABLE;
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+          __builtin_cpu_supports("avx512vnni")))
+        return BORG_ISA_AVX2;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("amx-int8") && __builtin_cpu_supports("amx-tile") && amx_granted())
+        return BORG_ISA_AMX;
+#endif
+    return BORG_ISA_AVX512;
+#else
+    return BORG_ISA_PORTABLE;
+#endif
+}
+
+static int best = -1, chosen = -1;
+
+borg_isa cpu_isa_best(void)
+{
+    if (best < 0)
+        best = probe();
+    return (borg_isa)best;
+}
+
+int cpu_isa_available(borg_isa isa) { return isa >= 0 && isa <= cpu_isa_best(); }
+
+/* BORG_ISA's path, or -1 where it is unset or names none. */
+static int asked(void)
+{
+    const char *v = getenv("BORG_ISA");
+    if (!v || !*v)
+        return -1;
+    for (int i = 0; i < BORG_ISA_COUNT; i++)
+        if (!strcmp(v, names[i]))
+            return i;
+    return -1;
+}
+
+borg_isa cpu_isa(void)
+{
+    if (chosen < 0) {
+        const int a = asked();
+        chosen = a >= 0 && cpu_isa_available((borg_isa)a) ? a : (int)cpu_isa_best();
+    }
+    return (borg_isa)chosen;
+}
+
+borg_status cpu_set_isa(borg_isa isa, borg_err *err)
+{
+    if (!cpu_isa_available(isa))
+        return borg_fail(err, BORG_EINPUT, "kernel path %s: this machine offers up to %s", cpu_isa_name(isa),
+                         cpu_isa_name(cpu_isa_best()));
+    chosen = isa;
+    return BORG_OK;
+}
+
+borg_status cpu_isa_check(borg_err *err)
+{
+    const char *v = getenv("BORG_ISA");
+    if (!v || !*v)
+        return BORG_OK;
+    const int a = asked();
+    if (a < 0)
+        return borg_fail(err, BORG_EINPUT, "BORG_ISA=%s: not a kernel path (portable, avx2, avx512, amx)", v);
+    if (!cpu_isa_available((borg_isa)a))
+        return borg_fail(err, BORG_EINPUT, "BORG_ISA=%s: this machine offers up to %s", v,
+                         cpu_isa_name(cpu_isa_best()));
+    return BORG_OK;
+}
