@@ -2,11 +2,12 @@
  * shapes of SmolLM2-135M (FFN down, FFN up/gate, output head).
  *
  * Usage: bench_matmul [--threads N] [--reps N] [--type NAME] [--isa NAME]
- *                     [--this-path-only]
+ *                     [--shape ROWSxCOLS] [--this-path-only]
  * Prints the median time of the repetitions as GFLOP/s (2*rows*cols*nb per
  * call) and GB/s of weights read, for every kernel path this machine has,
  * best first (borg/cpu.h); --isa runs one path, --this-path-only the one
- * BORG_ISA or the machine selects. */
+ * BORG_ISA or the machine selects. Quantized matrices are repacked first,
+ * as the engine loads them, unless BORG_REPACK=0. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,14 +53,17 @@ static int bench_one(const borg_mat *w, int64_t nb, borg_pool *pool, int reps, d
     return rc;
 }
 
+/* SmolLM2-135M's FFN down, FFN up/gate and output head, unless --shape. */
+static int64_t shapes[3][2] = {{576, 1536}, {1536, 576}, {49152, 576}};
+static size_t n_shapes = 3;
+
 /* Every shape, type and batch size on the path in use. */
 static int bench_path(borg_pool *pool, int reps, int threads, const char *only_type)
 {
-    static const int64_t shapes[][2] = {{576, 1536}, {1536, 576}, {49152, 576}};
     static const int64_t nbs[] = {1, 8, 32, 64, 256};
     printf("# matmul: path %s, %d thread(s), median of %d\n", matmul_isa(), threads, reps);
     printf("%-11s %-5s %4s %10s %9s %8s\n", "rows x cols", "type", "nb", "ms", "GFLOP/s", "GB/s");
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    for (size_t s = 0; s < n_shapes; s++) {
         for (int ti = 0; ti < RW_N_TYPES; ti++) {
             borg_dtype t = rw_types[ti];
             if (only_type && strcmp(only_type, quant_dtype_name(t)))
@@ -72,7 +76,8 @@ static int bench_path(borg_pool *pool, int reps, int threads, const char *only_t
                 continue;
             }
             borg_mat w = rw_matrix(t, rows, cols);
-            if (!w.data) {
+            borg_err err;
+            if (!w.data || matmul_prepare(&w, &err)) { /* repacked as the engine loads it */
                 fprintf(stderr, "bench_matmul: out of memory\n");
                 return 1;
             }
@@ -88,6 +93,7 @@ static int bench_path(borg_pool *pool, int reps, int threads, const char *only_t
                        1e3 * sec, flop / sec * 1e-9, bytes / sec * 1e-9);
                 fflush(stdout);
             }
+            matmul_release(&w);
             free((void *)w.data);
         }
     }
@@ -106,13 +112,22 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--type") && i + 1 < argc)
             only_type = argv[++i];
-        else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
+            long long r, c;
+            if (sscanf(argv[++i], "%lldx%lld", &r, &c) != 2 || r < 1 || c < 1) {
+                fprintf(stderr, "bench_matmul: --shape wants ROWSxCOLS, not %s\n", argv[i]);
+                return 2;
+            }
+            shapes[0][0] = r, shapes[0][1] = c, n_shapes = 1;
+        } else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
             only_isa = argv[++i];
         else if (!strcmp(argv[i], "--this-path-only"))
             this_only = 1;
         else {
-            fprintf(stderr, "usage: %s [--threads N] [--reps N] [--type NAME] [--isa NAME] [--this-path-only]\n",
-                    argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s [--threads N] [--reps N] [--type NAME] [--isa NAME] [--shape ROWSxCOLS] [--this-path-only]\n",
+                argv[0]);
             return 2;
         }
     }

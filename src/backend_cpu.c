@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include "borg/kvcache.h"
+#include "borg/log.h"
+#include "borg/matmul.h"
 #include "borg/model.h"
 #include "borg/threadpool.h"
 
@@ -28,6 +30,11 @@ static borg_status cpu_create(const gguf_file *f, const stage_config *cfg, backe
     if (!b)
         return borg_fail(err, BORG_ENOMEM, "out of memory creating a stage");
     borg_status st = model_load(f, cfg->layer_begin, cfg->layer_end, cfg->first, cfg->last, &b->model, err);
+    if (!st && model_packed_bytes(b->model))
+        log_event(LOG_DEBUG, "weights_repacked", NULL,
+                  LOG_FIELDS(LOG_I("bytes", model_packed_bytes(b->model)), LOG_S("isa", matmul_isa())),
+                  "layers %d-%d: %.1f MiB of weights repacked for the %s integer tiles", cfg->layer_begin,
+                  cfg->layer_end - 1, model_packed_bytes(b->model) / 1048576.0, matmul_isa());
     if (!st)
         st = model_kv_create(b->model, cfg->n_slots, cfg->slot_ctx, cfg->max_chunk, &b->kv, err);
     if (!st)

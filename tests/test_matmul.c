@@ -317,6 +317,37 @@ out:
 }
 #endif
 
+/* A matrix repacked at load (matmul_prepare) gives the bits of the same
+ * matrix packed per call, at every batch size. */
+static void check_prepared(borg_dtype t, int64_t rows, int64_t cols, borg_pool *pool)
+{
+    static const int64_t nbs[] = {1, 2, 3, 5, 8, 17, 64};
+    const int64_t max_nb = 64;
+    borg_mat w = rw_matrix(t, rows, cols), wp = w;
+    float *x = random_vectors(max_nb * cols);
+    float *y1 = malloc(sizeof(float) * (size_t)(max_nb * rows)), *y2 = malloc(sizeof(float) * (size_t)(max_nb * rows));
+    borg_err err;
+    CHECK(w.data && x && y1 && y2);
+    if (!w.data || !x || !y1 || !y2)
+        goto out;
+    CHECK(matmul_prepare(&wp, &err) == BORG_OK);
+    CHECK((wp.packed != NULL) == (cpu_isa() >= BORG_ISA_AVX2 && cols % 32 == 0));
+    CHECK(matmul_prepared_bytes(&wp) >= (wp.packed ? (size_t)(rows * cols) : 0));
+    for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++) {
+        CHECK(matmul(&w, x, nbs[i], y1, pool) == BORG_OK);
+        CHECK(matmul(&wp, x, nbs[i], y2, pool) == BORG_OK);
+        const int same = !memcmp(y1, y2, sizeof(float) * (size_t)(nbs[i] * rows));
+        if (!same)
+            fprintf(stderr, "%s %lldx%lld nb=%lld: repacked rows differ from packing per call\n", quant_dtype_name(t),
+                    (long long)rows, (long long)cols, (long long)nbs[i]);
+        CHECK(same);
+    }
+    matmul_release(&wp);
+    CHECK(wp.packed == NULL);
+out:
+    free((void *)w.data), free(x), free(y1), free(y2);
+}
+
 static void check_vec_dot(void)
 {
     for (int64_t n = 0; n < 100; n += 7) {
@@ -360,6 +391,8 @@ int main(void)
             if (cpu_isa() > BORG_ISA_AVX2)
                 check_same_as_avx2(t, 37, cols[c], pools[c % 3]);
 #endif
+            if (q8_path(t))
+                check_prepared(t, 37, cols[c], pools[(c + 1) % 3]);
         }
         if (quantized(t))
             check_decompose(t);

@@ -17,6 +17,7 @@ typedef struct {
     int64_t rows; /* output features */
     int64_t cols; /* input features: the contiguous GGUF dimension */
     size_t row_bytes;
+    void *packed; /* NULL, or the rows as the integer tiles read them (matmul_prepare) */
 } borg_mat;
 
 /* y[b][r] = sum_k W[r][k] * x[b][k] for b < nb, r < rows, in f32; where W
@@ -26,6 +27,20 @@ typedef struct {
  * x is nb x cols, y is nb x rows, both row-major. Fails only with
  * BORG_ENOMEM (per-thread scratch). */
 borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool);
+
+/* Repacks a quantized matrix once, at load, into the layout the integer
+ * tiles of the 8-bit activation path read (codes in block order, lane
+ * scales and offsets: matmul_kernels.h), so that batches of two or more
+ * vectors stop decoding every row on every call. The repacked rows are
+ * exact (same bits as packing per call) and cost about 2x the weights'
+ * bytes for 4-bit types; a batch of one still streams the original rows.
+ * Does nothing for other types, on the portable path, with f32
+ * activations, or where BORG_REPACK is "0". Fails only with BORG_ENOMEM. */
+borg_status matmul_prepare(borg_mat *w, borg_err *err);
+/* Frees what matmul_prepare made; w->packed becomes NULL. */
+void matmul_release(borg_mat *w);
+/* Bytes matmul_prepare holds for w. */
+size_t matmul_prepared_bytes(const borg_mat *w);
 
 /* 1 when quantized weights meet 8-bit activations: the default, off where
  * BORG_Q8_ACTIVATIONS is "0" or matmul_set_q8_activations(0) said so. The

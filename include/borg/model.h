@@ -33,6 +33,8 @@ const borg_hparams *model_hp(const borg_model *m);
 
 /* Bytes of weights this slice reads (its share of the file). */
 size_t model_weight_bytes(const borg_model *m);
+/* Bytes of the matrices' repacked copies, on top of model_weight_bytes. */
+size_t model_packed_bytes(const borg_model *m);
 
 /* A KV cache for this slice's layers and their sliding windows; max_chunk
  * is the most tokens one slot will bring to one model_forward call. */

@@ -291,6 +291,28 @@ static void pair_tiles(const q8_job *job, const char *panel, size_t row_bytes, i
 }
 #endif
 
+/* Bytes of a packed row: its codes in block order, lane scales, lane
+ * offsets. */
+static size_t packed_row_bytes(const borg_mat *w)
+{
+    const mq_shape sh = mq_shape_of(w->type, w->cols);
+    return (size_t)w->cols + sizeof(float) * (size_t)(16 * (sh.nfull + sh.nsingle));
+}
+
+/* The panel's np rows (from row r) against vectors [b0, b1) on the path's
+ * tiles. */
+static void panel_tiles(const q8_job *job, const char *panel, size_t row_bytes, int np, int64_t r, int64_t b0,
+                        int64_t b1)
+{
+#ifdef BORG_HAVE_AVX2_KERNELS
+    if (job->pairs) {
+        pair_tiles(job, panel, row_bytes, np, r, b0, b1);
+        return;
+    }
+#endif
+    vector_tiles(job, panel, row_bytes, np, r, b0, b1);
+}
+
 static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
 {
     (void)thread;
@@ -304,8 +326,16 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
         return;
     }
 #endif
-    /* per panel row: its codes in block order, lane scales, lane offsets */
-    const size_t row_bytes = (size_t)cols + sizeof(float) * (size_t)(16 * nblk);
+    const size_t row_bytes = packed_row_bytes(w);
+    if (w->packed) {
+        for (int64_t b0 = 0; b0 < job->nb; b0 += job->x_block) {
+            const int64_t b1 = job->nb - b0 < job->x_block ? job->nb : b0 + job->x_block;
+            for (int64_t r = r0; r < r1; r += PANEL_ROWS)
+                panel_tiles(job, (const char *)w->packed + (size_t)r * row_bytes, row_bytes,
+                            r1 - r < PANEL_ROWS ? (int)(r1 - r) : PANEL_ROWS, r, b0, b1);
+        }
+        return;
+    }
     char *panel = aligned_alloc(64, (PANEL_ROWS * row_bytes + 63) & ~(size_t)63);
     if (!panel) {
         job->out_of_memory = 1;
@@ -320,13 +350,7 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
                 float *dw = (float *)(p + cols);
                 pack(job, (const char *)w->data + (size_t)(r + i) * w->row_bytes, (int8_t *)p, dw, dw + 8 * nblk);
             }
-#ifdef BORG_HAVE_AVX2_KERNELS
-            if (job->pairs) {
-                pair_tiles(job, panel, row_bytes, np, r, b0, b1);
-                continue;
-            }
-#endif
-            vector_tiles(job, panel, row_bytes, np, r, b0, b1);
+            panel_tiles(job, panel, row_bytes, np, r, b0, b1);
         }
     }
     free(panel);
@@ -375,3 +399,43 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
     free(buf);
     return job.out_of_memory ? BORG_ENOMEM : BORG_OK;
 }
+
+static int repack_wanted(const borg_mat *w)
+{
+    const char *v = getenv("BORG_REPACK");
+    return quant_dtype_block_elems(w->type) > 1 && w->cols % 32 == 0 && matmul_q8_activations() &&
+           cpu_isa() >= BORG_ISA_AVX2 && !(v && !strcmp(v, "0"));
+}
+
+borg_status matmul_prepare(borg_mat *w, borg_err *err)
+{
+    w->packed = NULL;
+    if (!repack_wanted(w))
+        return BORG_OK;
+    const size_t row_bytes = packed_row_bytes(w), nblk = (row_bytes - (size_t)w->cols) / (16 * sizeof(float));
+    char *p = aligned_alloc(64, ((size_t)w->rows * row_bytes + 63) & ~(size_t)63);
+    if (!p)
+        return borg_fail(err, BORG_ENOMEM, "out of memory repacking a %lld x %lld %s matrix (%zu MiB)",
+                         (long long)w->rows, (long long)w->cols, quant_dtype_name(w->type),
+                         (size_t)w->rows * row_bytes >> 20);
+    for (int64_t r = 0; r < w->rows; r++) {
+        char *row = p + (size_t)r * row_bytes;
+        float *dw = (float *)(row + w->cols);
+        const char *src = (const char *)w->data + (size_t)r * w->row_bytes;
+#ifdef BORG_HAVE_AVX2_KERNELS
+        mq_pack_avx2(w->type, src, w->cols, (int8_t *)row, dw, dw + 8 * nblk);
+#else
+        mq_pack_portable(w->type, src, w->cols, (int8_t *)row, dw, dw + 8 * nblk);
+#endif
+    }
+    w->packed = p;
+    return BORG_OK;
+}
+
+void matmul_release(borg_mat *w)
+{
+    free(w->packed);
+    w->packed = NULL;
+}
+
+size_t matmul_prepared_bytes(const borg_mat *w) { return w->packed ? (size_t)w->rows * packed_row_bytes(w) : 0; }

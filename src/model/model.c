@@ -47,6 +47,7 @@ struct borg_model {
     float **owned;           /* f32 copies of norm vectors stored as F16/BF16 */
     int n_owned;
     size_t weight_bytes;
+    size_t packed_bytes; /* repacked copies of matrices (matmul_prepare) */
     scratch s;
 };
 
@@ -95,6 +96,15 @@ static borg_status bind_vector(borg_model *m, const char *name, int64_t n, const
     return BORG_OK;
 }
 
+/* The layout the matrix kernels want, made once here rather than on
+ * every call (matmul_prepare). */
+static borg_status prepare_matrix(borg_model *m, borg_mat *w, borg_err *err)
+{
+    borg_status st = matmul_prepare(w, err);
+    m->packed_bytes += matmul_prepared_bytes(w);
+    return st;
+}
+
 /* Every tensor of layer l the family has: required ones must be there,
  * optional ones (biases) are bound when present; shapes are checked. */
 static borg_status bind_layer(borg_model *m, int l, layer_weights *w, borg_err *err)
@@ -135,6 +145,8 @@ static borg_status bind_layer(borg_model *m, int l, layer_weights *w, borg_err *
             continue;
         borg_status st = spec[i].mat ? bind_matrix(m, name, spec[i].cols, spec[i].rows, spec[i].mat, err)
                                      : bind_vector(m, name, spec[i].cols, spec[i].vec, err);
+        if (!st && spec[i].mat)
+            st = prepare_matrix(m, spec[i].mat, err);
         if (st)
             return st;
     }
@@ -199,7 +211,8 @@ borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int w
         if ((st = bind_vector(m, "output_norm.weight", m->hp.dim, &m->output_norm, err)))
             goto fail;
         const char *head = gguf_tensor_find(f, "output.weight") ? "output.weight" : "token_embd.weight";
-        if ((st = bind_matrix(m, head, m->hp.dim, m->hp.n_vocab, &m->output, err)))
+        if ((st = bind_matrix(m, head, m->hp.dim, m->hp.n_vocab, &m->output, err)) ||
+            (st = prepare_matrix(m, &m->output, err)))
             goto fail;
     }
     *out = m;
@@ -216,6 +229,13 @@ void model_free(borg_model *m)
     for (int i = 0; i < m->n_owned; i++)
         free(m->owned[i]);
     free(m->owned);
+    for (int l = 0; m->layers && l < m->layer_end - m->layer_begin; l++) {
+        layer_weights *w = &m->layers[l];
+        borg_mat *mats[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
+            matmul_release(mats[i]);
+    }
+    matmul_release(&m->output);
     free(m->layers);
     scratch *s = &m->s;
     free(s->xb);
@@ -235,6 +255,8 @@ void model_free(borg_model *m)
 const borg_hparams *model_hp(const borg_model *m) { return &m->hp; }
 
 size_t model_weight_bytes(const borg_model *m) { return m->weight_bytes; }
+
+size_t model_packed_bytes(const borg_model *m) { return m->packed_bytes; }
 
 borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk, borg_kvcache *kv,
                             borg_err *err)
