@@ -4,9 +4,10 @@
  *   portable  plain C, the reference every other path is tested against
  *   avx2      AVX2, FMA and F16C
  *   avx512    AVX-512 F/BW/DQ/VL with VNNI (8-bit dot products into 32 bits)
- *   amx       AMX INT8 tiles, once the kernel has granted this process the
- *             tile state (arch_prctl ARCH_REQ_XCOMP_PERM); a refusal leaves
- *             the machine at avx512
+ * There is no AMX path: the 8-bit contract scales every 32 products in
+ * float (matmul_kernels.h), and that per-unit float work, not the integer
+ * products, bounds a tile kernel, so AMX tiles would gain little over VNNI
+ * until activations carry one scale per 256.
  * The best path the CPU (and OS) offers is used unless BORG_ISA names a
  * lower one. Naming a path the machine lacks, or an unknown name, is an
  * error that cpu_isa_check reports before any work starts. */
@@ -15,7 +16,7 @@
 
 #include "borg/error.h"
 
-typedef enum { BORG_ISA_PORTABLE, BORG_ISA_AVX2, BORG_ISA_AVX512, BORG_ISA_AMX, BORG_ISA_COUNT } borg_isa;
+typedef enum { BORG_ISA_PORTABLE, BORG_ISA_AVX2, BORG_ISA_AVX512, BORG_ISA_COUNT } borg_isa;
 
 /* The path in use: BORG_ISA where it names one the machine has, else the
  * best the machine has. */
@@ -27,7 +28,7 @@ borg_isa cpu_isa_best(void);
 /* 1 when this machine can run path isa. */
 int cpu_isa_available(borg_isa isa);
 
-/* "portable", "avx2", "avx512", "amx". */
+/* "portable", "avx2", "avx512". */
 const char *cpu_isa_name(borg_isa isa);
 
 /* Overrides BORG_ISA for this process (tests and benches switch paths

@@ -1,31 +1,13 @@
-/* The kernel path of this process (borg/cpu.h): what the CPU reports,
- * what the OS lets a process use, and what BORG_ISA asks for, decided once
- * and read by every kernel family. */
+/* The kernel path of this process (borg/cpu.h): what the CPU reports and
+ * what BORG_ISA asks for, decided once and read by every kernel family. */
 #include "borg/cpu.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__linux__) && defined(__x86_64__)
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-
-static const char *const names[BORG_ISA_COUNT] = {"portable", "avx2", "avx512", "amx"};
+static const char *const names[BORG_ISA_COUNT] = {"portable", "avx2", "avx512"};
 
 const char *cpu_isa_name(borg_isa isa) { return isa >= 0 && isa < BORG_ISA_COUNT ? names[isa] : "unknown"; }
-
-/* Linux keeps AMX's 8 KiB of tile state off until a process asks for it;
- * without the grant the first tile instruction faults. */
-static int amx_granted(void)
-{
-#if defined(__linux__) && defined(__x86_64__)
-    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
-    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
-#else
-    return 0;
-#endif
-}
 
 static borg_isa probe(void)
 {
@@ -37,10 +19,6 @@ static borg_isa probe(void)
           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
           __builtin_cpu_supports("avx512vnni")))
         return BORG_ISA_AVX2;
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("amx-int8") && __builtin_cpu_supports("amx-tile") && amx_granted())
-        return BORG_ISA_AMX;
-#endif
     return BORG_ISA_AVX512;
 #else
     return BORG_ISA_PORTABLE;
@@ -95,7 +73,7 @@ borg_status cpu_isa_check(borg_err *err)
         return BORG_OK;
     const int a = asked();
     if (a < 0)
-        return borg_fail(err, BORG_EINPUT, "BORG_ISA=%s: not a kernel path (portable, avx2, avx512, amx)", v);
+        return borg_fail(err, BORG_EINPUT, "BORG_ISA=%s: not a kernel path (portable, avx2, avx512)", v);
     if (!cpu_isa_available((borg_isa)a))
         return borg_fail(err, BORG_EINPUT, "BORG_ISA=%s: this machine offers up to %s", v,
                          cpu_isa_name(cpu_isa_best()));
