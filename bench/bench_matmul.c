@@ -2,7 +2,7 @@
  * shapes of SmolLM2-135M (FFN down, FFN up/gate, output head).
  *
  * Usage: bench_matmul [--threads N] [--reps N] [--type NAME] [--isa NAME]
- *                     [--shape ROWSxCOLS] [--this-path-only]
+ *                     [--shape ROWSxCOLS] [--this-path-only] [--peak]
  * Prints the median time of the repetitions as GFLOP/s (2*rows*cols*nb per
  * call) and GB/s of weights read, for every kernel path this machine has,
  * best first (borg/cpu.h); --isa runs one path, --this-path-only the one
@@ -16,6 +16,10 @@
 #include "borg/cpu.h"
 #include "borg/matmul.h"
 #include "random_weights.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 static double now_s(void)
 {
@@ -51,6 +55,83 @@ static int bench_one(const borg_mat *w, int64_t nb, borg_pool *pool, int reps, d
     *median_s = t[reps / 2];
     free(x), free(y), free(t);
     return rc;
+}
+
+enum { PEAK_ITERS = 20000000, PEAK_CHAINS = 12 };
+
+#if defined(__x86_64__) || defined(__i386__)
+/* Byte products of PEAK_ITERS rounds of PEAK_CHAINS independent dot
+ * products; the chains outnumber the instruction's latency in cycles. */
+__attribute__((target("avx512f,avx512vnni"))) static double peak_avx512(void)
+{
+    __m512i a[PEAK_CHAINS], w = _mm512_set1_epi8(1), x = _mm512_set1_epi8(1);
+    for (int i = 0; i < PEAK_CHAINS; i++)
+        a[i] = _mm512_set1_epi32(i);
+    for (long k = 0; k < PEAK_ITERS; k++) {
+        for (int i = 0; i < PEAK_CHAINS; i++)
+            a[i] = _mm512_dpbusd_epi32(a[i], w, x);
+        __asm__ volatile("" : "+v"(w), "+v"(x));
+    }
+    int sum = 0;
+    for (int i = 0; i < PEAK_CHAINS; i++)
+        sum += _mm512_reduce_add_epi32(a[i]);
+    __asm__ volatile("" : : "r"(sum));
+    return 64.0 * PEAK_CHAINS * PEAK_ITERS;
+}
+
+__attribute__((target("avx2"))) static double peak_avx2(void)
+{
+    __m256i a[PEAK_CHAINS], x = _mm256_set1_epi8(1);
+    for (int i = 0; i < PEAK_CHAINS; i++)
+        a[i] = _mm256_set1_epi16((short)i);
+    for (long k = 0; k < PEAK_ITERS; k++) {
+        for (int i = 0; i < PEAK_CHAINS; i++)
+            a[i] = _mm256_add_epi16(a[i], _mm256_maddubs_epi16(a[i], x));
+        __asm__ volatile("" : "+v"(x));
+    }
+    int sum = 0;
+    for (int i = 0; i < PEAK_CHAINS; i++)
+        sum += _mm256_extract_epi16(a[i], 0);
+    __asm__ volatile("" : : "r"(sum));
+    return 32.0 * PEAK_CHAINS * PEAK_ITERS;
+}
+#endif
+
+static void peak_thread(void *ctx, int64_t b, int64_t e, int thread)
+{
+    double *macs = ctx;
+    for (int64_t i = b; i < e; i++) {
+#if defined(__x86_64__) || defined(__i386__)
+        macs[i] = cpu_isa() >= BORG_ISA_AVX512 ? peak_avx512() : peak_avx2();
+#endif
+    }
+}
+
+/* The path's 8-bit peak over the pool's threads, in GOP/s. */
+static int bench_peak(borg_pool *pool, int reps, int threads)
+{
+    if (cpu_isa() < BORG_ISA_AVX2) {
+        printf("# int8 peak: path %s has no integer dot kernels\n", matmul_isa());
+        return 0;
+    }
+    double *t = malloc(sizeof(double) * (size_t)reps), macs[64] = {0};
+    if (!t || threads > 64) {
+        free(t);
+        return 1;
+    }
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now_s();
+        pool_run(pool, peak_thread, macs, threads, 1);
+        t[r] = now_s() - t0;
+    }
+    double total = 0;
+    for (int i = 0; i < threads; i++)
+        total += macs[i];
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    printf("# int8 peak: path %s, %d thread(s), median of %d: %.1f GOP/s (2 per byte product)\n", matmul_isa(), threads,
+           reps, 2.0 * total / t[reps / 2] * 1e-9);
+    free(t);
+    return 0;
 }
 
 /* SmolLM2-135M's FFN down, FFN up/gate and output head, unless --shape. */
@@ -103,7 +184,7 @@ static int bench_path(borg_pool *pool, int reps, int threads, const char *only_t
 
 int main(int argc, char **argv)
 {
-    int threads = 1, reps = 7, this_only = 0;
+    int threads = 1, reps = 7, this_only = 0, peak = 0;
     const char *only_type = NULL, *only_isa = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -123,10 +204,12 @@ int main(int argc, char **argv)
             only_isa = argv[++i];
         else if (!strcmp(argv[i], "--this-path-only"))
             this_only = 1;
+        else if (!strcmp(argv[i], "--peak"))
+            peak = 1;
         else {
             fprintf(
                 stderr,
-                "usage: %s [--threads N] [--reps N] [--type NAME] [--isa NAME] [--shape ROWSxCOLS] [--this-path-only]\n",
+                "usage: %s [--threads N] [--reps N] [--type NAME] [--isa NAME] [--shape ROWSxCOLS] [--this-path-only] [--peak]\n",
                 argv[0]);
             return 2;
         }
@@ -152,7 +235,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_matmul: %s\n", err.msg);
             return 2;
         }
-        rc = bench_path(pool, reps, threads, only_type);
+        rc = peak ? bench_peak(pool, reps, threads) : bench_path(pool, reps, threads, only_type);
     }
     pool_destroy(pool);
     return rc;
