@@ -128,9 +128,12 @@ typedef struct {
     const borg_mat *w;
     const int8_t *xq;     /* codes in natural order */
     const float *xd, *xs; /* lane scales and sums per block, as in mq_tile */
+    const int32_t *xc;    /* signed types on avx512: lane code sums as in mq_ptile, 8 per block */
     float *y;
 } mq_one;
 void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1);
+/* mq_one_avx2's bits with VNNI dot products; signed types need o->xc. */
+void mq_one_avx512(const mq_one *o, int64_t r0, int64_t r1);
 /* mq_pack_portable, bit for bit. */
 void mq_pack_avx2(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 void mq_tile_avx2(const mq_tile *t, int nv);

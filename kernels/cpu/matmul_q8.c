@@ -321,8 +321,11 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
     const int64_t cols = w->cols, nblk = job->nblk;
 #ifdef BORG_HAVE_AVX2_KERNELS
     if (job->isa >= BORG_ISA_AVX2 && job->nb == 1) {
-        const mq_one one = {w, job->xq, job->xd, job->xs, job->y};
-        mq_one_avx2(&one, r0, r1);
+        const mq_one one = {w, job->xq, job->xd, job->xs, job->xc, job->y};
+        if (job->isa >= BORG_ISA_AVX512)
+            mq_one_avx512(&one, r0, r1);
+        else
+            mq_one_avx2(&one, r0, r1);
         return;
     }
 #endif
@@ -366,7 +369,8 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
     const int pairs = !in_place && isa >= BORG_ISA_AVX512;
     /* the pair layout rounds the batch up to whole pairs */
     const int64_t nv = pairs ? nb + nb % 2 : nb;
-    const int with_xc = pairs && quant_decompose_signed(w->type);
+    /* the AVX-512 kernels start a signed type's lanes from their code sums */
+    const int with_xc = isa >= BORG_ISA_AVX512 && quant_decompose_signed(w->type);
     const size_t codes = (size_t)(nv * cols), groups = sizeof(float) * (size_t)(nb * ng);
     const size_t lanes = sizeof(float) * (size_t)(nv * nblk * 8);
     char *buf = aligned_alloc(64, (codes * (in_place ? 1 : 2) + 2 * groups + (2 + with_xc) * lanes + 63) & ~(size_t)63);

@@ -8,6 +8,9 @@
  * lane and block are the AVX2 kernel's, in the same order, so this path
  * gives the AVX2 path's bits.
  *
+ * The one-vector kernel is the AVX2 one (q8_one_body.h) with vpdpbusd for
+ * each group's dot product.
+ *
  * vpdpbusd multiplies unsigned by signed bytes. Signed weight codes (Q6_K,
  * Q8_0) are offset by 128 to make them unsigned; the offset adds 128 times
  * the lane's sum of x codes, which the lane starts from minus (xc). */
@@ -20,6 +23,48 @@
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define AVX512_INLINE \
     static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+/* The one-vector kernel: each group's 8 lanes in one 256-bit vpdpbusd
+ * (vpmaddubsw and vpmaddwd on AVX2), signed codes offset by 128 and the
+ * block's lanes then started from xc, as in the tile. */
+AVX512_INLINE __m256i vnni_group_dot(__m256i w, __m256i x, const int SGN)
+{
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), SGN ? _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)) : w, x);
+}
+
+#define ONE_INLINE AVX512_INLINE
+#define ONE_DOT(w, x, SGN) vnni_group_dot(w, x, SGN)
+/* SGN is one_body's own */
+#define ONE_LANES(isum, o, k) \
+    (SGN ? _mm256_add_epi32(isum, _mm256_loadu_si256((const __m256i *)((o)->xc + 8 * (k)))) : (isum))
+#include "q8_one_body.h"
+
+#define ONE_KERNEL(name, T) \
+    AVX512 static void name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); }
+
+ONE_KERNEL(one_q4_0, BORG_DT_Q4_0)
+ONE_KERNEL(one_q4_1, BORG_DT_Q4_1)
+ONE_KERNEL(one_q5_0, BORG_DT_Q5_0)
+ONE_KERNEL(one_q5_1, BORG_DT_Q5_1)
+ONE_KERNEL(one_q8_0, BORG_DT_Q8_0)
+ONE_KERNEL(one_q4_k, BORG_DT_Q4_K)
+ONE_KERNEL(one_q5_k, BORG_DT_Q5_K)
+ONE_KERNEL(one_q6_k, BORG_DT_Q6_K)
+
+void mq_one_avx512(const mq_one *o, int64_t r0, int64_t r1)
+{
+    switch (o->w->type) {
+    case BORG_DT_Q4_0: one_q4_0(o, r0, r1); break;
+    case BORG_DT_Q4_1: one_q4_1(o, r0, r1); break;
+    case BORG_DT_Q5_0: one_q5_0(o, r0, r1); break;
+    case BORG_DT_Q5_1: one_q5_1(o, r0, r1); break;
+    case BORG_DT_Q8_0: one_q8_0(o, r0, r1); break;
+    case BORG_DT_Q4_K: one_q4_k(o, r0, r1); break;
+    case BORG_DT_Q5_K: one_q5_k(o, r0, r1); break;
+    case BORG_DT_Q6_K: one_q6_k(o, r0, r1); break;
+    default: break;
+    }
+}
 
 // clang-format off
 /* The integer lanes of one block for every (row, pair): PASSES passes. */

@@ -1,0 +1,83 @@
+/* The one-vector kernel of the 8-bit activation path, for each kernel
+ * file to instantiate with its own instructions: the includer defines
+ *   ONE_INLINE             the function attributes (target) of the body
+ *   ONE_DOT(w, x, SGN)     8 lanes of exact integer sums of 4 products of a
+ *                          group's codes w and activation codes x
+ *   ONE_LANES(isum, o, k)  block k's lanes as the contract wants them, from
+ *                          what ONE_DOT summed (a correction of its own)
+ * Private to kernels/cpu (matmul_q8_avx2.c, matmul_q8_avx512.c). */
+#ifndef BORG_KERNELS_Q8_ONE_BODY_H
+#define BORG_KERNELS_Q8_ONE_BODY_H
+
+#include "q8_decode_avx2.h"
+
+// clang-format off
+/* One vector against rows [r0, r1), MM_MR rows at a time, decoding each
+ * group of codes in registers (no panel) and folding a block's natural
+ * group sums into its lanes: the same per-pair steps as q8_body, so the
+ * same bits. The weights stream from memory once, so the next rows are
+ * prefetched, spread over the groups: a burst at the start would stall on
+ * the memory queue. */
+ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
+{
+    const int SGN = quant_decompose_signed(T), GPB = T == BORG_DT_Q6_K ? 4 : 8; /* groups per full block */
+    const int64_t ng = o->w->cols / 32, nfull = ng / GPB;
+    for (int64_t r = r0; r < r1; r += MM_MR) {
+        const int nr = r1 - r < MM_MR ? (int)(r1 - r) : MM_MR;
+        const uint8_t *rows[MM_MR];
+        for (int i = 0; i < MM_MR; i++)
+            rows[i] = (const uint8_t *)o->w->data + (size_t)(r + (i < nr ? i : nr - 1)) * o->w->row_bytes;
+        const char *next = (const char *)rows[0] + (size_t)nr * o->w->row_bytes;
+        const size_t next_bytes = (size_t)(r1 - r - nr < MM_MR ? r1 - r - nr : MM_MR) * o->w->row_bytes;
+        const size_t step = (next_bytes / (size_t)ng + 63) & ~(size_t)63;
+        __m256 acc[MM_MR];
+        float ks[MM_MR][16];
+        UNROLL for (int i = 0; i < MM_MR; i++)
+            acc[i] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < nfull; k++) {
+            const int64_t g0 = GPB * k;
+            for (size_t p = (size_t)g0 * step; p < (size_t)(g0 + GPB) * step && p < next_bytes; p += 64)
+                _mm_prefetch(next + p, _MM_HINT_T0);
+            const __m256 dx = _mm256_loadu_ps(o->xd + 8 * k), sx = _mm256_loadu_ps(o->xs + 8 * k);
+            UNROLL for (int i = 0; i < MM_MR; i++) {
+                if (is_k(T) && (g0 & 7) == 0)
+                    k_scales(T, rows[i] + k_bytes(T) * (size_t)(g0 >> 3), ks[i]);
+                __m256i v[8];
+                UNROLL for (int u = 0; u < GPB; u++) {
+                    __m256i w;
+                    float sc[2], m;
+                    group_codes(T, rows[i], g0 + u, ks[i], &w, sc, &m);
+                    v[u] = ONE_DOT(w, _mm256_loadu_si256((const __m256i *)(o->xq + 32 * (g0 + u))), SGN);
+                }
+                const __m256i isum = ONE_LANES(block_lanes(v, GPB == 8), o, k);
+                __m256 dw, m;
+                block_scales(T, rows[i], g0, ks[i], &dw, &m);
+                if (!SGN)
+                    acc[i] = _mm256_fmadd_ps(m, sx, acc[i]);
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc[i]);
+            }
+        }
+        for (int64_t g = GPB * nfull, k = nfull; g < ng; g++, k++) { /* single units */
+            for (size_t p = (size_t)g * step; p < (size_t)(g + 1) * step && p < next_bytes; p += 64)
+                _mm_prefetch(next + p, _MM_HINT_T0);
+            const __m256 dx = _mm256_loadu_ps(o->xd + 8 * k), sx = _mm256_loadu_ps(o->xs + 8 * k);
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(o->xq + 32 * g));
+            UNROLL for (int i = 0; i < MM_MR; i++) {
+                __m256i w;
+                float sc[2], m;
+                group_codes(T, rows[i], g, ks[i], &w, sc, &m);
+                const __m256i isum = ONE_LANES(ONE_DOT(w, x, SGN), o, k);
+                if (!SGN)
+                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(m), sx, acc[i]);
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_set1_ps(sc[0]), dx), acc[i]);
+            }
+        }
+        float y[MM_MR];
+        _mm_storeu_ps(y, reduce4(acc[0], acc[1], acc[2], acc[3]));
+        for (int i = 0; i < nr; i++)
+            o->y[r + i] = y[i];
+    }
+}
+// clang-format on
+
+#endif
