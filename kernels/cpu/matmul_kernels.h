@@ -128,7 +128,7 @@ typedef struct {
     const borg_mat *w;
     const int8_t *xq;     /* codes in natural order */
     const float *xd, *xs; /* lane scales and sums per block, as in mq_tile */
-    const int32_t *xc;    /* signed types on avx512: lane code sums as in mq_ptile, 8 per block */
+    const int32_t *xc;    /* signed types on avx512: -bias (32 for Q6_K, else 128) times the lane code sums */
     float *y;
 } mq_one;
 void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1);

@@ -150,10 +150,10 @@ void mq_tile_portable(const mq_tile *t, int nv)
         }
 }
 
-/* Lane j of block k: -128 times the sum of the x codes the lane meets
+/* Lane j of block k: -bias times the sum of the x codes the lane meets
  * (unit j of a full block; elements 4j..4j+3 of a single unit), from
  * codes in natural order. */
-static void xc_lanes(const mq_shape *sh, const int8_t *xn, int32_t *xc, int64_t stride)
+static void xc_lanes(const mq_shape *sh, const int8_t *xn, int32_t *xc, int64_t stride, int32_t bias)
 {
     for (int64_t k = 0; k < sh->nfull + sh->nsingle; k++, xc += stride) {
         const int full = k < sh->nfull;
@@ -164,7 +164,7 @@ static void xc_lanes(const mq_shape *sh, const int8_t *xn, int32_t *xc, int64_t 
             int32_t sum = 0;
             for (int i = 0; i < n; i++)
                 sum += e[i];
-            xc[j] = -128 * sum;
+            xc[j] = -bias * sum;
         }
     }
 }
@@ -209,7 +209,9 @@ static void quantize_vectors(void *ctx, int64_t b0, int64_t b1, int thread)
         if (job->xq != job->xn)
             interleave(&job->sh, q, job->xq + codes_at, spread);
         if (job->xc)
-            xc_lanes(&job->sh, q, job->xc + lanes_at, 8 * spread);
+            /* the one-vector kernel meets Q6_K's codes as stored, 32 up */
+            xc_lanes(&job->sh, q, job->xc + lanes_at, 8 * spread,
+                     !job->pairs && job->w->type == BORG_DT_Q6_K ? 32 : 128);
     }
 }
 

@@ -273,6 +273,7 @@ AVX2_INLINE __m256i group_dot(__m256i w, __m256i x, const int SGN)
 
 
 #define ONE_INLINE AVX2_INLINE
+#define ONE_CODES group_codes
 #define ONE_DOT(w, x, SGN) group_dot(w, x, SGN)
 #define ONE_LANES(isum, o, k) (isum)
 #include "q8_one_body.h"

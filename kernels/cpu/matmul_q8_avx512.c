@@ -18,22 +18,35 @@
 
 #ifdef BORG_HAVE_AVX2_KERNELS
 
-#include "avx2_common.h"
+#include "q8_decode_avx2.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define AVX512_INLINE \
     static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 /* The one-vector kernel: each group's 8 lanes in one 256-bit vpdpbusd
- * (vpmaddubsw and vpmaddwd on AVX2), signed codes offset by 128 and the
- * block's lanes then started from xc, as in the tile. */
-AVX512_INLINE __m256i vnni_group_dot(__m256i w, __m256i x, const int SGN)
+ * (vpmaddubsw and vpmaddwd on AVX2), on unsigned codes: Q6_K's as stored
+ * (0..63), Q8_0's offset by 128; the block's lanes then start from xc,
+ * which takes off 32 (Q6_K) or 128 times each lane's sum of x codes. */
+AVX512_INLINE void vnni_codes(borg_dtype T, const uint8_t *row, int64_t g, const float *ks, __m256i *codes, float sc[2],
+                              float *m)
 {
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), SGN ? _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)) : w, x);
+    if (T == BORG_DT_Q6_K) {
+        const int h = (int)(g >> 2) & 1, c = (int)(g & 3);
+        *codes = q6_codes(row, g);
+        sc[0] = ks[8 * h + 2 * c];
+        sc[1] = ks[8 * h + 2 * c + 1];
+        *m = 0;
+        return;
+    }
+    group_codes(T, row, g, ks, codes, sc, m);
+    if (T == BORG_DT_Q8_0)
+        *codes = _mm256_xor_si256(*codes, _mm256_set1_epi8((char)0x80));
 }
 
 #define ONE_INLINE AVX512_INLINE
-#define ONE_DOT(w, x, SGN) vnni_group_dot(w, x, SGN)
+#define ONE_CODES vnni_codes
+#define ONE_DOT(w, x, SGN) _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
 /* SGN is one_body's own */
 #define ONE_LANES(isum, o, k) \
     (SGN ? _mm256_add_epi32(isum, _mm256_loadu_si256((const __m256i *)((o)->xc + 8 * (k)))) : (isum))

@@ -13,6 +13,24 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p, int hi)
     return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(4 * hi)), _mm256_set1_epi8(0x0f));
 }
 
+/* Group g of a Q6_K row as unsigned 6-bit codes 0..63 (group_codes takes
+ * 32 off): in half h of a super-block, chunk c of 32 takes the low (c < 2)
+ * or high nibble of ql[64h + 32(c & 1) + l] and bits 2c, 2c + 1 of
+ * qh[32h + l] (qh at byte 128), moved straight to bits 4, 5 by one 16-bit
+ * shift (the mask drops what crosses from the neighbouring byte). */
+AVX2_INLINE __m256i q6_codes(const uint8_t *row, int64_t g)
+{
+    const uint8_t *sb = row + 210 * (size_t)(g >> 3);
+    const int h = (int)(g >> 2) & 1, c = (int)(g & 3);
+    const __m256i lo = nibbles32(sb + 64 * h + 32 * (c & 1), c >> 1);
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(sb + 128 + 32 * h));
+    const __m256i at4 = c == 0   ? _mm256_slli_epi16(qh, 4)
+                        : c == 1 ? _mm256_slli_epi16(qh, 2)
+                        : c == 2 ? qh
+                                 : _mm256_srli_epi16(qh, 2);
+    return _mm256_or_si256(lo, _mm256_and_si256(at4, _mm256_set1_epi8(0x30)));
+}
+
 /* Group g of a row of type T (a constant wherever this is inlined): its 32
  * codes, the scales of its units (sc[1] for Q6_K's second 16) and its
  * offset, as quant_decompose_row gives them. For K types
@@ -21,9 +39,7 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p, int hi)
  *  Q5_0/Q5_1: as Q4_0/Q4_1 with a fifth bit per element (q5_codes).
  *  Q4_K (codes at byte 16) and Q5_K (at 48, plus a fifth bit: bit j of
  *  byte 16 + l): group j takes the low (j even) or high nibble of 32 bytes.
- *  Q6_K: in half h of a super-block, chunk c of 32 takes the low (c < 2) or
- *  high nibble of ql[64h + 32(c & 1) + l] and bits 2c, 2c + 1 of
- *  qh[32h + l] (qh at byte 128); code q - 32, a scale per 16 elements. */
+ *  Q6_K: q6_codes - 32, a scale per 16 elements. */
 AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const float *ks, __m256i *codes, float sc[2],
                              float *m)
 {
@@ -68,12 +84,8 @@ AVX2_INLINE void group_codes(borg_dtype T, const uint8_t *row, int64_t g, const 
         break;
     }
     case BORG_DT_Q6_K: {
-        const uint8_t *sb = row + 210 * (size_t)(g >> 3);
         const int h = (int)(g >> 2) & 1, c = (int)(g & 3);
-        const __m256i lo = nibbles32(sb + 64 * h + 32 * (c & 1), c >> 1);
-        __m256i hi = _mm256_loadu_si256((const __m256i *)(sb + 128 + 32 * h));
-        hi = _mm256_and_si256(_mm256_srl_epi16(hi, _mm_cvtsi32_si128(2 * c)), _mm256_set1_epi8(3));
-        *codes = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
+        *codes = _mm256_sub_epi8(q6_codes(row, g), _mm256_set1_epi8(32));
         sc[0] = ks[8 * h + 2 * c];
         sc[1] = ks[8 * h + 2 * c + 1];
         *m = 0;

@@ -1,6 +1,7 @@
 /* The one-vector kernel of the 8-bit activation path, for each kernel
  * file to instantiate with its own instructions: the includer defines
  *   ONE_INLINE             the function attributes (target) of the body
+ *   ONE_CODES(T, row, g, ks, w, sc, m)  group_codes, or codes of its own
  *   ONE_DOT(w, x, SGN)     8 lanes of exact integer sums of 4 products of a
  *                          group's codes w and activation codes x
  *   ONE_LANES(isum, o, k)  block k's lanes as the contract wants them, from
@@ -46,7 +47,7 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
                 UNROLL for (int u = 0; u < GPB; u++) {
                     __m256i w;
                     float sc[2], m;
-                    group_codes(T, rows[i], g0 + u, ks[i], &w, sc, &m);
+                    ONE_CODES(T, rows[i], g0 + u, ks[i], &w, sc, &m);
                     v[u] = ONE_DOT(w, _mm256_loadu_si256((const __m256i *)(o->xq + 32 * (g0 + u))), SGN);
                 }
                 const __m256i isum = ONE_LANES(block_lanes(v, GPB == 8), o, k);
@@ -65,7 +66,7 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
             UNROLL for (int i = 0; i < MM_MR; i++) {
                 __m256i w;
                 float sc[2], m;
-                group_codes(T, rows[i], g, ks[i], &w, sc, &m);
+                ONE_CODES(T, rows[i], g, ks[i], &w, sc, &m);
                 const __m256i isum = ONE_LANES(ONE_DOT(w, x, SGN), o, k);
                 if (!SGN)
                     acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(m), sx, acc[i]);
