@@ -273,36 +273,12 @@ AVX2_INLINE __m256i group_dot(__m256i w, __m256i x, const int SGN)
 
 
 #define ONE_INLINE AVX2_INLINE
+#define ONE_TARGET AVX2
+#define ONE_ENTRY mq_one_avx2
 #define ONE_CODES group_codes
 #define ONE_DOT(w, x, SGN) group_dot(w, x, SGN)
 #define ONE_LANES(isum, o, k) (isum)
 #include "q8_one_body.h"
 // clang-format on
-#define ONE_KERNEL(name, T) \
-    AVX2 static void name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); }
-
-ONE_KERNEL(one_q4_0, BORG_DT_Q4_0)
-ONE_KERNEL(one_q4_1, BORG_DT_Q4_1)
-ONE_KERNEL(one_q5_0, BORG_DT_Q5_0)
-ONE_KERNEL(one_q5_1, BORG_DT_Q5_1)
-ONE_KERNEL(one_q8_0, BORG_DT_Q8_0)
-ONE_KERNEL(one_q4_k, BORG_DT_Q4_K)
-ONE_KERNEL(one_q5_k, BORG_DT_Q5_K)
-ONE_KERNEL(one_q6_k, BORG_DT_Q6_K)
-
-void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1)
-{
-    switch (o->w->type) {
-    case BORG_DT_Q4_0: one_q4_0(o, r0, r1); break;
-    case BORG_DT_Q4_1: one_q4_1(o, r0, r1); break;
-    case BORG_DT_Q5_0: one_q5_0(o, r0, r1); break;
-    case BORG_DT_Q5_1: one_q5_1(o, r0, r1); break;
-    case BORG_DT_Q8_0: one_q8_0(o, r0, r1); break;
-    case BORG_DT_Q4_K: one_q4_k(o, r0, r1); break;
-    case BORG_DT_Q5_K: one_q5_k(o, r0, r1); break;
-    case BORG_DT_Q6_K: one_q6_k(o, r0, r1); break;
-    default: break;
-    }
-}
 
 #endif

@@ -45,6 +45,8 @@ AVX512_INLINE void vnni_codes(borg_dtype T, const uint8_t *row, int64_t g, const
 }
 
 #define ONE_INLINE AVX512_INLINE
+#define ONE_TARGET AVX512
+#define ONE_ENTRY mq_one_avx512
 #define ONE_CODES vnni_codes
 #define ONE_DOT(w, x, SGN) _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
 /* SGN is one_body's own */
@@ -52,32 +54,6 @@ AVX512_INLINE void vnni_codes(borg_dtype T, const uint8_t *row, int64_t g, const
     (SGN ? _mm256_add_epi32(isum, _mm256_loadu_si256((const __m256i *)((o)->xc + 8 * (k)))) : (isum))
 #include "q8_one_body.h"
 
-#define ONE_KERNEL(name, T) \
-    AVX512 static void name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); }
-
-ONE_KERNEL(one_q4_0, BORG_DT_Q4_0)
-ONE_KERNEL(one_q4_1, BORG_DT_Q4_1)
-ONE_KERNEL(one_q5_0, BORG_DT_Q5_0)
-ONE_KERNEL(one_q5_1, BORG_DT_Q5_1)
-ONE_KERNEL(one_q8_0, BORG_DT_Q8_0)
-ONE_KERNEL(one_q4_k, BORG_DT_Q4_K)
-ONE_KERNEL(one_q5_k, BORG_DT_Q5_K)
-ONE_KERNEL(one_q6_k, BORG_DT_Q6_K)
-
-void mq_one_avx512(const mq_one *o, int64_t r0, int64_t r1)
-{
-    switch (o->w->type) {
-    case BORG_DT_Q4_0: one_q4_0(o, r0, r1); break;
-    case BORG_DT_Q4_1: one_q4_1(o, r0, r1); break;
-    case BORG_DT_Q5_0: one_q5_0(o, r0, r1); break;
-    case BORG_DT_Q5_1: one_q5_1(o, r0, r1); break;
-    case BORG_DT_Q8_0: one_q8_0(o, r0, r1); break;
-    case BORG_DT_Q4_K: one_q4_k(o, r0, r1); break;
-    case BORG_DT_Q5_K: one_q5_k(o, r0, r1); break;
-    case BORG_DT_Q6_K: one_q6_k(o, r0, r1); break;
-    default: break;
-    }
-}
 
 // clang-format off
 /* The integer lanes of one block for every (row, pair): PASSES passes. */

@@ -1,6 +1,8 @@
 /* The one-vector kernel of the 8-bit activation path, for each kernel
  * file to instantiate with its own instructions: the includer defines
  *   ONE_INLINE             the function attributes (target) of the body
+ *   ONE_TARGET             those of the kernels made from it, one per type
+ *   ONE_ENTRY              the name of the function that picks one by type
  *   ONE_CODES(T, row, g, ks, w, sc, m)  group_codes, or codes of its own
  *   ONE_DOT(w, x, SGN)     8 lanes of exact integer sums of 4 products of a
  *                          group's codes w and activation codes x
@@ -80,5 +82,32 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
     }
 }
 // clang-format on
+
+#define ONE_KERNEL(name, T) \
+    ONE_TARGET static void name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); }
+
+ONE_KERNEL(one_q4_0, BORG_DT_Q4_0)
+ONE_KERNEL(one_q4_1, BORG_DT_Q4_1)
+ONE_KERNEL(one_q5_0, BORG_DT_Q5_0)
+ONE_KERNEL(one_q5_1, BORG_DT_Q5_1)
+ONE_KERNEL(one_q8_0, BORG_DT_Q8_0)
+ONE_KERNEL(one_q4_k, BORG_DT_Q4_K)
+ONE_KERNEL(one_q5_k, BORG_DT_Q5_K)
+ONE_KERNEL(one_q6_k, BORG_DT_Q6_K)
+
+void ONE_ENTRY(const mq_one *o, int64_t r0, int64_t r1)
+{
+    switch (o->w->type) {
+    case BORG_DT_Q4_0: one_q4_0(o, r0, r1); break;
+    case BORG_DT_Q4_1: one_q4_1(o, r0, r1); break;
+    case BORG_DT_Q5_0: one_q5_0(o, r0, r1); break;
+    case BORG_DT_Q5_1: one_q5_1(o, r0, r1); break;
+    case BORG_DT_Q8_0: one_q8_0(o, r0, r1); break;
+    case BORG_DT_Q4_K: one_q4_k(o, r0, r1); break;
+    case BORG_DT_Q5_K: one_q5_k(o, r0, r1); break;
+    case BORG_DT_Q6_K: one_q6_k(o, r0, r1); break;
+    default: break;
+    }
+}
 
 #endif
