@@ -46,6 +46,8 @@ static const char k_run[] =
     "  --stages P            stages per pipeline (default: all stage ranks / R)\n"
     "  --layers N,N,...      layers per stage, overriding the balanced split\n"
     "  --wire-dtype T        activations between stages: f32 (default, exact), f16, bf16\n"
+    "  --kv-dtype T          what the KV cache stores: f16 (default: half the memory per token of\n"
+    "                        f32, as llama.cpp's default cache) or f32 (answers closer to exact)\n"
     "  --activations A       what quantized weights multiply: q8 (default; 8-bit codes per 32\n"
     "                        values, as llama.cpp) or f32 (slower, closer to exact); answers\n"
     "                        differ slightly between the two, so resume with the same one.\n"
@@ -102,7 +104,7 @@ static const char k_perplexity[] =
     "  --out PATH            the JSON summary (default perplexity.json)\n"
     "  --progress-s S, --metrics FILE  as for run, counting chunks as jobs\n"
     "  --threads, --slots, --batch-tokens, --replicas, --stages, --layers, --wire-dtype,\n"
-    "  --activations, --verify-model, --quiet, --verbose, --log-json  as for run\n";
+    "  --kv-dtype, --activations, --verify-model, --quiet, --verbose, --log-json  as for run\n";
 
 static const char k_info[] = "Usage: borg-infer info --model M.gguf\n"
                              "\n"
@@ -111,6 +113,7 @@ static const char k_info[] = "Usage: borg-infer info --model M.gguf\n"
 
 static const char k_plan[] =
     "Usage: borg-infer plan --model M.gguf --stages P [--layers N,N,...] [--ctx N] [--slots N] [--batch-tokens N]\n"
+    "                       [--kv-dtype f16|f32]\n"
     "\n"
     "Prints which layers each of P pipeline stages would hold (balanced by the\n"
     "weight bytes each streams per token) and the memory each needs, without\n"
@@ -167,6 +170,7 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
     cfg->slots = 32;
     cfg->batch_tokens = 512;
     cfg->wire_dtype = WIRE_F32;
+    cfg->kv_dtype = BORG_DT_F16;
     cfg->drain_s = 30;
     cfg->progress_s = 30;
     if (argc < 2) {
@@ -285,6 +289,14 @@ borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err)
             else
                 return borg_fail(err, BORG_EUSAGE, "--wire-dtype must be f32, f16 or bf16 (got '%s')", v);
             i++;
+        } else if (!strcmp(a, "--kv-dtype") && v && (runs || sub == CMD_PLAN)) {
+            if (!strcmp(v, "f16"))
+                cfg->kv_dtype = BORG_DT_F16;
+            else if (!strcmp(v, "f32"))
+                cfg->kv_dtype = BORG_DT_F32;
+            else
+                return borg_fail(err, BORG_EUSAGE, "--kv-dtype must be f16 or f32 (got '%s')", v);
+            i++;
         } else if (!strcmp(a, "--activations") && v && runs) {
             if (!strcmp(v, "q8"))
                 cfg->activations = 8;
@@ -361,8 +373,9 @@ static uint64_t mix(uint64_t h, const void *p, size_t n)
 
 uint64_t cli_run_options_hash(const borg_config *cfg)
 {
-    const int32_t v[] = {cfg->ctx,      cfg->slots,  cfg->batch_tokens, (int32_t)cfg->wire_dtype,
-                         cfg->replicas, cfg->stages, cfg->verify_model};
+    const int32_t v[] = {
+        cfg->ctx,      cfg->slots,  cfg->batch_tokens, (int32_t)cfg->wire_dtype, (int32_t)cfg->kv_dtype,
+        cfg->replicas, cfg->stages, cfg->verify_model};
     uint64_t h = mix(0xcbf29ce484222325ull, v, sizeof v);
     return cfg->layers ? mix(h, cfg->layers, strlen(cfg->layers)) : h;
 }

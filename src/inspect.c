@@ -142,7 +142,7 @@ borg_status inspect_plan(const borg_config *cfg, FILE *out, borg_err *err)
     borg_plan plan;
     if (!(st = family_hparams(f, &hp, err)) && !(st = plan_make(f, &hp, cfg->stages, cfg->layers, &plan, err))) {
         fprintf(out, "%s: %d layers over %d stages\n", cfg->model, hp.n_layer, cfg->stages);
-        plan_print(&plan, &hp, cfg->slots, spec_slot_ctx(cfg->ctx, hp.ctx_len), cfg->batch_tokens, out);
+        plan_print(&plan, &hp, cfg->slots, spec_slot_ctx(cfg->ctx, hp.ctx_len), cfg->batch_tokens, cfg->kv_dtype, out);
     }
     gguf_close(f);
     return st;

@@ -9,6 +9,7 @@
 
 #include "borg/frame.h"
 #include "borg/gguf.h"
+#include "borg/kvcache.h"
 #include "borg/log.h"
 #include "borg/matmul.h"
 #include "borg/proc.h"
@@ -127,6 +128,7 @@ static borg_status build(stage_rank *s, borg_err *err)
             .n_slots = sp->n_slots,
             .slot_ctx = sp->slot_ctx,
             .max_chunk = sp->batch_tokens,
+            .kv_dtype = (borg_dtype)sp->kv_dtype,
             .threads = s->cfg->threads,
         };
         if ((st = stage_create(s->gguf, &sc, &s->stage, err)))
@@ -135,6 +137,10 @@ static borg_status build(stage_rank *s, borg_err *err)
         s->stats.layer_end = sc.layer_end;
         s->stats.kv_slots = sc.n_slots;
         s->stats.slot_ctx = sc.slot_ctx;
+        const borg_hparams *hp = stage_hp(s->stage);
+        s->stats.kv_dtype = sc.kv_dtype;
+        s->stats.kv_bytes_per_token = (int64_t)kv_bytes_per_position(sc.layer_end - sc.layer_begin,
+                                                                     hp->n_kv_head * hp->head_dim, sc.kv_dtype);
         s->stats.threads = sc.threads;
         s->stats.q8_activations = matmul_q8_activations();
         snprintf(s->stats.isa, sizeof s->stats.isa, "%s", matmul_isa());

@@ -30,6 +30,14 @@ borg_cli_test(cli_bad_threads --exit 2 --stderr-has "--threads needs an integer"
   -- run --model ${BORG_MODEL} --jobs j.jsonl --out r.jsonl --threads zero)
 borg_cli_test(cli_bad_wire_dtype --exit 2 --stderr-has "--wire-dtype must be f32, f16 or bf16 (got 'f8')"
   -- run --model ${BORG_MODEL} --jobs j.jsonl --out r.jsonl --wire-dtype f8)
+borg_cli_test(cli_bad_kv_dtype --exit 2 --stderr-has "--kv-dtype must be f16 or f32 (got 'q8')"
+  -- run --model ${BORG_MODEL} --jobs j.jsonl --out r.jsonl --kv-dtype q8)
+borg_cli_test(cli_run_help_kv_dtype --stdout-has "--kv-dtype T" --stdout-has "f16 (default" -- run --help)
+# An f16 cache is half an f32 one: SmolLM2's 30 layers over 2 stages, 32 slots x 4096 positions.
+borg_cli_test(cli_plan_kv_f16 --stdout-re "^0 +0-19 +20 .* 1920\\.0 " --stdout-has "KV in f16"
+  -- plan --model ${BORG_MODEL} --stages 2)
+borg_cli_test(cli_plan_kv_f32 --stdout-re "^0 +0-19 +20 .* 3840\\.0 " --stdout-has "KV in f32"
+  -- plan --model ${BORG_MODEL} --stages 2 --kv-dtype f32)
 borg_cli_test(cli_bad_activations --exit 2 --stderr-has "--activations must be q8 or f32 (got 'int4')"
   -- run --model ${BORG_MODEL} --jobs j.jsonl --out r.jsonl --activations int4)
 borg_cli_test(cli_plan_no_stages --exit 2 --stderr-has "plan: --stages is required" -- plan --model ${BORG_MODEL})

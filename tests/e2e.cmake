@@ -1,5 +1,6 @@
 # End to end on the default model: the example batch, and the layer-split
-# invariance of every job in inputs/ through MPI pipelines.
+# invariance of every job in inputs/ through MPI pipelines (with the
+# defaults, and with f32 activations and an f32 KV cache).
 set(BORG_E2E ${CMAKE_CURRENT_SOURCE_DIR}/e2e)
 file(GLOB BORG_INPUT_JOBS ${CMAKE_SOURCE_DIR}/inputs/*.jsonl)
 
@@ -13,15 +14,22 @@ add_test(NAME e2e_example_pipeline
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --np 3 --threads 1
           --mpiexec ${MPIEXEC_EXECUTABLE} --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
 
+# The KV cache's type: f16 by default, f32 asked for, both in the summary;
+# a stage started with another one is refused.
+add_test(NAME e2e_kv_dtype
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_kv_dtype.py
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --mpiexec ${MPIEXEC_EXECUTABLE}
+          --jobs ${CMAKE_SOURCE_DIR}/inputs/example.jsonl)
+
 add_test(NAME e2e_split_invariance
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_split_invariance.py
           --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL}
           --mpiexec ${MPIEXEC_EXECUTABLE} --uneven 3,20,7 ${BORG_INPUT_JOBS})
 add_test(NAME e2e_split_invariance_f32
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_split_invariance.py
-          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --activations f32
+          --borg $<TARGET_FILE:borg-infer> --model ${BORG_MODEL} --activations f32 --kv-dtype f32
           --mpiexec ${MPIEXEC_EXECUTABLE} --uneven 3,20,7 ${BORG_INPUT_JOBS})
-set_tests_properties(e2e_example e2e_example_pipeline e2e_split_invariance e2e_split_invariance_f32 PROPERTIES
+set_tests_properties(e2e_example e2e_example_pipeline e2e_kv_dtype e2e_split_invariance e2e_split_invariance_f32 PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 900)
 
 add_test(NAME e2e_formats

@@ -61,8 +61,9 @@ set_tests_properties(e2e_gemma_split_invariance e2e_gemma_rank_failure PROPERTIE
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 900)
 
 # Greedy continuations of the inputs/ jobs on the real models against
-# llama.cpp's (tests/goldens/continuations.json): the same prompts, and the
-# same ids until a step where llama.cpp's own top two were close.
+# llama.cpp's (tests/goldens/continuations.json, F32 KV cache, so ours is
+# F32 too): the same prompts, and the same ids until a step where
+# llama.cpp's own top two were close.
 add_test(NAME e2e_continuations_smollm2
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_continuations.py --borg $<TARGET_FILE:borg-infer>
           --model-name smollm2 --model ${BORG_MODEL})
@@ -74,19 +75,23 @@ add_test(NAME e2e_continuations_gemma3
 set_tests_properties(e2e_continuations_smollm2 e2e_continuations_gemma3 PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" TIMEOUT 300)
 
-# borg-infer perplexity against llama-perplexity (tests/goldens/perplexity.json,
-# F32 KV) on the first chunks of tests/perplexity/text.txt: within 1%, in
-# both activation modes, in one process and through a pipeline.
+# borg-infer perplexity against llama-perplexity (tests/goldens/perplexity.json)
+# on the first chunks of tests/perplexity/text.txt: within 1% of llama.cpp
+# with the same KV cache: F32 in both activation modes, and the default F16
+# in one process, through a pipeline and with gemma3's sliding windows.
 foreach(mode q8 f32)
   add_test(NAME e2e_perplexity_smollm2_${mode}
     COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_perplexity.py --borg $<TARGET_FILE:borg-infer>
-            --model ${BORG_MODEL} --model-name smollm2 --ctx 512 --chunks 4 --activations ${mode})
+            --model ${BORG_MODEL} --model-name smollm2 --ctx 512 --chunks 4 --activations ${mode} --kv-dtype f32)
 endforeach()
+add_test(NAME e2e_perplexity_smollm2_kv_f16
+  COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_perplexity.py --borg $<TARGET_FILE:borg-infer>
+          --model ${BORG_MODEL} --model-name smollm2 --ctx 512 --chunks 4 --kv-dtype f16)
 add_test(NAME e2e_perplexity_smollm2_pipeline
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_perplexity.py --borg $<TARGET_FILE:borg-infer>
           --model ${BORG_MODEL} --model-name smollm2 --ctx 128 --chunks 8 --np 3 --mpiexec ${MPIEXEC_EXECUTABLE})
 add_test(NAME e2e_perplexity_gemma3
   COMMAND ${Python3_EXECUTABLE} ${BORG_E2E}/test_perplexity.py --borg $<TARGET_FILE:borg-infer>
           --model ${BORG_GEMMA_MODEL} --model-name gemma3 --ctx 512 --chunks 2)
-set_tests_properties(e2e_perplexity_smollm2_q8 e2e_perplexity_smollm2_f32 e2e_perplexity_smollm2_pipeline
-  e2e_perplexity_gemma3 PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)
+set_tests_properties(e2e_perplexity_smollm2_q8 e2e_perplexity_smollm2_f32 e2e_perplexity_smollm2_kv_f16
+  e2e_perplexity_smollm2_pipeline e2e_perplexity_gemma3 PROPERTIES ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" RUN_SERIAL TRUE TIMEOUT 600)

@@ -3,7 +3,8 @@
  * so compare_logits.py can hold the two side by side:
  *   int32 n_steps, int32 n_vocab, then per step: int32 argmax, f32 logits[n_vocab]
  * --chunk splits the prefill into chunks (exercising chunked prefill);
- * --slot places the sequence in a slot other than 0 of a multi-slot cache. */
+ * --slot places the sequence in a slot other than 0 of a multi-slot cache;
+ * --kv-dtype f32 keeps the cache in f32 (default f16, as borg-infer). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
 {
     const char *model = NULL, *tokens = NULL, *out = NULL;
     int gen = 0, chunk = 0, threads = 1, slot = 0;
+    borg_dtype kv_dtype = BORG_DT_F16;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model"))
             model = argv[i + 1];
@@ -59,10 +61,16 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--slot"))
             slot = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--kv-dtype") && (!strcmp(argv[i + 1], "f32") || !strcmp(argv[i + 1], "f16")))
+            kv_dtype = !strcmp(argv[i + 1], "f32") ? BORG_DT_F32 : BORG_DT_F16;
+        else {
+            fprintf(stderr, "forward_dump: unknown option or bad value '%s %s'\n", argv[i], argv[i + 1]);
+            return 2;
+        }
     }
     if (!model || !tokens || !out) {
-        fprintf(stderr,
-                "usage: forward_dump --model M --tokens 1,2,3 --out F [--gen N --chunk K --threads T --slot S]\n");
+        fprintf(stderr, "usage: forward_dump --model M --tokens 1,2,3 --out F [--gen N --chunk K --threads T --slot S "
+                        "--kv-dtype f16|f32]\n");
         return 2;
     }
     int32_t *ids;
@@ -79,7 +87,8 @@ int main(int argc, char **argv)
     borg_hparams hp;
     int n_slots = slot + 2;
     if (gguf_open(model, &f, &err) || family_hparams(f, &hp, &err) || model_load(f, 0, hp.n_layer, 1, 1, &m, &err) ||
-        model_kv_create(m, n_slots, n + gen + 1, n + gen + 1, &kv, &err) || pool_create(threads, &pool, &err)) {
+        model_kv_create(m, n_slots, n + gen + 1, n + gen + 1, kv_dtype, &kv, &err) ||
+        pool_create(threads, &pool, &err)) {
         fprintf(stderr, "forward_dump: %s\n", err.msg);
         return 1;
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "borg/cpu.h"
 #include "borg/gguf.h"
 #include "borg/quant.h"
 
@@ -101,6 +102,36 @@ static void check_meta(void)
     printf("ok   dtype tables\n");
 }
 
+/* quant_f32_to_f16_row gives quant_f32_to_f16's bits on every path this
+ * machine has, over the n values at src (any alignment, every tail). */
+static void check_f16_row(const void *src, int64_t n)
+{
+    float *x = malloc(sizeof(float) * (size_t)(n + 1));
+    uint16_t *y = malloc(sizeof(uint16_t) * (size_t)(n + 1));
+    CHECK(x && y);
+    if (!x || !y)
+        return;
+    memcpy(x + 1, src, sizeof(float) * (size_t)n);
+    const borg_isa was = cpu_isa();
+    borg_err err;
+    for (int isa = BORG_ISA_PORTABLE; isa <= BORG_ISA_AVX2; isa++) {
+        if (cpu_set_isa((borg_isa)isa, &err)) {
+            printf("quant_f32_to_f16_row on the %s path: not run (%s)\n", cpu_isa_name((borg_isa)isa), err.msg);
+            continue;
+        }
+        int bad = 0;
+        for (int64_t len = n > 9 ? n - 9 : 0; len <= n; len++) {
+            quant_f32_to_f16_row(x + 1, y + 1, len);
+            for (int64_t i = 0; i < len; i++)
+                bad += y[1 + i] != quant_f32_to_f16(x[1 + i]);
+        }
+        CHECKF(bad == 0, "quant_f32_to_f16_row on the %s path: %d values differ from quant_f32_to_f16",
+               cpu_isa_name((borg_isa)isa), bad);
+    }
+    cpu_set_isa(was, &err);
+    free(x), free(y);
+}
+
 /* quant_f32_to_f16 against numpy's rounding of the same values. */
 static void check_f16_fixture(const gguf_file *f)
 {
@@ -121,6 +152,7 @@ static void check_f16_fixture(const gguf_file *f)
     }
     CHECKF(bad == 0, "quant_f32_to_f16 vs numpy: %d mismatches of %lld", bad, (long long)src->ne[0]);
     printf("%s quant_f32_to_f16 vs numpy (%lld values)\n", bad ? "FAIL" : "ok  ", (long long)src->ne[0]);
+    check_f16_row(src->data, src->ne[0]);
 }
 
 static double half_value(uint16_t h)

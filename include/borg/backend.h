@@ -13,17 +13,19 @@
 #include "borg/error.h"
 #include "borg/family.h"
 #include "borg/gguf.h"
+#include "borg/quant.h"
 
 /* What one stage holds: layers [layer_begin, layer_end), the embedding on
  * the first stage, the output head on the last, a KV cache of n_slots
  * sequences of slot_ctx positions (max_chunk tokens of one sequence per
- * batch at most), and its threads. */
+ * batch at most) in kv_dtype, and its threads. */
 typedef struct {
     int layer_begin, layer_end;
     int first, last;
     int n_slots;
     int32_t slot_ctx;
     int32_t max_chunk;
+    borg_dtype kv_dtype; /* BORG_DT_F32 or BORG_DT_F16 */
     int threads;
 } stage_config;
 

@@ -7,6 +7,7 @@
 
 #include "borg/error.h"
 #include "borg/frame.h"
+#include "borg/quant.h"
 
 #define BORG_VERSION "0.1.0"
 
@@ -46,6 +47,7 @@ typedef struct {
     int stages;            /* 0: not given (plan: required) */
     const char *layers;    /* --layers: layer counts per stage */
     wire_dtype wire_dtype; /* activations between stages */
+    borg_dtype kv_dtype;   /* KV cache elements: BORG_DT_F16 (default) or BORG_DT_F32 */
     int activations;       /* --activations: 0 not given, 8 or 32 bits */
     const char *run_dir;   /* where `cancel` leaves requests for a running run, and its status.json */
     double progress_s;     /* --progress-s: seconds between progress lines off a terminal; 0: no progress line */
@@ -62,9 +64,9 @@ typedef struct {
 borg_status cli_parse(int argc, char **argv, borg_config *cfg, borg_err *err);
 
 /* A hash of the options that decide a run's shape and arithmetic (--ctx,
- * --slots, --batch-tokens, --wire-dtype, --replicas, --stages, --layers,
- * --verify-model): rank 0 decides them, and a stage started with other
- * ones is refused rather than silently overruled. */
+ * --slots, --batch-tokens, --wire-dtype, --kv-dtype, --replicas, --stages,
+ * --layers, --verify-model): rank 0 decides them, and a stage started
+ * with other ones is refused rather than silently overruled. */
 uint64_t cli_run_options_hash(const borg_config *cfg);
 
 /* Prints the help text for a command (CMD_NONE: the overview). */

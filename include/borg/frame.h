@@ -34,7 +34,7 @@
 #include "borg/error.h"
 
 #define FRAME_MAGIC 0x47524f42u /* "BORG" little-endian */
-#define FRAME_VERSION 4
+#define FRAME_VERSION 5
 
 typedef enum {
     FRAME_BATCH = 1,    /* coordinator -> stage 0 -> ... : sequences, tokens, activations */
@@ -77,16 +77,18 @@ typedef struct {
     int32_t kv_slots; /* sequences the stage's KV cache holds */
     int32_t slot_ctx; /* positions per sequence */
     int64_t crc_errors;
-    int32_t threads;        /* compute threads */
-    int32_t q8_activations; /* the activation mode it computes in */
-    uint64_t model_hash;    /* gguf_fingerprint of the file it opened */
-    uint64_t full_hash;     /* with --verify-model: gguf_full_hash of it; else 0 */
-    uint64_t options_hash;  /* cli_run_options_hash of its own command line */
-    int32_t asked_q8;       /* the activation mode its own options or environment ask for; -1: none */
-    int32_t loaded;         /* 0: it found a mismatch and loaded nothing */
-    int32_t final;          /* STATS: 1 at shutdown, 0 for the figures sent every few seconds while running */
-    char host[64];          /* its host name, for messages */
-    char isa[16];           /* the kernel path it computes with (matmul_isa) */
+    int64_t kv_bytes_per_token; /* its KV cache: K and V of one position over its layers */
+    int32_t threads;            /* compute threads */
+    int32_t q8_activations;     /* the activation mode it computes in */
+    int32_t kv_dtype;           /* what its KV cache holds (borg_dtype) */
+    uint64_t model_hash;        /* gguf_fingerprint of the file it opened */
+    uint64_t full_hash;         /* with --verify-model: gguf_full_hash of it; else 0 */
+    uint64_t options_hash;      /* cli_run_options_hash of its own command line */
+    int32_t asked_q8;           /* the activation mode its own options or environment ask for; -1: none */
+    int32_t loaded;             /* 0: it found a mismatch and loaded nothing */
+    int32_t final;              /* STATS: 1 at shutdown, 0 for the figures sent every few seconds while running */
+    char host[64];              /* its host name, for messages */
+    char isa[16];               /* the kernel path it computes with (matmul_isa) */
 } stage_stats;
 
 /* A growable byte buffer holding one frame. */

@@ -36,10 +36,11 @@ size_t model_weight_bytes(const borg_model *m);
 /* Bytes of the matrices' repacked copies, on top of model_weight_bytes. */
 size_t model_packed_bytes(const borg_model *m);
 
-/* A KV cache for this slice's layers and their sliding windows; max_chunk
- * is the most tokens one slot will bring to one model_forward call. */
-borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk, borg_kvcache *kv,
-                            borg_err *err);
+/* A KV cache for this slice's layers and their sliding windows, holding
+ * dtype (BORG_DT_F32 or BORG_DT_F16); max_chunk is the most tokens one
+ * slot will bring to one model_forward call. */
+borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk, borg_dtype dtype,
+                            borg_kvcache *kv, borg_err *err);
 
 /* x[i] = embedding of tokens[i]; fails naming a token id out of range. */
 borg_status model_embed(borg_model *m, const int32_t *tokens, int n, float *x, borg_err *err);

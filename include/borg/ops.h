@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "borg/quant.h"
+
 /* out = x / sqrt(mean(x^2) + eps) * w; out may alias x. */
 void ops_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
 
@@ -17,9 +19,6 @@ void ops_rmsnorm(float *out, const float *x, const float *w, int64_t n, float ep
 void ops_rope_angles(float *cs, int rot_dim, int32_t pos, float base, float scale, const float *factors);
 void ops_rope_apply(float *x, const float *cs, int rot_dim, int neox);
 
-/* In-place softmax over n values. */
-void ops_softmax(float *x, int64_t n);
-
 /* gate[i] = silu(gate[i]) * up[i] */
 void ops_swiglu(float *gate, const float *up, int64_t n);
 
@@ -32,12 +31,29 @@ void vec_add_rows(float *x, const float *bias, int64_t n, int64_t width);
 /* x[i] += y[i] */
 void vec_add(float *x, const float *y, int64_t n);
 
-/* One query head attending over the n_pos cached positions lo .. lo +
- * n_pos - 1: out = softmax(q . k_p * scale) . v_p. The cache is a ring of
- * `ring` rows (position p in row p % ring; a ring at least as long as the
- * context never wraps), rows stride floats apart; scores is scratch for
- * n_pos floats. */
-void ops_attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride, int32_t ring,
-                     int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores);
+/* The cached keys and values of one KV head: rows of `type` elements
+ * (BORG_DT_F32 or BORG_DT_F16), `stride` elements apart, position p in
+ * row p % ring (a ring at least as long as the context never wraps). */
+typedef struct {
+    const void *k, *v; /* the head's first element in row 0 */
+    borg_dtype type;
+    int64_t stride;
+    int32_t ring;
+} ops_kv_rows;
+
+/* n_q query heads that share one KV head (a group of grouped-query
+ * attention; q and out hold n_q x head_dim floats, head after head), each
+ * attending over the cached positions lo .. lo + n_pos - 1 (n_pos >= 1):
+ * out_h = softmax(q_h . k_p * scale) . v_p. The group is computed together
+ * so that each tile of keys and values is read from memory once for all
+ * its heads. Flash-style: positions in fixed tiles counted from lo, a
+ * running maximum and sum per head, and the head's output rescaled when
+ * its maximum grows, so no score array of n_pos is kept. The tiles and the
+ * order of every sum follow the positions alone, so the result for a
+ * (token, head) is the same bits on a kernel path whatever the ring's
+ * wrap, the other heads of the call, the batch around it, the threads or
+ * the pipeline split. */
+void ops_attend(float *out, const float *q, int n_q, const ops_kv_rows *kv, int32_t lo, int32_t n_pos, int head_dim,
+                float scale);
 
 #endif

@@ -24,10 +24,10 @@ typedef struct {
     int n_stages;
     int begin[PLAN_MAX_STAGES]; /* stage s holds layers [begin[s], end[s]) */
     int end[PLAN_MAX_STAGES];
-    size_t weight_bytes[PLAN_MAX_STAGES];       /* mapped and read by the stage */
-    size_t params[PLAN_MAX_STAGES];             /* multiplied per token: what balance evens out */
-    size_t kv_bytes_per_token[PLAN_MAX_STAGES]; /* over its layers that see every position */
-    int window_layers[PLAN_MAX_STAGES];         /* its sliding-window layers, which keep a ring */
+    size_t weight_bytes[PLAN_MAX_STAGES]; /* mapped and read by the stage */
+    size_t params[PLAN_MAX_STAGES];       /* multiplied per token: what balance evens out */
+    int global_layers[PLAN_MAX_STAGES];   /* its layers that see every position */
+    int window_layers[PLAN_MAX_STAGES];   /* its sliding-window layers, which keep a ring */
 } borg_plan;
 
 /* The split with the smallest largest stage. layers_spec, when not NULL,
@@ -36,7 +36,9 @@ typedef struct {
 borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, const char *layers_spec, borg_plan *out,
                       borg_err *err);
 
-/* Prints the split and each stage's memory, one stage a line. */
-void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens, FILE *out);
+/* Prints the split and each stage's memory, one stage a line, with a KV
+ * cache of kv_dtype (BORG_DT_F16 or BORG_DT_F32). */
+void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens,
+                borg_dtype kv_dtype, FILE *out);
 
 #endif

@@ -55,9 +55,13 @@ void quant_decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, f
 /* 1 for the types whose quant_decompose_row codes are signed (m is 0). */
 int quant_decompose_signed(borg_dtype t);
 
-/* IEEE half and bfloat16 conversions. */
+/* IEEE half and bfloat16 conversions; to half rounds to nearest even. */
 float quant_f16_to_f32(uint16_t h);
 uint16_t quant_f32_to_f16(float f);
 float quant_bf16_to_f32(uint16_t h);
+
+/* y[i] = quant_f32_to_f16(x[i]) for i < n, by F16C on the avx2 path and
+ * above (borg/cpu.h): the same bits. */
+void quant_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
 
 #endif

@@ -7,8 +7,9 @@
  * from its own options, environment and model file, sends it to every
  * stage in a CONFIG frame, and checks what each stage answers in READY
  * (frame.h's stage_stats): the layers it loaded, the fingerprint of the
- * file it opened, its activation mode, its host. A stage never plans; after
- * a failure rank 0 makes a new spec and sends it again.
+ * file it opened, its activation mode and KV cache type, its host. A
+ * stage never plans; after a failure rank 0 makes a new spec and sends it
+ * again.
  *
  * The spec travels as this struct's bytes: every rank runs the same
  * program, so its layout is the same everywhere; `version` and the payload
@@ -25,7 +26,7 @@
 #include "borg/plan.h"
 #include "borg/topology.h"
 
-#define SPEC_VERSION 1
+#define SPEC_VERSION 2
 
 typedef struct {
     uint32_t version;
@@ -44,6 +45,7 @@ typedef struct {
     int32_t batch_tokens;   /* token budget of one micro-batch */
     int32_t q8_activations; /* quantized weights meet 8-bit activations */
     int32_t wire_dtype;     /* activations between stages */
+    int32_t kv_dtype;       /* what the KV caches hold: BORG_DT_F16 or BORG_DT_F32 */
     int32_t generation;     /* 0 at start, +1 after each recovery */
     int32_t trace;          /* stages record their batches for --trace */
 } borg_spec;

@@ -1,7 +1,8 @@
 /* The end of a run as its user sees it: a few lines on stderr (through
  * the logger) and <results>.summary.json beside the results, with jobs by
- * status, tokens, throughput and, per rank, its layers, batches, busy
- * fraction and peak memory. */
+ * status, tokens, throughput, the KV cache's type and bytes per token
+ * (through one pipeline) and, per rank, its layers, batches, busy
+ * fraction, peak memory and its share of the KV bytes per token. */
 #ifndef BORG_SUMMARY_H
 #define BORG_SUMMARY_H
 

@@ -1,18 +1,30 @@
-/* AVX2/FMA attention of one query head over its cached positions (the
- * contract is ops_attend_head's in borg/ops.h). In a prefill it is a third of
- * the time, so both loops keep eight FMA chains in flight: scores take
- * eight keys at a time, and the weighted sum of values keeps 64 output
- * floats in registers while it streams the value rows. */
-#include "borg/ops.h"
+/* AVX2/FMA/F16C attention of a group of query heads over their cached
+ * positions, the contract of ops_attend in borg/ops.h, computed as the
+ * portable ops_attend_portable does: tiles of OPS_ATTN_TILE positions from
+ * lo, a running maximum per head, its output rescaled when it grows. Within a tile the
+ * scores take eight keys at a time, the exponentials eight at a time (a
+ * polynomial, not expf), and the weighted sum of values keeps 64 output
+ * floats in registers while it streams the tile's value rows, so both
+ * loops keep eight FMA chains in flight. f16 rows are widened by F16C as
+ * they are loaded. */
 #include "ops_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <math.h>
 
-#define AVX2 __attribute__((target("avx2,fma")))
-#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
-/* Lane sums of a..d as (sum a, sum b, sum c, sum d). */
+/* Eight elements of cached rows from element i, as floats. */
+AVX2_INLINE __m256 load8(const void *rows, int f16, int64_t i)
+{
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)rows + i)))
+               : _mm256_loadu_ps((const float *)rows + i);
+}
+
+/* Lane sums of a..d as (sum a, sum b, sum c, sum d), each
+ * ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)). */
 AVX2_INLINE __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d)
 {
     const __m256 ab = _mm256_hadd_ps(a, b);
@@ -27,69 +39,161 @@ AVX2_INLINE float hsum1(__m256 a)
     return _mm_cvtss_f32(hsum4(a, z, z, z));
 }
 
-/* scores[p] = (q . k_p) * scale for p < n_pos. */
-AVX2_INLINE void scores_avx2(float *scores, const float *q, const float *k, int64_t stride, int32_t n_pos, int nc,
+AVX2_INLINE float hmax(__m256 a)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+/* e^x for x <= 0, within 2 ulp: Cephes' expf (x = n ln2 + r with ln2 in
+ * two parts, |r| <= ln2 / 2, a degree-5 polynomial in r, 2^n put in the
+ * exponent bits). Below -87 it stays at e^-87 (~1.6e-38, still normal):
+ * against the tile's maximum, whose term is 1, that is nothing. */
+AVX2_INLINE __m256 exp_avx2(__m256 x)
+{
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* s[j] = (q . k at off[j]) * scale for j < n. */
+AVX2_INLINE void tile_scores(float *s, const float *q, const void *k, int f16, const int64_t *off, int n, int nc,
                              float scale)
 {
     const __m128 sc = _mm_set1_ps(scale);
-    int32_t p = 0;
-    for (; p + 8 <= n_pos; p += 8) {
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
         __m256 a[8];
-        for (int j = 0; j < 8; j++)
-            a[j] = _mm256_setzero_ps();
+        for (int i = 0; i < 8; i++)
+            a[i] = _mm256_setzero_ps();
         for (int c = 0; c < nc; c++) {
             const __m256 qc = _mm256_loadu_ps(q + 8 * c);
-            for (int j = 0; j < 8; j++)
-                a[j] = _mm256_fmadd_ps(qc, _mm256_loadu_ps(k + (p + j) * stride + 8 * c), a[j]);
+            for (int i = 0; i < 8; i++)
+                a[i] = _mm256_fmadd_ps(qc, load8(k, f16, off[j + i] + 8 * c), a[i]);
         }
-        _mm_storeu_ps(scores + p, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), sc));
-        _mm_storeu_ps(scores + p + 4, _mm_mul_ps(hsum4(a[4], a[5], a[6], a[7]), sc));
+        _mm_storeu_ps(s + j, _mm_mul_ps(hsum4(a[0], a[1], a[2], a[3]), sc));
+        _mm_storeu_ps(s + j + 4, _mm_mul_ps(hsum4(a[4], a[5], a[6], a[7]), sc));
     }
-    for (; p < n_pos; p++) {
+    for (; j < n; j++) {
         __m256 a = _mm256_setzero_ps();
         for (int c = 0; c < nc; c++)
-            a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), _mm256_loadu_ps(k + p * stride + 8 * c), a);
-        scores[p] = hsum1(a) * scale;
+            a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), load8(k, f16, off[j] + 8 * c), a);
+        s[j] = hsum1(a) * scale;
     }
 }
 
-/* out = sum_p w[p] * v_p, or out += that with acc: a ring's second span
- * continues the first's FMA chains, so the split does not change a bit. */
-AVX2_INLINE void weighted_sum_avx2(float *out, const float *w, const float *v, int64_t stride, int32_t n_pos, int nc,
-                                   int acc)
+/* out (8 * nc floats) = out * c + sum_j w[j] * (v at off[j]), j < n in
+ * order; out starts from zero where `fresh`. */
+AVX2_INLINE void tile_values(float *out, const float *w, const void *v, int f16, const int64_t *off, int n, int nc,
+                             int fresh, float c)
 {
+    const __m256 cv = _mm256_set1_ps(c);
     int c0 = 0;
     for (; c0 + 8 <= nc; c0 += 8) {
         __m256 o[8];
-        for (int j = 0; j < 8; j++)
-            o[j] = acc ? _mm256_loadu_ps(out + 8 * (c0 + j)) : _mm256_setzero_ps();
-        for (int32_t p = 0; p < n_pos; p++) {
-            const __m256 a = _mm256_set1_ps(w[p]);
-            const float *vp = v + p * stride + 8 * c0;
-            for (int j = 0; j < 8; j++)
-                o[j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(vp + 8 * j), o[j]);
+        for (int i = 0; i < 8; i++)
+            o[i] = fresh ? _mm256_setzero_ps() : _mm256_mul_ps(_mm256_loadu_ps(out + 8 * (c0 + i)), cv);
+        for (int j = 0; j < n; j++) {
+            const __m256 a = _mm256_set1_ps(w[j]);
+            for (int i = 0; i < 8; i++)
+                o[i] = _mm256_fmadd_ps(a, load8(v, f16, off[j] + 8 * (c0 + i)), o[i]);
         }
-        for (int j = 0; j < 8; j++)
-            _mm256_storeu_ps(out + 8 * (c0 + j), o[j]);
+        for (int i = 0; i < 8; i++)
+            _mm256_storeu_ps(out + 8 * (c0 + i), o[i]);
     }
     for (; c0 < nc; c0++) {
-        __m256 o = acc ? _mm256_loadu_ps(out + 8 * c0) : _mm256_setzero_ps();
-        for (int32_t p = 0; p < n_pos; p++)
-            o = _mm256_fmadd_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(v + p * stride + 8 * c0), o);
+        __m256 o = fresh ? _mm256_setzero_ps() : _mm256_mul_ps(_mm256_loadu_ps(out + 8 * c0), cv);
+        for (int j = 0; j < n; j++)
+            o = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), load8(v, f16, off[j] + 8 * c0), o);
         _mm256_storeu_ps(out + 8 * c0, o);
     }
 }
 
-AVX2 void ops_attend_head_avx2(float *out, const float *q, const float *k, const float *v, int64_t stride, int32_t ring,
-                               int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
+/* Heads attended together: each tile's keys and values (up to 32 KiB of
+ * f32 at head_dim 64) stay in L1 while every head of the batch reads them. */
+enum { HEADS = 8 };
+
+/* The group's heads h0 .. h0 + nh - 1 (nh <= HEADS); f16 is a constant at
+ * each call, so each row type gets its own loops. Every head takes the
+ * same steps whatever its neighbours. */
+AVX2_INLINE void attend(float *out, const float *q, int nh, const ops_kv_rows *kv, int f16, int32_t lo, int32_t n_pos,
+                        int head_dim, float scale)
 {
     const int nc = head_dim / 8;
-    const int32_t r0 = lo % ring, n1 = n_pos < ring - r0 ? n_pos : ring - r0;
-    scores_avx2(scores, q, k + r0 * stride, stride, n1, nc, scale);
-    scores_avx2(scores + n1, q, k, stride, n_pos - n1, nc, scale);
-    ops_softmax(scores, n_pos);
-    weighted_sum_avx2(out, scores, v + r0 * stride, stride, n1, nc, 0);
-    if (n_pos > n1)
-        weighted_sum_avx2(out, scores + n1, v, stride, n_pos - n1, nc, 1);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    float s[OPS_ATTN_TILE] = {0}; /* lanes past a short tile's end are read, then masked */
+    int64_t off[OPS_ATTN_TILE];
+    float mx[HEADS];
+    __m256 sum[HEADS];
+    for (int h = 0; h < nh; h++) {
+        mx[h] = -INFINITY;
+        sum[h] = _mm256_setzero_ps();
+    }
+    int32_t row = lo % kv->ring;
+    for (int32_t t0 = 0; t0 < n_pos; t0 += OPS_ATTN_TILE) {
+        const int n = n_pos - t0 < OPS_ATTN_TILE ? n_pos - t0 : OPS_ATTN_TILE;
+        for (int j = 0; j < n; j++) {
+            off[j] = (int64_t)row * kv->stride;
+            row = row + 1 == kv->ring ? 0 : row + 1;
+        }
+        for (int h = 0; h < nh; h++) {
+            tile_scores(s, q + (size_t)h * head_dim, kv->k, f16, off, n, nc, scale);
+            __m256 m8 = _mm256_set1_ps(-INFINITY);
+            int j = 0;
+            for (; j + 8 <= n; j += 8)
+                m8 = _mm256_max_ps(m8, _mm256_loadu_ps(s + j));
+            float tile_mx = hmax(m8);
+            for (; j < n; j++)
+                tile_mx = s[j] > tile_mx ? s[j] : tile_mx;
+            /* A larger maximum rescales what the earlier tiles added. */
+            float c = 1.0f;
+            if (tile_mx > mx[h]) {
+                c = _mm256_cvtss_f32(exp_avx2(_mm256_set1_ps(mx[h] - tile_mx)));
+                sum[h] = _mm256_mul_ps(sum[h], _mm256_set1_ps(c));
+                mx[h] = tile_mx;
+            }
+            const __m256 m = _mm256_set1_ps(mx[h]);
+            for (j = 0; j < n; j += 8) {
+                __m256 p = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+                if (j + 8 > n) /* the tile's last lanes past n add nothing */
+                    p = _mm256_and_ps(p, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - j), lane)));
+                _mm256_storeu_ps(s + j, p);
+                sum[h] = _mm256_add_ps(sum[h], p);
+            }
+            tile_values(out + (size_t)h * head_dim, s, kv->v, f16, off, n, nc, t0 == 0, c);
+        }
+    }
+    for (int h = 0; h < nh; h++) {
+        const __m256 inv = _mm256_set1_ps(1.0f / hsum1(sum[h]));
+        float *o = out + (size_t)h * head_dim;
+        for (int c = 0; c < nc; c++)
+            _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(_mm256_loadu_ps(o + 8 * c), inv));
+    }
+}
+
+AVX2 void ops_attend_avx2(float *out, const float *q, int n_q, const ops_kv_rows *kv, int32_t lo, int32_t n_pos,
+                          int head_dim, float scale)
+{
+    for (int h0 = 0; h0 < n_q; h0 += HEADS) {
+        const int nh = n_q - h0 < HEADS ? n_q - h0 : HEADS;
+        float *o = out + (size_t)h0 * head_dim;
+        const float *qh = q + (size_t)h0 * head_dim;
+        if (kv->type == BORG_DT_F16)
+            attend(o, qh, nh, kv, 1, lo, n_pos, head_dim, scale);
+        else
+            attend(o, qh, nh, kv, 0, lo, n_pos, head_dim, scale);
+    }
 }
 #endif

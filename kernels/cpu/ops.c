@@ -41,22 +41,6 @@ void ops_rope_apply(float *x, const float *cs, int rot_dim, int neox)
     }
 }
 
-void ops_softmax(float *x, int64_t n)
-{
-    float mx = x[0];
-    for (int64_t i = 1; i < n; i++)
-        if (x[i] > mx)
-            mx = x[i];
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
-        sum += x[i];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int64_t i = 0; i < n; i++)
-        x[i] *= inv;
-}
-
 void ops_swiglu(float *gate, const float *up, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
@@ -86,29 +70,64 @@ void vec_add(float *x, const float *y, int64_t n)
         x[i] += y[i];
 }
 
-void ops_attend_head_portable(float *out, const float *q, const float *k, const float *v, int64_t stride, int32_t ring,
-                              int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
+static float kv_elem(const void *rows, borg_dtype t, int64_t i)
 {
-    for (int32_t p = 0; p < n_pos; p++)
-        scores[p] = vec_dot_f32(q, k + ((lo + p) % ring) * stride, head_dim) * scale;
-    ops_softmax(scores, n_pos);
-    memset(out, 0, sizeof(float) * (size_t)head_dim);
-    for (int32_t p = 0; p < n_pos; p++) {
-        const float *vp = v + ((lo + p) % ring) * stride;
-        float a = scores[p];
-        for (int d = 0; d < head_dim; d++)
-            out[d] += a * vp[d];
-    }
+    return t == BORG_DT_F16 ? quant_f16_to_f32(((const uint16_t *)rows)[i]) : ((const float *)rows)[i];
 }
 
-void ops_attend_head(float *out, const float *q, const float *k, const float *v, int64_t stride, int32_t ring,
-                     int32_t lo, int32_t n_pos, int head_dim, float scale, float *scores)
+static void attend_head_portable(float *out, const float *q, const ops_kv_rows *kv, int32_t lo, int32_t n_pos,
+                                 int head_dim, float scale)
+{
+    float s[OPS_ATTN_TILE];
+    float mx = -INFINITY, sum = 0;
+    memset(out, 0, sizeof(float) * (size_t)head_dim);
+    for (int32_t t0 = 0; t0 < n_pos; t0 += OPS_ATTN_TILE) {
+        const int n = n_pos - t0 < OPS_ATTN_TILE ? n_pos - t0 : OPS_ATTN_TILE;
+        float tile_mx = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const int64_t row = (int64_t)((lo + t0 + j) % kv->ring) * kv->stride;
+            float d = 0;
+            for (int e = 0; e < head_dim; e++)
+                d += q[e] * kv_elem(kv->k, kv->type, row + e);
+            s[j] = d * scale;
+            tile_mx = s[j] > tile_mx ? s[j] : tile_mx;
+        }
+        /* A larger maximum rescales what the earlier tiles added. */
+        if (tile_mx > mx) {
+            const float c = expf(mx - tile_mx);
+            sum *= c;
+            for (int e = 0; e < head_dim; e++)
+                out[e] *= c;
+            mx = tile_mx;
+        }
+        for (int j = 0; j < n; j++) {
+            const int64_t row = (int64_t)((lo + t0 + j) % kv->ring) * kv->stride;
+            const float p = expf(s[j] - mx);
+            sum += p;
+            for (int e = 0; e < head_dim; e++)
+                out[e] += p * kv_elem(kv->v, kv->type, row + e);
+        }
+    }
+    const float inv = 1.0f / sum;
+    for (int e = 0; e < head_dim; e++)
+        out[e] *= inv;
+}
+
+void ops_attend_portable(float *out, const float *q, int n_q, const ops_kv_rows *kv, int32_t lo, int32_t n_pos,
+                         int head_dim, float scale)
+{
+    for (int h = 0; h < n_q; h++)
+        attend_head_portable(out + (size_t)h * head_dim, q + (size_t)h * head_dim, kv, lo, n_pos, head_dim, scale);
+}
+
+void ops_attend(float *out, const float *q, int n_q, const ops_kv_rows *kv, int32_t lo, int32_t n_pos, int head_dim,
+                float scale)
 {
 #if defined(__x86_64__) || defined(__i386__)
     if (head_dim % 8 == 0 && matmul_uses_avx2()) {
-        ops_attend_head_avx2(out, q, k, v, stride, ring, lo, n_pos, head_dim, scale, scores);
+        ops_attend_avx2(out, q, n_q, kv, lo, n_pos, head_dim, scale);
         return;
     }
 #endif
-    ops_attend_head_portable(out, q, k, v, stride, ring, lo, n_pos, head_dim, scale, scores);
+    ops_attend_portable(out, q, n_q, kv, lo, n_pos, head_dim, scale);
 }

@@ -6,6 +6,12 @@
 
 #include <string.h>
 
+#include "borg/cpu.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #define QK 32
 #define QK_K 256
 #define K_SCALE_SIZE 12
@@ -159,6 +165,31 @@ uint16_t quant_f32_to_f16(float f)
     if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
         h++;
     return (uint16_t)(sign | h);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C rounds as quant_f32_to_f16 does (to nearest even; a NaN keeps its
+ * top payload bits, made quiet), so both give the same bits. */
+__attribute__((target("avx,f16c"))) static void f32_to_f16_row_f16c(const float *x, uint16_t *y, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        y[i] = quant_f32_to_f16(x[i]);
+}
+#endif
+
+void quant_f32_to_f16_row(const float *x, uint16_t *y, int64_t n)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (cpu_isa() >= BORG_ISA_AVX2) {
+        f32_to_f16_row_f16c(x, y, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        y[i] = quant_f32_to_f16(x[i]);
 }
 
 static void deq_f32(const uint8_t *src, float *dst, int64_t n) { memcpy(dst, src, (size_t)n * sizeof(float)); }

@@ -14,6 +14,7 @@
 #include "borg/h5out.h"
 #include "borg/idset.h"
 #include "borg/jobs.h"
+#include "borg/kvcache.h"
 #include "borg/log.h"
 #include "borg/proc.h"
 #include "borg/progress.h"
@@ -580,6 +581,7 @@ static char *params_json(const coordinator *c)
     cJSON_AddNumberToObject(o, "slots", c->spec.n_slots);
     cJSON_AddNumberToObject(o, "batch_tokens", c->spec.batch_tokens);
     cJSON_AddStringToObject(o, "activations", c->spec.q8_activations ? "q8" : "f32");
+    cJSON_AddStringToObject(o, "kv_dtype", kv_dtype_name((borg_dtype)c->spec.kv_dtype));
     cJSON_AddNumberToObject(o, "replicas", c->spec.replicas);
     cJSON_AddNumberToObject(o, "stages", c->spec.stages);
     cJSON *layers = cJSON_AddArrayToObject(o, "layers");

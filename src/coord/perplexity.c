@@ -10,6 +10,7 @@
 
 #include "borg/coordinator.h"
 #include "borg/gguf.h"
+#include "borg/kvcache.h"
 #include "borg/matmul.h"
 #include "borg/proc.h"
 #include "borg/tokenizer.h"
@@ -148,6 +149,7 @@ static borg_status write_summary(const borg_config *cfg, int n_ctx, int n_chunks
     cJSON_AddNumberToObject(o, "text_tokens", (double)n_tokens);
     cJSON_AddNumberToObject(o, "scored_tokens", (double)count);
     cJSON_AddStringToObject(o, "activations", matmul_q8_activations() ? "q8" : "f32");
+    cJSON_AddStringToObject(o, "kv_dtype", kv_dtype_name(cfg->kv_dtype));
     cJSON_AddNumberToObject(o, "perplexity", ppl);
     cJSON_AddNumberToObject(o, "perplexity_error", ppl_err);
     cJSON *chunks = cJSON_AddArrayToObject(o, "chunk_perplexity");
@@ -233,8 +235,9 @@ borg_status perplexity_run(const borg_config *cfg, borg_net *net, FILE *out, bor
         const double mean = sum / count, var = sum2 / count - mean * mean;
         const double ppl = exp(mean);
         const double ppl_err = var > 0 && count > 1 ? sqrt(var / (count - 1)) * ppl : 0;
-        fprintf(out, "perplexity: %.4f +/- %.5f (%d chunks of %d tokens, %ld scored, %s activations)\n", ppl, ppl_err,
-                n_chunks, n_ctx, count, matmul_q8_activations() ? "q8" : "f32");
+        fprintf(out, "perplexity: %.4f +/- %.5f (%d chunks of %d tokens, %ld scored, %s activations, %s KV cache)\n",
+                ppl, ppl_err, n_chunks, n_ctx, count, matmul_q8_activations() ? "q8" : "f32",
+                kv_dtype_name(cfg->kv_dtype));
         st = write_summary(cfg, n_ctx, n_chunks, n_tokens, count, ppl, ppl_err, nll, proc_now_s() - t0, err);
     }
     free(nll);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "borg/family.h"
+#include "borg/kvcache.h"
 #include "borg/matmul.h"
 
 int32_t spec_slot_ctx(int32_t requested, int32_t model_ctx)
@@ -46,6 +47,7 @@ borg_status spec_make(const borg_config *cfg, const gguf_file *f, const borg_top
     out->batch_tokens = cfg->batch_tokens;
     out->q8_activations = matmul_q8_activations();
     out->wire_dtype = cfg->wire_dtype;
+    out->kv_dtype = cfg->kv_dtype;
     out->generation = generation;
     out->trace = cfg->trace != NULL;
     return BORG_OK;
@@ -61,7 +63,7 @@ borg_status spec_decode(const void *payload, uint64_t len, borg_spec *out, borg_
         return borg_fail(err, BORG_EINPUT, "the run spec from rank 0 has version %u, this build %u", out->version,
                          SPEC_VERSION);
     if (out->stages < 1 || out->stages > PLAN_MAX_STAGES || out->replicas < 1 || out->n_slots < 1 ||
-        out->slot_ctx < 2 || out->batch_tokens < 1)
+        out->slot_ctx < 2 || out->batch_tokens < 1 || !kv_dtype_supported((borg_dtype)out->kv_dtype))
         return borg_fail(err, BORG_EINPUT, "the run spec from rank 0 is malformed");
     out->arch[sizeof out->arch - 1] = '\0';
     return BORG_OK;
@@ -86,8 +88,8 @@ borg_status spec_check_ready(const borg_spec *spec, int rank, const stage_stats 
     if (got->options_hash != spec->options_hash)
         return borg_fail(err, BORG_EINPUT,
                          "rank %d (host %s) was started with other run options than rank 0 (--layers, --ctx, "
-                         "--slots, --batch-tokens, --wire-dtype, --replicas, --stages or --verify-model): rank 0 "
-                         "decides them; give every rank the same",
+                         "--slots, --batch-tokens, --wire-dtype, --kv-dtype, --replicas, --stages or "
+                         "--verify-model): rank 0 decides them; give every rank the same",
                          rank, host);
     if (got->asked_q8 >= 0 && got->asked_q8 != spec->q8_activations)
         return borg_fail(err, BORG_EINPUT,
@@ -102,6 +104,9 @@ borg_status spec_check_ready(const borg_spec *spec, int rank, const stage_stats 
     if (got->q8_activations != spec->q8_activations)
         return borg_fail(err, BORG_EINPUT, "rank %d (host %s) computes with %s activations, the spec says %s", rank,
                          host, mode_name(got->q8_activations), mode_name(spec->q8_activations));
+    if (got->kv_dtype != spec->kv_dtype)
+        return borg_fail(err, BORG_EINPUT, "rank %d (host %s) keeps its KV cache in %s, the spec says %s", rank, host,
+                         kv_dtype_name((borg_dtype)got->kv_dtype), kv_dtype_name((borg_dtype)spec->kv_dtype));
     if (got->slot_ctx != spec->slot_ctx || got->kv_slots != spec->n_slots)
         return borg_fail(err, BORG_EINPUT,
                          "rank %d (host %s) holds %d sequences of %d positions; the spec says %d of %d", rank, host,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "borg/kvcache.h"
 #include "borg/log.h"
 #include "borg/proc.h"
 
@@ -45,16 +46,21 @@ static void add_rank(const run_summary *s, cJSON *ranks, int i)
     cJSON_AddNumberToObject(r, "busy_fraction", busy);
     cJSON_AddNumberToObject(r, "peak_rss_mib", st->peak_rss_mib);
     cJSON_AddNumberToObject(r, "threads", st->threads);
+    cJSON_AddStringToObject(r, "kv_dtype", kv_dtype_name((borg_dtype)st->kv_dtype));
+    cJSON_AddNumberToObject(r, "kv_bytes_per_token", (double)st->kv_bytes_per_token);
     cJSON_AddItemToArray(ranks, r);
     log_event(LOG_INFO, "rank_summary", NULL,
               LOG_FIELDS(LOG_I("of_rank", rank), LOG_I("replica", st->replica), LOG_I("stage", st->stage),
                          LOG_I("layer_begin", st->layer_begin), LOG_I("layer_end", st->layer_end),
                          LOG_I("batches", st->batches), LOG_F("busy_fraction", busy),
-                         LOG_F("peak_rss_mib", st->peak_rss_mib)),
+                         LOG_F("peak_rss_mib", st->peak_rss_mib),
+                         LOG_S("kv_dtype", kv_dtype_name((borg_dtype)st->kv_dtype)),
+                         LOG_I("kv_bytes_per_token", st->kv_bytes_per_token)),
               "  rank %d: replica %d stage %d, layers %d-%d, %d thread(s), %lld batches, busy %.0f%%, peak memory "
-              "%.1f MiB%s",
+              "%.1f MiB, KV cache %s %.1f KiB per token%s",
               rank, st->replica, st->stage, st->layer_begin, st->layer_end - 1, st->threads, (long long)st->batches,
-              busy * 100, st->peak_rss_mib, s->in_process ? " (in rank 0's process)" : "");
+              busy * 100, st->peak_rss_mib, kv_dtype_name((borg_dtype)st->kv_dtype), st->kv_bytes_per_token / 1024.0,
+              s->in_process ? " (in rank 0's process)" : "");
 }
 
 void summary_write(const run_summary *s)
@@ -66,16 +72,28 @@ void summary_write(const run_summary *s)
     int64_t crc = s->damaged_frames;
     for (int i = 0; i < s->n_ranks; i++)
         crc += s->ranks[i].crc_errors;
+    /* A token's KV memory: the share of each stage of one pipeline. */
+    int64_t kv_token = 0;
+    const char *kv_dtype = NULL;
+    for (int i = 0; i < s->n_ranks; i++)
+        if (s->ranks[i].replica == 0) {
+            kv_token += s->ranks[i].kv_bytes_per_token;
+            kv_dtype = kv_dtype_name((borg_dtype)s->ranks[i].kv_dtype);
+        }
+    char kv[64] = "";
+    if (kv_dtype)
+        snprintf(kv, sizeof kv, "; KV cache %s, %.1f KiB per token", kv_dtype, kv_token / 1024.0);
     if (results_resumed(w))
         log_event(LOG_INFO, "resumed", NULL, LOG_FIELDS(LOG_I("results", results_resumed(w))),
                   "resumed: %ld results were already in %s", results_resumed(w), s->results_path);
     log_event(LOG_INFO, "run_summary", NULL,
               LOG_FIELDS(LOG_I("ok", ok), LOG_I("error", bad), LOG_I("timeout", to), LOG_I("cancelled", cn),
                          LOG_I("prompt_tokens", s->prompt_tokens), LOG_I("generated_tokens", s->generated_tokens),
-                         LOG_F("wall_s", s->wall_s), LOG_I("recoveries", s->recoveries), LOG_I("damaged_frames", crc)),
+                         LOG_F("wall_s", s->wall_s), LOG_I("recoveries", s->recoveries), LOG_I("damaged_frames", crc),
+                         LOG_S("kv_dtype", kv_dtype), LOG_I("kv_bytes_per_token", kv_token)),
               "%ld jobs (%ld ok, %ld error, %ld timeout, %ld cancelled); %ld prompt + %ld generated tokens in %.2f s "
-              "(%.1f generated tokens/s)",
-              ok + bad + to + cn, ok, bad, to, cn, s->prompt_tokens, s->generated_tokens, s->wall_s, tps);
+              "(%.1f generated tokens/s)%s",
+              ok + bad + to + cn, ok, bad, to, cn, s->prompt_tokens, s->generated_tokens, s->wall_s, tps, kv);
     if (crc)
         log_msg(LOG_INFO, "  %lld damaged frame(s) detected and their batches recomputed", (long long)crc);
 
@@ -94,6 +112,9 @@ void summary_write(const run_summary *s)
     cJSON_AddNumberToObject(o, "recoveries", s->recoveries);
     cJSON_AddNumberToObject(o, "replicas", s->replicas);
     cJSON_AddNumberToObject(o, "stages", s->stages);
+    if (kv_dtype)
+        cJSON_AddStringToObject(o, "kv_dtype", kv_dtype);
+    cJSON_AddNumberToObject(o, "kv_bytes_per_token", (double)kv_token);
     cJSON *ranks = cJSON_AddArrayToObject(o, "ranks");
     double rss0 = proc_peak_rss_mib();
     const char *role = s->in_process ? "coordinator+stage" : "coordinator";

@@ -29,9 +29,6 @@ typedef struct {
     float *up;           /* n x ffn */
     float *angles;       /* n x rope_dim: cos, sin of each rotary pair, per token (global layers) */
     float *angles_local; /* the same for sliding-window layers, whose rope differs */
-    int32_t cap_scores;
-    int score_threads;
-    float *scores; /* score_threads x cap_scores */
 } scratch;
 
 struct borg_model {
@@ -246,7 +243,6 @@ void model_free(borg_model *m)
     free(s->proj);
     free(s->gate);
     free(s->up);
-    free(s->scores);
     free(s->angles);
     free(s->angles_local);
     free(m);
@@ -258,8 +254,8 @@ size_t model_weight_bytes(const borg_model *m) { return m->weight_bytes; }
 
 size_t model_packed_bytes(const borg_model *m) { return m->packed_bytes; }
 
-borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk, borg_kvcache *kv,
-                            borg_err *err)
+borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, int32_t max_chunk, borg_dtype dtype,
+                            borg_kvcache *kv, borg_err *err)
 {
     const borg_hparams *hp = &m->hp;
     int n = m->layer_end - m->layer_begin;
@@ -268,7 +264,7 @@ borg_status model_kv_create(const borg_model *m, int n_slots, int32_t slot_ctx, 
         return borg_fail(err, BORG_ENOMEM, "out of memory for the KV cache");
     for (int l = 0; l < n; l++)
         windows[l] = family_layer_window(hp, m->layer_begin + l);
-    borg_status st = kv_create(n, n_slots, slot_ctx, hp->n_kv_head * hp->head_dim, windows, max_chunk, kv, err);
+    borg_status st = kv_create(n, n_slots, slot_ctx, hp->n_kv_head * hp->head_dim, windows, max_chunk, dtype, kv, err);
     free(windows);
     return st;
 }
@@ -282,7 +278,7 @@ static borg_status grow(float **p, size_t n)
     return BORG_OK;
 }
 
-static borg_status reserve_scratch(borg_model *m, int n, int32_t ctx, int threads, borg_err *err)
+static borg_status reserve_scratch(borg_model *m, int n, borg_err *err)
 {
     scratch *s = &m->s;
     const borg_hparams *hp = &m->hp;
@@ -295,14 +291,6 @@ static borg_status reserve_scratch(borg_model *m, int n, int32_t ctx, int thread
             (hp->window && grow(&s->angles_local, (size_t)n * hp->rope_dim)))
             return borg_fail(err, BORG_ENOMEM, "out of memory for a batch of %d tokens", n);
         s->cap_tokens = n;
-    }
-    if (ctx > s->cap_scores || threads > s->score_threads) {
-        int32_t c = ctx > s->cap_scores ? ctx : s->cap_scores;
-        int t = threads > s->score_threads ? threads : s->score_threads;
-        if (grow(&s->scores, (size_t)c * t))
-            return borg_fail(err, BORG_ENOMEM, "out of memory for attention scores");
-        s->cap_scores = c;
-        s->score_threads = t;
     }
     return BORG_OK;
 }
@@ -330,14 +318,20 @@ typedef struct {
     const borg_kvcache *kv;
     int layer; /* stage-local */
     const int32_t *slot, *pos;
-    int n; /* tokens */
+    int n;     /* tokens */
+    int heads; /* query heads per item: a KV head's group, or 1 */
 } attn_job;
 
-/* One item per (query head, token), head-major: a token's cost grows with
- * its position, so in a prefill the later tokens cost most, and a split of
- * token-major items would hand one thread most of the work. Each item reads
- * its slot's cache up to and including its own position (within its
- * window on a sliding-window layer), which this batch has already written. */
+/* One item per (run of `heads` query heads of one KV head, token): a KV
+ * head's group attends together, reading its cached rows once, unless the
+ * batch has too few tokens to keep the threads busy that way (a decode
+ * step); a head's answer is the same bits either way. A token's cost grows
+ * with its position, so in a prefill the later tokens cost most; the
+ * threads take contiguous ranges of items, so within a run of heads the
+ * tokens are taken from both ends in turn (0, n-1, 1, n-2, ...), and any
+ * range costs about its share. Each item reads its slot's cache up to and
+ * including its own position (within its window on a sliding-window
+ * layer), which this batch has already written. */
 static void attention_items(void *ctx, int64_t begin, int64_t end, int thread)
 {
     const attn_job *job = ctx;
@@ -346,17 +340,14 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int thread)
     const borg_kvcache *kv = job->kv;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_kv_head;
     const size_t q_dim = (size_t)hp->n_head * hd;
-    const int32_t window = kv->window[job->layer], ring = kv->rows[job->layer];
-    float *scores = m->s.scores + (size_t)thread * m->s.cap_scores;
+    const int32_t window = kv->window[job->layer];
     for (int64_t it = begin; it < end; it++) {
-        int h = (int)(it / job->n);
-        int64_t i = it % job->n;
-        int kvh = h / group;
+        const int h = (int)(it / job->n) * job->heads;
+        const int64_t k = it % job->n, i = k % 2 ? job->n - 1 - k / 2 : k / 2;
         int32_t lo = window && job->pos[i] >= window ? job->pos[i] - window + 1 : 0;
-        const float *k0 = kv_k(kv, job->layer, job->slot[i]) + (size_t)kvh * hd;
-        const float *v0 = kv_v(kv, job->layer, job->slot[i]) + (size_t)kvh * hd;
-        ops_attend_head(m->s.att + i * q_dim + (size_t)h * hd, m->s.q + i * q_dim + (size_t)h * hd, k0, v0, kv->kv_dim,
-                        ring, lo, job->pos[i] - lo + 1, hd, hp->attn_scale, scores);
+        const ops_kv_rows rows = kv_head_rows(kv, job->layer, job->slot[i], h / group * hd);
+        const size_t first = i * q_dim + (size_t)h * hd;
+        ops_attend(m->s.att + first, m->s.q + first, job->heads, &rows, lo, job->pos[i] - lo + 1, hd, hp->attn_scale);
     }
 }
 
@@ -379,7 +370,6 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     const int dim = hp->dim, hd = hp->head_dim;
     const size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)hp->n_kv_head * hd;
     const float *angles = family_layer_window(hp, m->layer_begin + l) ? s->angles_local : s->angles;
-    const int32_t ring = kv->rows[l];
 
     rmsnorm_rows(s->xb, x, w->attn_norm, n, dim, hp->rms_eps);
     if (matmul(&w->wq, s->xb, n, s->q, pool) || matmul(&w->wk, s->xb, n, s->k, pool) ||
@@ -401,12 +391,13 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
             ops_rope_apply(s->q + i * q_dim + (size_t)h * hd, cs, hp->rope_dim, hp->family->rope_neox);
         for (int h = 0; h < hp->n_kv_head; h++)
             ops_rope_apply(s->k + i * kv_dim + (size_t)h * hd, cs, hp->rope_dim, hp->family->rope_neox);
-        size_t row = (size_t)(pos[i] % ring) * kv_dim;
-        memcpy(kv_k(kv, l, slot[i]) + row, s->k + i * kv_dim, kv_dim * sizeof(float));
-        memcpy(kv_v(kv, l, slot[i]) + row, s->v + i * kv_dim, kv_dim * sizeof(float));
+        kv_put(kv, l, slot[i], pos[i], s->k + i * kv_dim, s->v + i * kv_dim);
     }
-    attn_job aj = {m, kv, l, slot, pos, n};
-    pool_run(pool, attention_items, &aj, (int64_t)n * hp->n_head, 1);
+    /* Fewer than 4 groups per thread leave threads idle at the end. */
+    const int group = hp->n_head / hp->n_kv_head;
+    const int heads = (int64_t)n * hp->n_kv_head >= 4 * pool_threads(pool) ? group : 1;
+    attn_job aj = {m, kv, l, slot, pos, n, heads};
+    pool_run(pool, attention_items, &aj, (int64_t)n * (hp->n_head / heads), 1);
     if (matmul(&w->wo, s->att, n, s->proj, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
     if (w->bo)
@@ -471,7 +462,7 @@ borg_status model_forward(borg_model *m, borg_kvcache *kv, float *x, const int32
                              (int)slot[i], (int)pos[i], kv->n_slots, (int)kv->slot_ctx);
     borg_status st = check_rings(kv, slot, pos, n, err);
     if (!st)
-        st = reserve_scratch(m, n, kv->slot_ctx, pool_threads(pool), err);
+        st = reserve_scratch(m, n, err);
     if (st)
         return st;
     /* Every head of every layer of a kind rotates a token by the same
@@ -504,7 +495,7 @@ borg_status model_logits(borg_model *m, const float *x, int n, float *logits, bo
 {
     if (!m->with_head)
         return borg_fail(err, BORG_EINTERNAL, "this stage has no output head");
-    borg_status st = reserve_scratch(m, n, 1, pool_threads(pool), err);
+    borg_status st = reserve_scratch(m, n, err);
     if (st)
         return st;
     const int dim = m->hp.dim;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "borg/kvcache.h"
 #include "borg/quant.h"
 
 static size_t elements(const gguf_tensor *t)
@@ -142,7 +143,6 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
         return st;
     }
     out->n_stages = n_stages;
-    size_t kv_layer = 2 * (size_t)hp->n_kv_head * hp->head_dim * sizeof(float);
     for (int s = 0; s < n_stages; s++) {
         out->begin[s] = cut[s];
         out->end[s] = cut[s + 1];
@@ -161,33 +161,36 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
             if (family_layer_window(hp, l))
                 out->window_layers[s]++;
             else
-                out->kv_bytes_per_token[s] += kv_layer;
+                out->global_layers[s]++;
         }
     }
     free(cost);
     return BORG_OK;
 }
 
-void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens, FILE *out)
+void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t slot_ctx, int batch_tokens,
+                borg_dtype kv_dtype, FILE *out)
 {
     /* A sliding-window layer's ring, as kv_create sizes it. */
     int64_t ring = hp->window ? (int64_t)hp->window + batch_tokens - 1 : 0;
     if (ring > slot_ctx)
         ring = slot_ctx;
-    const double ring_bytes = 2.0 * hp->n_kv_head * hp->head_dim * sizeof(float) * (double)ring;
+    const int kv_dim = hp->n_kv_head * hp->head_dim;
+    const double ring_bytes = (double)kv_bytes_per_position(1, kv_dim, kv_dtype) * (double)ring;
     fprintf(out, "%-6s %-10s %-8s %12s %12s %14s\n", "stage", "layers", "count", "weights MiB", "M params",
             "kv MiB (max)");
     for (int s = 0; s < p->n_stages; s++) {
         char range[32];
         snprintf(range, sizeof range, "%d-%d", p->begin[s], p->end[s] - 1);
-        double kv = ((double)p->kv_bytes_per_token[s] * slot_ctx + ring_bytes * p->window_layers[s]) * n_slots /
-                    1048576.0;
+        double kv = ((double)kv_bytes_per_position(p->global_layers[s], kv_dim, kv_dtype) * slot_ctx +
+                     ring_bytes * p->window_layers[s]) *
+                    n_slots / 1048576.0;
         fprintf(out, "%-6d %-10s %-8d %12.1f %12.1f %14.1f%s%s\n", s, range, p->end[s] - p->begin[s],
                 p->weight_bytes[s] / 1048576.0, p->params[s] / 1e6, kv, s == 0 ? "  +embedding" : "",
                 s == p->n_stages - 1 ? "  +output head" : "");
     }
-    fprintf(out, "(%d layers; KV for %d slots x %d positions, reserved lazily: only what is used is resident)\n",
-            hp->n_layer, n_slots, (int)slot_ctx);
+    fprintf(out, "(%d layers; KV in %s for %d slots x %d positions, reserved lazily: only what is used is resident)\n",
+            hp->n_layer, kv_dtype_name(kv_dtype), n_slots, (int)slot_ctx);
     if (hp->window)
         fprintf(out, "(sliding-window layers keep %lld positions per slot: window %d + batch budget %d - 1)\n",
                 (long long)ring, (int)hp->window, batch_tokens);

@@ -3,7 +3,8 @@
 
 tests/goldens/continuations.json (tests/tools/make_model_goldens.py) holds,
 per model and job, llama.cpp's prompt ids and greedy continuation with the
-top-2 logit margin of each step. Both engines multiply quantized weights by
+top-2 logit margin of each step, made with an F32 KV cache: borg-infer runs
+with --kv-dtype f32 to match. Both engines multiply quantized weights by
 8-bit activations, but not by the same code, so their logits differ by a
 little and a continuation may part where llama.cpp's own top two were
 close. This test runs each job as written (prompt text, or messages through
@@ -52,7 +53,7 @@ def main():
             for i, e in enumerate(args.expect):
                 f.write(json.dumps({"id": f"expect-{i}", "prompt": e.split("=>")[0], "max_tokens": 8,
                                     "temperature": 0}) + "\n")
-        _, _, results, _ = borgrun.run(args.borg, args.model, jobs, extra=["--threads", "2"])
+        _, _, results, _ = borgrun.run(args.borg, args.model, jobs, extra=["--threads", "2", "--kv-dtype", "f32"])
     by_id = {r["id"]: r for r in results}
     for i, e in enumerate(args.expect):
         prompt, text = e.split("=>")

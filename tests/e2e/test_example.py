@@ -1,9 +1,12 @@
 """The example batch on the default model: one result per job, all ok, and
 answers that make sense (the capital of France is Paris). Under mpiexec,
 also the default thread count: unbound stage ranks on one node divide its
-CPUs between them instead of each taking them all."""
+CPUs between them instead of each taking them all; in one process, the same
+answers (sampled ones included) on 1, 2 or 3 threads."""
 import argparse
+import json
 import os
+import tempfile
 
 from borgrun import Checker, count_jobs, result_id, run, text_of, token_ids
 
@@ -42,4 +45,21 @@ if args.np > 1:
             f"{want} thread(s) each (got {[r['threads'] for r in stages]})")
     c.check({result_id(r): token_ids(r) for r in again} == {result_id(r): token_ids(r) for r in results},
             "the thread count does not change the answers")
+else:
+    # The last stage samples a batch's rows on all its threads: the example
+    # batch and a batch of sampled jobs answer the same on 1 or 3 of them.
+    fd, sampled = tempfile.mkstemp(suffix=".jsonl")
+    with os.fdopen(fd, "w") as f:
+        for i, (t, extra) in enumerate([(0.8, {"top_p": 0.95}), (1.0, {}), (0.7, {"top_k": 40}),
+                                        (1.2, {"min_p": 0.05}), (0.9, {"top_p": 0.9}), (1.0, {"top_p": 0.99})]):
+            f.write(json.dumps({"id": f"s{i}", "prompt": "Once upon a time", "max_tokens": 24,
+                                "temperature": t, "seed": i, **extra}) + "\n")
+    for jobs in (args.jobs, sampled):
+        answers = {}
+        for threads in ("1", "2", "3"):
+            _, _, got, _ = run(args.borg, args.model, jobs, extra=["--threads", threads])
+            answers[threads] = {result_id(r): token_ids(r) for r in got}
+        c.check(answers["1"] == answers["2"] == answers["3"] and len(answers["1"]) == count_jobs(jobs),
+                f"{os.path.basename(jobs)}: the same answers on 1, 2 and 3 threads")
+    os.unlink(sampled)
 c.done()

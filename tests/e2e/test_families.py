@@ -5,8 +5,8 @@ tests/goldens/families.json holds, per family, llama.cpp's greedy ids
 (F32 weights, F32 KV cache: an exact peer up to summation order) for a few
 prompts of token ids, made by tests/tools/make_family_goldens.py. This test
 rebuilds each model with tests/tools/make_family_model.py (numpy and gguf,
-no llama.cpp), runs borg-infer on the same prompts with --activations f32,
-and requires identical ids. Where the ids part, the step must be a near
+no llama.cpp), runs borg-infer on the same prompts with --activations f32
+and --kv-dtype f32, and requires identical ids. Where the ids part, the step must be a near
 tie in llama.cpp's own logits (its recorded top-2 margin below --tie), and
 the test says so; anything else fails.
 
@@ -53,7 +53,7 @@ def main():
                     f.write(json.dumps({"id": f"p{i}", "prompt_token_ids": p["prompt_ids"],
                                         "max_tokens": len(p["ids"]), "ignore_eos": True,
                                         "temperature": 0}) + "\n")
-            extra = ["--activations", "f32", "--threads", "1" if args.np > 1 else "2"]
+            extra = ["--activations", "f32", "--kv-dtype", "f32", "--threads", "1" if args.np > 1 else "2"]
             if args.batch_tokens:
                 extra += ["--batch-tokens", args.batch_tokens]
             _, _, results, _ = borgrun.run(args.borg, model, jobs, np=args.np, mpiexec=args.mpiexec, extra=extra)

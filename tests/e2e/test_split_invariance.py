@@ -1,7 +1,8 @@
 """Token-for-token the same answers however the layers are split: every
 job of the given files, run in one process and then through pipelines of
 1 to 4 stages, an uneven --layers split and 2 replicas of 2 stages; in the
-activation mode --activations names (the default's when not given)."""
+activation mode --activations names and with the KV cache --kv-dtype names
+(the defaults when not given)."""
 import argparse
 
 from borgrun import Checker, result_id, run, token_ids
@@ -12,6 +13,7 @@ ap.add_argument("--model", required=True)
 ap.add_argument("--mpiexec", required=True)
 ap.add_argument("--uneven", required=True, help="a --layers value for 3 stages, e.g. 3,20,7")
 ap.add_argument("--activations", help="passed to borg-infer run: q8 or f32")
+ap.add_argument("--kv-dtype", help="passed to borg-infer run: f16 or f32")
 ap.add_argument("jobs", nargs="+")
 args = ap.parse_args()
 
@@ -25,6 +27,7 @@ configs = [
     ("K=5 2 replicas x 2 stages", 5, ["--replicas", "2"]),
 ]
 mode = ["--activations", args.activations] if args.activations else []
+mode += ["--kv-dtype", args.kv_dtype] if args.kv_dtype else []
 c = Checker("split-invariance")
 for jobs in args.jobs:
     baseline = None

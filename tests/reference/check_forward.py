@@ -1,12 +1,23 @@
 #!/usr/bin/env python3
 """Holds the C forward pass (tests/forward_dump) against the numpy reference
-(ref_llama.py), twice per prompt:
-  - f32 activations (BORG_Q8_ACTIVATIONS=0): logits at every step within
-    compare_logits.py's default tolerance and identical greedy continuations;
-  - 8-bit activations, the engine's default, against a reference that rounds
-    them the same way (--q8-act): within Q8_RTOL of the step's largest logit, and the
+(ref_llama.py), three times per prompt:
+  - f32 activations (BORG_Q8_ACTIVATIONS=0) and an f32 KV cache: logits at
+    every step within compare_logits.py's default tolerance and identical
+    greedy continuations;
+  - f32 activations and the default f16 KV cache, against a reference that
+    stores its keys and values as f16 too (--kv-f16): within F16_RTOL of the
+    step's largest logit and identical continuations. It cannot be as tight
+    as f32: the reference rounds its float64 keys, the engine its float32
+    ones, so now and then an element near a halfway point rounds the other
+    way, a step of 2^-11 of it (measured on SmolLM2-135M Q4_1: up to 4.6e-4
+    of the largest logit, tiny models up to 6e-5; against the f32 reference
+    the f16 cache moves them by up to 9.2e-4, so this pass catches a wrong
+    row or scale, not a wrong rounding mode);
+  - 8-bit activations and the f16 cache, the engine's defaults, against a
+    reference that rounds both the same way (--q8-act --kv-f16): within
+    Q8_RTOL of the step's largest logit, and the
     continuations may part only at a near-tie (see compare_logits.py for why
-    this cannot be tight; measured on SmolLM2-135M Q4_1: up to 5.3% of the
+    this cannot be tight; measured on SmolLM2-135M Q4_1: up to 5.6% of the
     largest logit, tiny models up to 0.3%).
 
     check_forward.py --dump build/tests/forward_dump --model M.gguf --gen 32
@@ -60,26 +71,37 @@ def run(cmd):
 
 
 Q8_RTOL = 0.1
+F16_RTOL = 1e-3
 
 
-def compare(ref, got, label, q8):
-    opts = ["--atol", "0", "--rtol", str(Q8_RTOL), "--tie", "1"] if q8 else []
+def compare(ref, got, label, q8, kv):
+    if q8:
+        opts = ["--atol", "0", "--rtol", str(Q8_RTOL), "--tie", "1"]
+    else:
+        opts = ["--atol", "0", "--rtol", str(F16_RTOL)] if kv == "f16" else []
     p = run([PY, os.path.join(HERE, "compare_logits.py"), ref, got] + opts)
     last = (p.stdout.strip().splitlines() or [""])[-1]
     print(f"{label}: {last}")
     return p.returncode == 0
 
 
+# (8-bit activations, KV cache type) of each pass.
+PASSES = [(False, "f32"), (False, "f16"), (True, "f16")]
+
+
 def check_model(dump, model, prompts, gen, work, label):
     failed = passed = 0
-    for q8 in (False, True):
-        mode = "8-bit act" if q8 else "f32 act"
+    for q8, kv in PASSES:
+        mode = f"{'8-bit' if q8 else 'f32'} act, {kv} KV"
+        tag = f"{'q8' if q8 else 'f32'}-kv{kv}"
         refs = []
         cmd = [PY, os.path.join(HERE, "ref_llama.py"), "--model", model, "--gen", str(gen)]
         if q8:
             cmd.append("--q8-act")
+        if kv == "f16":
+            cmd.append("--kv-f16")
         for i, toks in enumerate(prompts):
-            refs.append(os.path.join(work, f"{label}-{'q8' if q8 else 'f32'}-ref{i}.bin"))
+            refs.append(os.path.join(work, f"{label}-{tag}-ref{i}.bin"))
             cmd += ["--tokens", toks, "--out", refs[-1]]
         if run(cmd).returncode:
             failed += len(prompts)
@@ -88,15 +110,15 @@ def check_model(dump, model, prompts, gen, work, label):
         env["BORG_Q8_ACTIVATIONS"] = "1" if q8 else "0"
         for i, toks in enumerate(prompts):
             threads, chunk, slot = LAYOUTS[i % len(LAYOUTS)]
-            out = os.path.join(work, f"{label}-{'q8' if q8 else 'f32'}-c{i}.bin")
+            out = os.path.join(work, f"{label}-{tag}-c{i}.bin")
             p = subprocess.run([dump, "--model", model, "--tokens", toks, "--gen", str(gen), "--out", out,
-                                "--threads", threads, "--chunk", chunk, "--slot", slot],
+                                "--threads", threads, "--chunk", chunk, "--slot", slot, "--kv-dtype", kv],
                                capture_output=True, text=True, env=env)
             if p.returncode:
                 sys.stderr.write(f"forward_dump failed ({p.returncode}):\n{p.stdout}{p.stderr}")
                 failed += 1
                 continue
-            ok = compare(refs[i], out, f"{label} {mode} prompt {i} (threads {threads}, chunk {chunk}, slot {slot})", q8)
+            ok = compare(refs[i], out, f"{label} {mode} prompt {i} (threads {threads}, chunk {chunk}, slot {slot})", q8, kv)
             passed, failed = passed + ok, failed + (not ok)
     return failed, passed
 

@@ -9,9 +9,11 @@ against it with compare_logits.py. With --q8-act one step copies the engine's
 8-bit activation mode (its default) on purpose: a matrix stored in a quantized type then
 multiplies 8-bit activations, so apply() rounds its input the way the engine's
 quantizer does (per 32 values, scale max|x| / 127, codes rounded to nearest
-even, in float32) before the float64 product.
+even, in float32) before the float64 product. With --kv-f16 another does:
+the keys and values are stored as the engine's default cache stores them,
+rounded to float32 and then to IEEE half (nearest even), and read back.
 
-    ref_llama.py --model M.gguf --tokens 1,2,3 [--gen 32] --out F.bin [--print] [--q8-act]
+    ref_llama.py --model M.gguf --tokens 1,2,3 [--gen 32] --out F.bin [--print] [--q8-act] [--kv-f16]
 
 runs the prompt, then greedy-decodes --gen tokens (argmax, no EOS stop), and writes
 
@@ -55,6 +57,12 @@ class Matrix:
 
 
 Q8_ACTIVATIONS = False  # --q8-act: the engine's default 8-bit activations
+KV_F16 = False  # --kv-f16: the engine's default f16 KV cache
+
+
+def kv_store(x):
+    """x as the KV cache holds it."""
+    return x.astype(np.float32).astype(np.float16).astype(np.float64) if KV_F16 else x
 
 
 def apply(x, mat):
@@ -183,8 +191,8 @@ class Session:
             q = apply(h, w["attn_q"]).reshape(n, m.n_head, m.k_dim)
             k = apply(h, w["attn_k"]).reshape(n, m.n_kv_head, m.k_dim)
             v = apply(h, w["attn_v"]).reshape(n, m.n_kv_head, m.v_dim)
-            self.k_cache[li, start:end] = rope(k, pos, m.rope_dim, m.rope_base)
-            self.v_cache[li, start:end] = v
+            self.k_cache[li, start:end] = kv_store(rope(k, pos, m.rope_dim, m.rope_base))
+            self.v_cache[li, start:end] = kv_store(v)
             keys, values = self.k_cache[li, :end], self.v_cache[li, :end]
 
             # Grouped-query attention: head h reads kv head h // group, so the
@@ -238,14 +246,17 @@ def main():
     ap.add_argument("--print", action="store_true", help="print the generated token ids, a line per prompt")
     ap.add_argument("--q8-act", action="store_true",
                     help="round activations to 8 bits as the engine does by default")
+    ap.add_argument("--kv-f16", action="store_true",
+                    help="store keys and values as f16, as the engine's default KV cache does")
     args = ap.parse_args()
     if args.out is not None and len(args.out) != len(args.tokens):
         ap.error("give one --out per --tokens")
     if args.gen < 0:
         ap.error("--gen must be >= 0")
 
-    global Q8_ACTIVATIONS
+    global Q8_ACTIVATIONS, KV_F16
     Q8_ACTIVATIONS = args.q8_act
+    KV_F16 = args.kv_f16
     model = LlamaModel(args.model)
     for i, text in enumerate(args.tokens):
         try:
