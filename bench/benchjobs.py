@@ -21,14 +21,16 @@ def arguments(doc, **defaults):
     return ap
 
 
-def write_jobs(path, n, max_tokens, prompt_words=(8, 64), seed=7):
-    """n jobs of prompt_words (lo, hi) random words each, max_tokens new tokens each."""
+def write_jobs(path, n, max_tokens, prompt_words=(8, 64), seed=7, fields=None):
+    """n jobs of prompt_words (lo, hi) random words each, max_tokens new tokens each; fields(i) (optional)
+    gives more fields of job i, e.g. its sampling parameters."""
     rng = random.Random(seed)
     lo, hi = prompt_words
     with open(path, "w") as f:
         for i in range(n):
             prompt = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(lo, hi) if hi > lo else lo))
-            f.write(json.dumps({"id": f"j{i}", "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True}) + "\n")
+            job = {"id": f"j{i}", "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True}
+            f.write(json.dumps({**job, **(fields(i) if fields else {})}) + "\n")
 
 
 def command(args, jobs, out, extra=()):

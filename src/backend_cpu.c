@@ -72,6 +72,8 @@ static borg_status cpu_logits(backend_state *b, const float *x, int n, float *lo
     return model_logits(b->model, x, n, logits, b->pool, err);
 }
 
+static borg_pool *cpu_host_pool(backend_state *b) { return b->pool; }
+
 const backend_ops backend_cpu = {
     .name = "cpu",
     .create = cpu_create,
@@ -82,4 +84,5 @@ const backend_ops backend_cpu = {
     .forward = cpu_forward,
     .final_norm = cpu_final_norm,
     .logits = cpu_logits,
+    .host_pool = cpu_host_pool,
 };

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "borg/sampler.h"
+#include "borg/threadpool.h"
 
 /* Rows whose logits are held at once when scoring a prompt: the output
  * head's pass over the weights is shared by this many tokens, and a large
@@ -15,11 +16,13 @@ struct borg_stage {
     stage_config cfg;
     const backend_ops *be;
     backend_state *compute;
-    borg_sampler *sampler;
+    borg_sampler **samplers; /* one per host thread */
+    int n_samplers;
     int32_t *slot, *pos; /* per token of the current batch */
     int cap_tokens;
-    float *rows;   /* hidden states of the sampled tokens */
-    float *logits; /* one row per sampled sequence */
+    float *rows;      /* hidden states of the sampled tokens */
+    float *logits;    /* one row per sampled sequence */
+    int *sampled_seq; /* the batch's sequence of each sampled row */
     int cap_rows;
 };
 
@@ -31,8 +34,13 @@ borg_status stage_create(const gguf_file *f, const stage_config *cfg, borg_stage
     s->cfg = *cfg;
     s->be = &backend_cpu;
     borg_status st = s->be->create(f, cfg, &s->compute, err);
-    if (!st && cfg->last)
-        st = sampler_create(s->be->hparams(s->compute)->n_vocab, &s->sampler, err);
+    if (!st && cfg->last) {
+        int n = pool_threads(s->be->host_pool(s->compute));
+        if (!(s->samplers = calloc((size_t)n, sizeof *s->samplers)))
+            st = borg_fail(err, BORG_ENOMEM, "out of memory for %d samplers", n);
+        for (; !st && s->n_samplers < n; s->n_samplers++)
+            st = sampler_create(s->be->hparams(s->compute)->n_vocab, &s->samplers[s->n_samplers], err);
+    }
     if (st) {
         stage_free(s);
         return st;
@@ -47,11 +55,14 @@ void stage_free(borg_stage *s)
         return;
     if (s->compute)
         s->be->destroy(s->compute);
-    sampler_free(s->sampler);
+    for (int i = 0; i < s->n_samplers; i++)
+        sampler_free(s->samplers[i]);
+    free(s->samplers);
     free(s->slot);
     free(s->pos);
     free(s->rows);
     free(s->logits);
+    free(s->sampled_seq);
     free(s);
 }
 
@@ -106,9 +117,12 @@ static borg_status reserve_rows(borg_stage *s, int n, borg_err *err)
     if (rows)
         s->rows = rows;
     float *logits = rows ? realloc(s->logits, sizeof(float) * (size_t)n * hp->n_vocab) : NULL;
-    if (!logits)
+    if (logits)
+        s->logits = logits;
+    int *seq = logits ? realloc(s->sampled_seq, sizeof *seq * (size_t)n) : NULL;
+    if (!seq)
         return borg_fail(err, BORG_ENOMEM, "out of memory for logits of %d rows", n);
-    s->logits = logits;
+    s->sampled_seq = seq;
     s->cap_rows = n;
     return BORG_OK;
 }
@@ -151,6 +165,30 @@ static borg_status score_seq(borg_stage *s, const borg_batch *b, const batch_seq
     return BORG_OK;
 }
 
+/* The sampled rows [begin, end) of a batch, on host thread `thread`: each
+ * row's token depends on its logits, seed and step alone, so the split
+ * between threads changes nothing. */
+typedef struct {
+    borg_stage *s;
+    const borg_batch *b;
+    batch_result *out; /* one per sampled row */
+} sample_job;
+
+static void sample_rows(void *ctx, int64_t begin, int64_t end, int thread)
+{
+    const sample_job *job = ctx;
+    borg_stage *s = job->s;
+    const int32_t n_vocab = stage_hp(s)->n_vocab;
+    for (int64_t r = begin; r < end; r++) {
+        const batch_seq *q = &job->b->seqs[s->sampled_seq[r]];
+        batch_result *o = &job->out[r];
+        o->req = q->req;
+        o->pos = -1;
+        o->token = sampler_pick(s->samplers[thread], s->logits + (size_t)r * n_vocab, &q->sampling, q->step,
+                                &o->logprob);
+    }
+}
+
 borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, stage_output *o, borg_err *err)
 {
     const borg_hparams *hp = stage_hp(s);
@@ -180,21 +218,15 @@ borg_status stage_sample(borg_stage *s, const borg_batch *b, const float *x, sta
     int n = 0, t = 0;
     for (int i = 0; i < b->n_seqs; i++) {
         t += b->seqs[i].n_tokens;
-        if (b->seqs[i].sample)
-            memcpy(s->rows + (size_t)n++ * hp->dim, x + (size_t)(t - 1) * hp->dim, sizeof(float) * hp->dim);
+        if (b->seqs[i].sample) {
+            memcpy(s->rows + (size_t)n * hp->dim, x + (size_t)(t - 1) * hp->dim, sizeof(float) * hp->dim);
+            s->sampled_seq[n++] = i;
+        }
     }
     if (n > 0 && (st = s->be->logits(s->compute, s->rows, n, s->logits, err)))
         return st;
-    for (int i = 0, r = 0; i < b->n_seqs; i++) {
-        const batch_seq *q = &b->seqs[i];
-        if (!q->sample)
-            continue;
-        out[k].req = q->req;
-        out[k].pos = -1;
-        out[k].token = sampler_pick(s->sampler, s->logits + (size_t)r++ * hp->n_vocab, &q->sampling, q->step,
-                                    &out[k].logprob);
-        k++;
-    }
-    o->n_res = k;
+    sample_job job = {s, b, out + k};
+    pool_run(s->be->host_pool(s->compute), sample_rows, &job, n, 1);
+    o->n_res = k + n;
     return BORG_OK;
 }

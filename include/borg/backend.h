@@ -13,6 +13,7 @@
 #include "borg/error.h"
 #include "borg/family.h"
 #include "borg/gguf.h"
+#include "borg/threadpool.h"
 #include "borg/quant.h"
 
 /* What one stage holds: layers [layer_begin, layer_end), the embedding on
@@ -46,6 +47,9 @@ typedef struct {
     borg_status (*final_norm)(backend_state *b, const float *x, int n, float *out, borg_err *err);
     /* logits (n x n_vocab) of the n rows of x (last stage); x unchanged. */
     borg_status (*logits)(backend_state *b, const float *x, int n, float *logits, borg_err *err);
+    /* The host threads (cfg->threads of them), which the stage borrows
+     * between calls for its own work on the logits: sampling. */
+    borg_pool *(*host_pool)(backend_state *b);
 } backend_ops;
 
 /* The CPU backend: model.c's forward pass over kernels/cpu, its KV cache in
