@@ -5,15 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 static const char *const names[BORG_ISA_COUNT] = {"portable", "avx2", "avx512"};
 
 const char *cpu_isa_name(borg_isa isa) { return isa >= 0 && isa < BORG_ISA_COUNT ? names[isa] : "unknown"; }
+
+#if defined(__x86_64__) || defined(__i386__)
+/* CPUID leaf 1, ECX bit 29: read directly, as clang's
+ * __builtin_cpu_supports has no name for it. */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
 
 static borg_isa probe(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")))
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()))
         return BORG_ISA_PORTABLE;
     if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&

@@ -326,7 +326,14 @@ typedef struct {
 VOCAB_PASSES(passes_portable, )
 #if defined(__x86_64__) || defined(__i386__)
 VOCAB_PASSES(passes_avx2, __attribute__((target("avx2"))))
-VOCAB_PASSES(passes_avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512"))))
+/* gcc keeps to 256-bit vectors on AVX-512 unless told otherwise; clang
+ * takes no such target option. */
+#ifdef __clang__
+#define PASSES_AVX512 "avx512f,avx512bw,avx512dq,avx512vl"
+#else
+#define PASSES_AVX512 "avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512"
+#endif
+VOCAB_PASSES(passes_avx512, __attribute__((target(PASSES_AVX512))))
 #endif
 
 static const vocab_passes *passes(void)
