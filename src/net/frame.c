@@ -425,7 +425,7 @@ borg_status frame_get_batch(const uint8_t *p, const frame_header *h, borg_batch 
     if (used != h->n_tokens)
         return borg_fail(err, BORG_EINPUT, "frame for batch %lld: sequences hold %lld tokens, header says %d", id,
                          (long long)used, h->n_tokens);
-    if (h->dim > 0 && x) {
+    if (h->dim > 0 && h->n_tokens > 0 && x) { /* an empty batch has no activations to copy */
         size_t n = (size_t)h->n_tokens * (size_t)h->dim;
         if (n > *x_cap) {
             float *nx = realloc(*x, n * sizeof *nx);
@@ -459,7 +459,7 @@ borg_status frame_get_results(const uint8_t *p, const frame_header *h, batch_res
         q = get(q, &rows[i].pos, sizeof rows[i].pos);
         q = get(q, &pad, sizeof pad);
     }
-    if (h->n_tokens)
+    if (h->n_tokens && h->dim)
         get(q, row_data, (size_t)h->n_tokens * (size_t)h->dim * sizeof(float));
     *n = h->n_seqs;
     return BORG_OK;
