@@ -80,23 +80,40 @@ check_recovered("the only stage", 2, [1])
 
 # A stage that is alive but stops answering (SIGSTOP) is declared dead by
 # ULFM's heartbeat detector: the run completes without it.
-out = os.path.join(tmp, "sigstop.jsonl")
 # The detector runs on its own thread, so that a rank busy computing (or a
 # slow, loaded machine) still answers heartbeats and only the stopped one
 # is declared dead.
-cmd = [args.mpiexec, "--with-ft", "ulfm", "--mca", "mpi_ft_detector", "true", "--mca", "mpi_ft_detector_thread", "true",
-       "--mca", "mpi_ft_detector_timeout", "4", "--mca", "mpi_ft_detector_period", "1", "--oversubscribe", "--bind-to", "none", "-np", "4", args.borg, "run",
-       "--model", args.model, "--jobs", jobs, "--out", out, "--force", *common]
-proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
-                        start_new_session=True)
-wait_for_lines(out, 3, proc)
-stopped = rank_pids(args.borg, jobs).get(2)
+def start_sigstop_run(out):
+    cmd = [args.mpiexec, "--with-ft", "ulfm", "--mca", "mpi_ft_detector", "true", "--mca", "mpi_ft_detector_thread",
+           "true", "--mca", "mpi_ft_detector_timeout", "4", "--mca", "mpi_ft_detector_period", "1", "--oversubscribe",
+           "--bind-to", "none", "-np", "4", args.borg, "run", "--model", args.model, "--jobs", jobs, "--out", out,
+           "--force", *common]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
+                            start_new_session=True)
+
+
+# A start that ends before its third line is not the case under test (once
+# seen in CI, with no output file and no stderr kept); it is reported with
+# its stderr and tried once more, so the next occurrence says why.
+out = os.path.join(tmp, "sigstop.jsonl")
+started = False
+for attempt in (1, 2):
+    proc = start_sigstop_run(out)
+    started = wait_for_lines(out, 3, proc)
+    if started:
+        break
+    if proc.poll() is None:
+        os.killpg(proc.pid, 9)
+    _, err = proc.communicate()
+    print(f"SIGSTOP: start {attempt} ended before 3 result lines (exit {proc.returncode}): {err[-2000:]}")
+c.check(started, "SIGSTOP: the run started and wrote its first lines")
+stopped = rank_pids(args.borg, jobs).get(2) if started else None
 if stopped:
     os.kill(stopped, 19)  # SIGSTOP
 end = time.time() + 120
-while time.time() < end and sum(1 for _ in open(out)) < N:
+while time.time() < end and os.path.exists(out) and sum(1 for _ in open(out)) < N:
     time.sleep(0.1)
-results = read_results(out)
+results = read_results(out) if os.path.exists(out) else []
 c.check(stopped is not None, "SIGSTOP: found rank 2")
 c.check(sorted(result_id(r) for r in results) == sorted(want), "SIGSTOP: every job answered without the stopped stage")
 c.check(all(token_ids(r) == want[result_id(r)] for r in results), "SIGSTOP: tokens identical")
