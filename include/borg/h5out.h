@@ -78,13 +78,16 @@ borg_status h5out_open(const char *path, int force, int resume, const h5out_meta
                        int (*keep)(const char *id, void *ctx), void *ctx, h5out **out, borg_err *err);
 
 /* Appends one job's row (and its embedding, when given) and flushes the
- * file (H5Fflush, global scope), then fdatasyncs it: a process killed after
- * this call leaves a file h5py opens with the row in it, and after a power
- * loss the file holds every row whose JSONL line (written afterwards) is
- * durable. A kill during the call can lose the file's consistency (HDF5
- * 1.10 has no journal). An embedding whose width is not the file's is
- * refused (BORG_EINPUT) and nothing is written. */
+ * file (H5Fflush, global scope): a process killed after this call leaves a
+ * file h5py opens with the row in it. A kill during the call can lose the
+ * file's consistency (HDF5 1.10 has no journal). An embedding whose width
+ * is not the file's is refused (BORG_EINPUT) and nothing is written. */
 borg_status h5out_append(h5out *h, const h5out_row *row, borg_err *err);
+
+/* Makes the rows appended so far durable (fdatasync): called before the
+ * JSONL lines of the same rows are, so that after a power loss the file
+ * holds every row whose line is durable. */
+borg_status h5out_sync(h5out *h, borg_err *err);
 
 /* Rows in /jobs, those resumed included. */
 int64_t h5out_rows(const h5out *h);

@@ -1,5 +1,7 @@
 /* The results file: one JSON line per job, appended as each job finishes
- * and made durable (fdatasync) before the job counts as done. OpenAI batch
+ * and made durable (fdatasync) before the job counts as done. Lines are
+ * made durable in groups (results_commit): one sync for every line written
+ * since the last, which is what lets a million tiny jobs through. OpenAI batch
  * input lines get OpenAI batch output lines; every other job gets the
  * native form {id, status, text, token_ids, finish_reason, usage, timings}. */
 #ifndef BORG_RESULTS_H
@@ -53,8 +55,18 @@ int results_resumed_has(const results_writer *w, const char *id);
 
 /* Results found in the file when it was resumed. */
 long results_resumed(const results_writer *w);
+/* Appends r's line in one write(2): a killed process leaves it whole or
+ * cut off, never half of it. The line is not durable (nor counted) until
+ * the next results_commit. A full disk: BORG_EINCOMPLETE, the file cut back
+ * to its last whole line. */
 borg_status results_write(results_writer *w, const borg_result *r, borg_err *err);
-/* Number of lines written, by status. */
+/* Lines written and not yet made durable. */
+long results_pending(const results_writer *w);
+/* Makes every line written so far durable with one fdatasync; then they
+ * count. If the sync fails for want of space the lines it covered are cut
+ * off (BORG_EINCOMPLETE): their jobs are --resume's to run again. */
+borg_status results_commit(results_writer *w, borg_err *err);
+/* Number of durable lines, by status. */
 long results_count(const results_writer *w, result_status s);
 borg_status results_close(results_writer *w, borg_err *err);
 

@@ -81,6 +81,9 @@ typedef struct {
     double t_start;
     int64_t *admitted;
     run_control *control;
+    double *latency_s; /* of the jobs whose lines await the next commit */
+    size_t n_latency, cap_latency;
+    double t_commit;
     int stopping; /* a stop signal or the deadline: read no more jobs */
     int recoveries;
     double drain_until; /* after a stop signal: when in-flight work is dropped */
@@ -142,12 +145,48 @@ static borg_status finish(coordinator *c, borg_request *q, result_status status,
     borg_status st = c->h5 ? h5_row(c, q, &res, known ? history : NULL, err) : BORG_OK;
     if (!st)
         st = results_write(c->out, &res, err);
+    if (!st && c->n_latency == c->cap_latency) {
+        size_t cap = c->cap_latency ? 2 * c->cap_latency : 256;
+        double *grown = realloc(c->latency_s, cap * sizeof *grown);
+        if (!grown)
+            st = borg_fail(err, BORG_ENOMEM, "out of memory finishing job '%s'", q->job.id);
+        else
+            c->latency_s = grown, c->cap_latency = cap;
+    }
     if (!st)
-        progress_job_done(c->progress, (t - q->t_read) / 1e3);
+        c->latency_s[c->n_latency++] = (t - q->t_read) / 1e3;
     c->gen_tokens += q->n_gen;
     sched_finish(sched, q->num);
     requests_close(c->reqs, q->num);
     return st;
+}
+
+/* Group commit: the lines written since the last commit are made durable
+ * with one sync (their HDF5 rows first); only then do their jobs count as
+ * done, in progress, metrics and the summary. */
+static borg_status commit(coordinator *c, borg_err *err)
+{
+    if (!c->out || !results_pending(c->out))
+        return BORG_OK;
+    borg_status st = c->h5 ? h5out_sync(c->h5, err) : BORG_OK;
+    if (!st)
+        st = results_commit(c->out, err);
+    if (st)
+        return st;
+    for (size_t i = 0; i < c->n_latency; i++)
+        progress_job_done(c->progress, c->latency_s[i]);
+    c->n_latency = 0;
+    c->t_commit = now_ms();
+    return BORG_OK;
+}
+
+/* A sync costs about the same for one line as for a thousand, so lines
+ * wait for one at most this long (or one step, when steps are longer). */
+#define COMMIT_EVERY_MS 5.0
+
+static borg_status commit_due(coordinator *c, borg_err *err)
+{
+    return now_ms() - c->t_commit >= COMMIT_EVERY_MS ? commit(c, err) : BORG_OK;
 }
 
 /* The tokens of a job's prompt; BORG_EINPUT in *why when the job cannot
@@ -665,6 +704,7 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
 static void teardown(coordinator *c)
 {
     progress_free(c->progress);
+    free(c->latency_s);
     free(c->stage_busy);
     free(c->stage_rss);
     free(c->stage_host);
@@ -775,7 +815,8 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
     control_catch_signals();
     borg_status st = setup(&c, cfg, net, err);
     while (!st) {
-        if ((st = tick(&c, err)) || (st = watch(&c, err)) || (st = read_jobs(&c, err)) || (st = dispatch(&c, err))) {
+        if ((st = commit_due(&c, err)) || (st = tick(&c, err)) || (st = watch(&c, err)) || (st = read_jobs(&c, err)) ||
+            (st = dispatch(&c, err))) {
             if (st == BORG_EPEER && net_can_recover(net) && !(st = recover(&c, err)))
                 continue;
             break;
@@ -796,6 +837,12 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
         st = collect(&c, err);
         if (st == BORG_EPEER && net_can_recover(net))
             st = recover(&c, err);
+    }
+    borg_err cerr;
+    borg_status cst = commit(&c, &cerr);
+    if (cst && !st) {
+        st = cst;
+        *err = cerr;
     }
     int64_t open = c.reqs ? requests_n_open(c.reqs) : 0;
     if (!st && (open > 0 || !c.jobs_done))
@@ -831,8 +878,7 @@ borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err
     c.trace = NULL;
     if (c.out) {
         summarize(&c, stats, n_stats);
-        borg_err cerr;
-        borg_status cst = results_close(c.out, &cerr);
+        cst = results_close(c.out, &cerr);
         if (!st && cst) {
             st = cst;
             *err = cerr;

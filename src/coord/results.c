@@ -22,10 +22,12 @@ typedef struct {
 struct results_writer {
     int fd;
     char *path;
-    long counts[4];
-    id_counts done; /* results of jobs by id */
-    id_counts dups; /* error lines of jobs that repeated an earlier job's id */
-    off_t end;      /* where the last whole line ends */
+    long counts[4];  /* durable lines, by status */
+    long pending[4]; /* lines written since the last commit, by status */
+    id_counts done;  /* results of jobs by id */
+    id_counts dups;  /* error lines of jobs that repeated an earlier job's id */
+    off_t end;       /* where the last whole line written ends */
+    off_t durable;   /* where the last durable line ends */
     long resumed;
 };
 
@@ -161,7 +163,7 @@ borg_status results_open(const char *path, int force, int resume, results_writer
         results_close(w, NULL);
         return st;
     }
-    w->end = lseek(w->fd, 0, SEEK_END);
+    w->end = w->durable = lseek(w->fd, 0, SEEK_END);
     *out = w;
     return BORG_OK;
 }
@@ -332,15 +334,18 @@ static cJSON *openai_line(const borg_result *r, const char *text)
 }
 
 /* A full disk (or quota, or file size limit) stops the run resumably: the
- * part of the line that got out is cut off, so the file ends with its last
- * whole line, and --resume finishes once there is room. */
-static borg_status write_failed(results_writer *w, const char *what, int e, borg_err *err)
+ * file is cut back to cut, the end of lines known whole (after a failed
+ * write) or known durable (after a failed sync), and --resume finishes
+ * once there is room. */
+static borg_status write_failed(results_writer *w, const char *what, int e, off_t cut, borg_err *err)
 {
     if (e != ENOSPC && e != EDQUOT && e != EFBIG)
         return borg_fail(err, BORG_EIO, "%s: %s failed: %s", w->path, what, strerror(e));
-    int cut = ftruncate(w->fd, w->end) == 0 && lseek(w->fd, w->end, SEEK_SET) == w->end;
+    int ok = ftruncate(w->fd, cut) == 0 && lseek(w->fd, cut, SEEK_SET) == cut;
+    if (ok)
+        w->end = cut;
     return borg_fail(err, BORG_EINCOMPLETE, "%s: %s: %s; %s free space and rerun with --resume", w->path, what,
-                     strerror(e), cut ? "the file ends with its last whole line:" : "");
+                     strerror(e), ok ? "the file ends with its last whole line:" : "");
 }
 
 static borg_status write_all(results_writer *w, const char *s, size_t len, borg_err *err)
@@ -350,7 +355,7 @@ static borg_status write_all(results_writer *w, const char *s, size_t len, borg_
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
-            return write_failed(w, "write", k < 0 ? errno : ENOSPC, err);
+            return write_failed(w, "write", k < 0 ? errno : ENOSPC, w->end, err);
         s += k;
         len -= (size_t)k;
     }
@@ -377,10 +382,26 @@ borg_status results_write(results_writer *w, const borg_result *r, borg_err *err
     free(line);
     if (st)
         return st;
-    if (fdatasync(w->fd) != 0 && errno != EINVAL && errno != EROFS)
-        return write_failed(w, "fdatasync", errno, err);
     w->end += (off_t)len + 1;
-    w->counts[r->status]++;
+    w->pending[r->status]++;
+    return BORG_OK;
+}
+
+long results_pending(const results_writer *w) { return w->pending[0] + w->pending[1] + w->pending[2] + w->pending[3]; }
+
+borg_status results_commit(results_writer *w, borg_err *err)
+{
+    if (!results_pending(w))
+        return BORG_OK;
+    /* Lines whose sync failed may be gone after a crash, so they are cut
+     * and their jobs are left to --resume. */
+    if (fdatasync(w->fd) != 0 && errno != EINVAL && errno != EROFS)
+        return write_failed(w, "fdatasync", errno, w->durable, err);
+    for (int i = 0; i < 4; i++) {
+        w->counts[i] += w->pending[i];
+        w->pending[i] = 0;
+    }
+    w->durable = w->end;
     return BORG_OK;
 }
 
