@@ -84,7 +84,9 @@ static const char k_run[] =
     "                        job, the event's fields, msg) instead of sentences\n"
     "\n"
     "Under mpirun with K ranks, rank 0 coordinates and ranks 1..K-1 run the\n"
-    "layers (K - 1 = replicas x stages); without mpirun one process does both.\n";
+    "layers (K - 1 = replicas x stages; with both --replicas and --stages given, ranks\n"
+    "past those are spares, which take a failed rank's place); without mpirun one\n"
+    "process does both.\n";
 
 static const char k_perplexity[] =
     "Usage: borg-infer perplexity --model M.gguf --text FILE [--ctx N] [--chunks K] [--out S.json] [options]\n"

@@ -63,7 +63,8 @@ int net_can_recover(const borg_net *n);
  * every survivor learns of the failure, shrinks it to the survivors
  * (keeping their order, so rank 0 stays rank 0 while it lives), and agrees
  * on the result. *coordinator_lost is set when old rank 0 was among the
- * failed. failed (room for the old size) gets the old ranks that failed. */
+ * failed. failed (room for the old size) gets the world ranks (as the
+ * launcher numbered them) of the ranks that failed. */
 borg_status net_recover(borg_net *n, int *failed, int *n_failed, int *coordinator_lost, borg_err *err);
 
 #endif

@@ -542,15 +542,17 @@ static borg_status open_exec(coordinator *c, borg_err *err)
     return BORG_OK;
 }
 
-static void layer_map(const borg_spec *sp, int local, char *map, size_t cap)
+static void layer_map(const borg_spec *sp, int local, int spares, char *map, size_t cap)
 {
     if (local) {
         snprintf(map, cap, "rank 0 holds every layer");
         return;
     }
     int len = snprintf(map, cap, "%d replica(s) of %d stage(s), layers", sp->replicas, sp->stages);
-    for (int s = 0; s < sp->stages && len < (int)cap - 16; s++)
+    for (int s = 0; s < sp->stages && len < (int)cap - 32; s++)
         len += snprintf(map + len, cap - (size_t)len, " %d-%d", sp->begin[s], sp->end[s] - 1);
+    if (spares && len < (int)cap - 24)
+        snprintf(map + len, cap - (size_t)len, "; %d spare(s)", spares);
 }
 
 /* A stage rank failed (ULFM): the survivors shrink the job, rank 0 makes
@@ -568,7 +570,9 @@ static borg_status recover(coordinator *c, borg_err *err)
     for (int i = 0, len = 0; i < n_failed && len < (int)sizeof names - 16; i++)
         len += snprintf(names + len, sizeof names - (size_t)len, "%s%d", i ? ", " : "", failed[i]);
     borg_topology before = c->topo;
-    topology_after_failure(net_size(c->net), &before, &c->topo);
+    int n_layers = c->spec.end[c->spec.stages - 1];
+    topology_after_failure(net_size(c->net), &before, n_layers < PLAN_MAX_STAGES ? n_layers : PLAN_MAX_STAGES,
+                           &c->topo);
     pipeline *old = c->pipes;
     int old_n = c->n_pipes, old_depth = c->depth;
     c->pipes = NULL;
@@ -594,7 +598,7 @@ static borg_status recover(coordinator *c, borg_err *err)
     if (st)
         return st;
     char map[512];
-    layer_map(&c->spec, !c->topo.replicas, map, sizeof map);
+    layer_map(&c->spec, !c->topo.replicas, c->topo.spares, map, sizeof map);
     trace_instant(c->trace, "recovered", trace_now_us(), map);
     log_event(LOG_INFO, "recovered", NULL,
               LOG_FIELDS(LOG_S("failed", names), LOG_I("world_before", before.world), LOG_I("world", net_size(c->net)),

@@ -253,6 +253,12 @@ borg_status exec_finish(borg_exec *e, stage_stats **stats, int *n, borg_err *err
         if (!(st = frame_put_control(&e->out, FRAME_SHUTDOWN, NULL, 0, err)))
             st = net_send(e->net, 1 + p * e->spec.stages, &e->out, err);
     }
+    /* Spares, still waiting for a spec, are told directly; they have no
+     * statistics to send. */
+    for (int r = 1 + count; r < net_size(e->net) && !st; r++) {
+        if (!(st = frame_put_control(&e->out, FRAME_SHUTDOWN, NULL, 0, err)))
+            st = net_send(e->net, r, &e->out, err);
+    }
     for (int got = 0; got < count && !st; got++) {
         frame_header h;
         int src;

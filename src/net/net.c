@@ -320,15 +320,20 @@ borg_status net_recover(borg_net *n, int *failed, int *n_failed, int *coordinato
     int rc = MPIX_Comm_shrink(n->comm, &shrunk);
     if (rc != MPI_SUCCESS)
         return borg_fail(err, BORG_EPEER, "MPIX_Comm_shrink failed (code %d)", rc);
-    MPI_Group old_group, new_group, failed_group;
+    /* Failed ranks are named as the launcher numbered them (world ranks):
+     * after a first recovery the communicator's own numbers shift, and a
+     * log naming those would point at the wrong process. Rank 0 is world
+     * rank 0 while it lives. */
+    MPI_Group old_group, new_group, failed_group, world_group;
     MPI_Comm_group(n->comm, &old_group);
     MPI_Comm_group(shrunk, &new_group);
+    MPI_Comm_group(MPI_COMM_WORLD, &world_group);
     MPI_Group_difference(old_group, new_group, &failed_group);
     int k = 0;
     MPI_Group_size(failed_group, &k);
     for (int i = 0; i < k && failed; i++) {
         int translated;
-        MPI_Group_translate_ranks(failed_group, 1, &i, old_group, &translated);
+        MPI_Group_translate_ranks(failed_group, 1, &i, world_group, &translated);
         failed[i] = translated;
         if (translated == 0)
             *coordinator_lost = 1;
@@ -337,6 +342,7 @@ borg_status net_recover(borg_net *n, int *failed, int *n_failed, int *coordinato
     MPI_Group_free(&failed_group);
     MPI_Group_free(&new_group);
     MPI_Group_free(&old_group);
+    MPI_Group_free(&world_group);
     MPI_Comm_free(&n->comm);
     n->comm = shrunk;
     MPI_Comm_set_errhandler(n->comm, MPI_ERRORS_RETURN);

@@ -54,7 +54,7 @@ def kill_run(name, np, victims, extra=(), after=3):
     return proc.returncode, err, out, time.time() - t_kill
 
 
-def check_recovered(name, np, victims, extra=()):
+def check_recovered(name, np, victims, extra=(), want_map=None):
     rc, err, out, _ = kill_run(name, np, victims, extra)
     results = read_results(out)
     ids = [result_id(r) for r in results]
@@ -66,6 +66,8 @@ def check_recovered(name, np, victims, extra=()):
     c.check(len(rec) == 1 and sorted(int(v) for v in rec[0]["failed"].split(", ")) == sorted(victims)
             and rec[0]["took_s"] >= 0 and rec[0]["layers"] and rec[0]["rank"] == 0,
             f"{name}: one recovered event naming the failed rank, the new layer map and the recovery time: {rec}")
+    if want_map:
+        c.check(bool(rec) and rec[0]["layers"].startswith(want_map), f"{name}: the new map is {want_map}: {rec}")
     sent = [e for e in events(err, "config_sent") if e.get("generation") == 1]
     c.check(len(sent) == 1, f"{name}: the new run spec was sent (config_sent, generation 1): {sent}")
     if rec:
@@ -77,6 +79,8 @@ check_recovered("middle stage of 3", 4, [2])
 check_recovered("last stage of 3", 4, [3])
 check_recovered("a stage of replica 1 of 2", 5, [3], ["--replicas", "2"])
 check_recovered("the only stage", 2, [1])
+check_recovered("a stage, with a spare to take its place", 6, [1], ["--replicas", "2", "--stages", "2"],
+                want_map="2 replica(s) of 2 stage(s)")
 
 # A stage that is alive but stops answering (SIGSTOP) is declared dead by
 # ULFM's heartbeat detector: the run completes without it.

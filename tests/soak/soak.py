@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Soak: many stage kills across one long batch under ULFM (not in CI).
 
-    tests/soak/soak.py [--kills 30] [--np 32] [--jobs 1500] [--seed 1]
-                       [--gap 1.0,4.0] [--borg build/borg-infer]
+    tests/soak/soak.py [--kills 30] [--np 32] [--replicas 10] [--stages 3]
+                       [--jobs 1500] [--seed 1] [--gap 1.0,4.0] [--borg build/borg-infer]
                        [--model models/SmolLM2-135M-Instruct.Q4_1.gguf]
                        [--mpiexec .venv/bin/mpiexec]
 
 One run of --jobs greedy jobs (30 tokens each, ignore_eos) starts with --np
-ranks under `mpirun --with-ft ulfm`: rank 0 and np - 1 stage ranks, laid
-out as the planner likes (replicas of pipelines); every rank past what the
-batch needs is a spare that the layer map takes in after a failure. While
+ranks under `mpirun --with-ft ulfm`: rank 0, --replicas pipelines of
+--stages stage ranks, and the ranks left over as spares, which take a
+failed rank's place. Each kill then costs a spare, a replica, or at the
+end a stage, down to rank 0 running every layer itself. While
 it runs, a stage rank chosen at random is killed (SIGKILL) at a random
 moment: the first after --gap's upper bound, each next one a random gap
 (uniform in --gap, seconds) after the previous recovery was logged, so the
@@ -52,6 +53,8 @@ def main():
     ap.add_argument("--mpiexec", default=os.path.join(ROOT, ".venv", "bin", "mpiexec"))
     ap.add_argument("--kills", type=int, default=30)
     ap.add_argument("--np", type=int, default=32)
+    ap.add_argument("--replicas", type=int, default=10)
+    ap.add_argument("--stages", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--gap", default="1.0,4.0", help="seconds between a recovery and the next kill: lo,hi")
@@ -72,7 +75,7 @@ def main():
     out = os.path.join(tmp, "soak.jsonl")
     cmd = [args.mpiexec, "--with-ft", "ulfm", "--oversubscribe", "--bind-to", "none", "-np", str(args.np),
            args.borg, "run", "--model", args.model, "--jobs", jobs, "--out", out, "--force", "--threads", "1",
-           "--slots", "16", "--log-json"]
+           "--slots", "16", "--replicas", str(args.replicas), "--stages", str(args.stages), "--log-json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                             start_new_session=True)
     lines, recovered = [], []
@@ -92,8 +95,8 @@ def main():
     time.sleep(hi)
     while len(killed) < args.kills and proc.poll() is None:
         pids = {r: p for r, p in rank_pids(args.borg, jobs).items() if r != 0}
-        if len(pids) <= 1:
-            print("one stage rank left: no more kills", flush=True)
+        if not pids:
+            print("no stage rank left: no more kills", flush=True)
             break
         victim = rng.choice(sorted(pids))
         try:
@@ -106,8 +109,9 @@ def main():
         if len(recovered) < len(killed):
             print(f"kill {len(killed)} (rank {victim}): no recovery logged", flush=True)
             break
-        print(f"kill {len(killed)}: rank {victim} at {killed[-1][1]:.1f} s; recovered in "
-              f"{recovered[len(killed) - 1]['took_s']:.2f} s", flush=True)
+        e = recovered[len(killed) - 1]
+        print(f"kill {len(killed)}: rank {victim} at {killed[-1][1]:.1f} s; recovered in {e['took_s']:.2f} s: "
+              f"{e['layers']}", flush=True)
         time.sleep(rng.uniform(lo, hi))
     try:
         proc.wait(timeout=3600)
