@@ -586,7 +586,7 @@ static borg_status recover(coordinator *c, borg_err *err)
     /* Each history moves from the old schedulers to the new ones. */
     int replayed = 0;
     int64_t cursor = 0;
-    for (borg_request *q; !st && (q = requests_next(c->reqs, &cursor));) {
+    for (borg_request *q; !st && c->reqs && (q = requests_next(c->reqs, &cursor));) {
         const int32_t *tokens;
         int32_t n;
         if (q->pipe < old_n && sched_history(old[q->pipe].sched, q->num, &tokens, &n)) {
@@ -697,7 +697,11 @@ static borg_status setup(coordinator *c, const borg_config *cfg, borg_net *net, 
         (st = job_reader_open(cfg->jobs, &c->reader, err)) ||
         (st = results_open(cfg->out, cfg->force, cfg->resume, &c->out, err)) || (st = runstate_running(err)))
         return st;
-    if ((st = open_exec(c, err)) || (st = open_pipelines(c, err)) || (cfg->h5 && (st = open_h5(c, err))))
+    if (!(st = open_exec(c, err)))
+        st = open_pipelines(c, err);
+    while (st == BORG_EPEER && net_can_recover(net))
+        st = recover(c, err); /* a stage rank failed while the stages started */
+    if (st || (cfg->h5 && (st = open_h5(c, err))))
         return st;
     int64_t cap = (int64_t)c->spec.n_slots * c->n_pipes * (READ_AHEAD_PER_SLOT + 1);
     if ((st = idset_create(&c->ids, err)))

@@ -12,9 +12,10 @@ ranks under `mpirun --with-ft ulfm`: rank 0, --replicas pipelines of
 failed rank's place. Each kill then costs a spare, a replica, or at the
 end a stage, down to rank 0 running every layer itself. While
 it runs, a stage rank chosen at random is killed (SIGKILL) at a random
-moment: the first after --gap's upper bound, each next one a random gap
-(uniform in --gap, seconds) after the previous recovery was logged, so the
-kills land in prefill, decode and dispatch alike. After --kills kills (or
+moment: the first a random gap (uniform in --gap, seconds) after the first
+result line (Open MPI's own start-up does not survive a kill), each next one
+a random gap after the previous recovery was logged, so the kills land in
+prefill, decode and dispatch alike. After --kills kills (or
 when one rank is left, or the batch ends) the run is left to finish.
 
 Checks, then prints one line for RESULTS.md: every job answered exactly
@@ -36,7 +37,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from borgrun import events, mpi_env, rank_pids, read_results, result_id, token_ids  # noqa: E402
+from borgrun import events, mpi_env, rank_pids, read_results, result_id, token_ids, wait_for_lines  # noqa: E402
 
 
 def write_jobs(path, n):
@@ -92,7 +93,10 @@ def main():
     reader.start()
     t_start = time.time()
     killed = []  # (rank, seconds since the start)
-    time.sleep(hi)
+    # Open MPI's own start-up does not survive a kill (mpirun hangs): the
+    # first kill waits for the run's first result line.
+    wait_for_lines(out, 1, proc, limit=600)
+    time.sleep(rng.uniform(lo, hi))
     while len(killed) < args.kills and proc.poll() is None:
         pids = {r: p for r, p in rank_pids(args.borg, jobs).items() if r != 0}
         if not pids:
