@@ -8,3 +8,10 @@ add_test(NAME forward_reference_tiny
           --dump $<TARGET_FILE:forward_dump> --tiny ${BORG_TEST_DATA}/tiny --gen 8)
 set_tests_properties(forward_reference_model forward_reference_tiny PROPERTIES
   ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" TIMEOUT 600)
+# Each greedy token's log-probability in the --h5 file against the reference's,
+# teacher forced on tiny models; skipped (77) in a build without HDF5.
+add_test(NAME reference_logprobs
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/reference/check_logprobs.py
+          --borg $<TARGET_FILE:borg-infer>)
+set_tests_properties(reference_logprobs PROPERTIES
+  ENVIRONMENT "TMPDIR=${BORG_TEST_DATA}" SKIP_RETURN_CODE 77 TIMEOUT 300)
