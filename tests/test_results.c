@@ -1,6 +1,7 @@
 /* The results writer: lines count as done only once committed; one
  * commit covers every line written before it; a resumed file yields its
- * ids, occurrence by occurrence; a torn last line is dropped. */
+ * ids, occurrence by occurrence; a torn last line is dropped; a file in
+ * use by another writer is refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,29 @@ static void test_refusals(const char *path)
     CHECK_CONTAINS(err.msg, "/nonexistent-dir/r.jsonl");
 }
 
+/* A second writer of a file in use is refused, and --force does not
+ * truncate the first one's lines on its way to being refused. */
+static void test_in_use(const char *path)
+{
+    borg_err err;
+    results_writer *w = NULL, *other = NULL;
+    CHECK(results_open(path, 1, 0, &w, &err) == BORG_OK);
+    if (!w)
+        return;
+    borg_job job;
+    borg_result r = result_of(&job, "a", RESULT_OK);
+    CHECK(results_write(w, &r, &err) == BORG_OK);
+    CHECK(results_commit(w, &err) == BORG_OK);
+    CHECK(results_open(path, 1, 0, &other, &err) == BORG_EUSAGE);
+    CHECK_CONTAINS(err.msg, "another run");
+    CHECK(results_open(path, 0, 1, &other, &err) == BORG_EUSAGE);
+    CHECK(count_lines(path) == 1);
+    CHECK(results_close(w, &err) == BORG_OK);
+    CHECK(results_open(path, 1, 0, &other, &err) == BORG_OK);
+    CHECK(count_lines(path) == 0);
+    results_close(other, &err);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -102,6 +126,7 @@ int main(void)
     test_group_commit(path);
     test_resume(path);
     test_refusals(path);
+    test_in_use(path);
     unlink(path);
     return check_report();
 }

@@ -144,7 +144,8 @@ borg_status results_open(const char *path, int force, int resume, results_writer
         free(w);
         return borg_fail(err, BORG_ENOMEM, "out of memory opening %s", path);
     }
-    int flags = O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : force ? O_TRUNC : O_EXCL);
+    /* --force truncates only once the lock below is held. */
+    int flags = O_RDWR | O_CREAT | O_CLOEXEC | (resume || force ? 0 : O_EXCL);
     w->fd = open(path, flags, 0644);
     if (w->fd < 0) {
         int e = errno;
@@ -157,6 +158,19 @@ borg_status results_open(const char *path, int force, int resume, results_writer
          * bad input, before any stage loads a layer. */
         int theirs = e == ENOENT || e == EACCES || e == EPERM || e == EROFS || e == ENOTDIR || e == EISDIR;
         return borg_fail(err, theirs ? BORG_EINPUT : BORG_EIO, "%s: cannot create results file: %s", path, strerror(e));
+    }
+    /* Two runs writing one file interleave their lines at their own
+     * offsets: the second is refused. A file system without locks (some
+     * parallel ones) is written without. */
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(w->fd, F_OFD_SETLK, &lk) != 0 && (errno == EAGAIN || errno == EACCES)) {
+        results_close(w, NULL);
+        return borg_fail(err, BORG_EUSAGE, "%s: results file is being written by another run", path);
+    }
+    if (force && !resume && ftruncate(w->fd, 0) != 0) {
+        int e = errno;
+        results_close(w, NULL);
+        return borg_fail(err, BORG_EIO, "%s: cannot truncate results file: %s", path, strerror(e));
     }
     borg_status st = resume ? read_existing(w, err) : BORG_OK;
     if (st) {

@@ -52,6 +52,18 @@ static int launched_by_mpi(void)
     return 0;
 }
 
+/* How many processes the launcher says it started (0: it does not say). */
+static long launcher_size(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v)
+            return strtol(v, NULL, 10);
+    }
+    return 0;
+}
+
 static borg_status mpi_fail(borg_err *err, int rc, const char *what)
 {
 #if BORG_ULFM
@@ -85,6 +97,18 @@ borg_status net_init(int *argc, char ***argv, borg_net **out, borg_err *err)
         MPI_Comm_set_errhandler(n->comm, MPI_ERRORS_RETURN);
         MPI_Comm_rank(n->comm, &n->rank);
         MPI_Comm_size(n->comm, &n->size);
+        /* A process whose launcher's link failed can come up as an MPI
+         * singleton: it would run the whole batch alone, beside the others
+         * doing the same, all writing one results file. */
+        long told = launcher_size();
+        if (told > 1 && n->size == 1) {
+            MPI_Finalize();
+            free(n);
+            return borg_fail(err, BORG_EIO,
+                             "started as one of %ld processes, but MPI sees only this one: the launcher's "
+                             "connection failed (PMIx); nothing was run",
+                             told);
+        }
     }
     /* BORG_TEST_CORRUPT_FRAME=RANK:N makes rank RANK flip one payload bit of
      * the N-th frame it sends, after its CRC was computed. For the tests of

@@ -73,11 +73,20 @@ def write_counting_jobs(path, n):
                                 "ignore_eos": True}) + "\n")
 
 
+def whole_lines(path):
+    """How many complete lines path holds: a line being written (a reader
+    can see part of a write in progress) is not one yet."""
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as f:
+        return f.read().count(b"\n")
+
+
 def wait_for_lines(path, n, proc, limit=120):
-    """True once path holds n lines; False if proc ends or limit s pass first."""
+    """True once path holds n whole lines; False if proc ends or limit s pass first."""
     end = time.time() + limit
     while time.time() < end and proc.poll() is None:
-        if os.path.exists(path) and sum(1 for _ in open(path)) >= n:
+        if whole_lines(path) >= n:
             return True
         time.sleep(0.05)
     return False

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from borgrun import (Checker, events, mpi_env, rank_pids, read_results, result_id, run, token_ids,
-                     wait_for_lines, write_counting_jobs)
+                     wait_for_lines, whole_lines, write_counting_jobs)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--borg", required=True)
@@ -115,7 +115,7 @@ stopped = rank_pids(args.borg, jobs).get(2) if started else None
 if stopped:
     os.kill(stopped, 19)  # SIGSTOP
 end = time.time() + 120
-while time.time() < end and os.path.exists(out) and sum(1 for _ in open(out)) < N:
+while time.time() < end and whole_lines(out) < N:
     time.sleep(0.1)
 results = read_results(out) if os.path.exists(out) else []
 c.check(stopped is not None, "SIGSTOP: found rank 2")
