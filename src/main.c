@@ -67,6 +67,11 @@ int main(int argc, char **argv)
     }
     if (cfg.activations)
         matmul_set_q8_activations(cfg.activations == 8);
+    /* A drain signal that comes while MPI starts (Slurm's warning can come
+     * at any time) must not kill the rank: caught now, kept by rank 0. */
+    const int runs = cfg.command == CMD_RUN || cfg.command == CMD_PERPLEXITY;
+    if (runs)
+        control_catch_signals();
     borg_net *net;
     if ((st = net_init(&argc, &argv, &net, &err))) {
         log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
@@ -75,7 +80,6 @@ int main(int argc, char **argv)
     int rank = net_rank(net);
     log_set_rank(rank);
     /* Rank 0 only coordinates when there are stage ranks. */
-    const int runs = cfg.command == CMD_RUN || cfg.command == CMD_PERPLEXITY;
     if (runs && !cfg.threads && (st = net_default_threads(net, rank != 0 || net_size(net) == 1, &cfg.threads, &err))) {
         log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
         net_finalize(net, borg_exit_code(st));

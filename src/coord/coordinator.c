@@ -820,7 +820,6 @@ static void summarize(coordinator *c, const stage_stats *stats, int n_stats)
 borg_status coordinator_run(const borg_config *cfg, borg_net *net, borg_err *err)
 {
     coordinator c = {0};
-    control_catch_signals();
     borg_status st = setup(&c, cfg, net, err);
     while (!st) {
         if ((st = commit_due(&c, err)) || (st = tick(&c, err)) || (st = watch(&c, err)) || (st = read_jobs(&c, err)) ||
