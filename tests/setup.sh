@@ -10,7 +10,7 @@ root=$PWD
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 need_apt=""
-for pkg in build-essential cmake pkg-config clang-format libcjson-dev libhdf5-dev libopenmpi-dev python3 python3-venv; do
+for pkg in build-essential cmake pkg-config clang-format libcjson-dev libhdf5-dev libopenmpi-dev python3 python3-venv slurm-wlm munge iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt="$need_apt $pkg"
 done
 if [ -n "$need_apt" ]; then
