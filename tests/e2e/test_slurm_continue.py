@@ -11,7 +11,7 @@ answered exactly once, all ok, with the tokens of a plain single-process
 run of the same jobs.
 
 The batch is sized from this machine's measured speed, not fixed: a
-calibration run of 16 jobs (the same slots and threads) gives the jobs per
+calibration run of two waves of jobs (the same slots and threads) gives the jobs per
 second, and the batch is --work-s seconds of that (90 s: more than one
 segment of a 1-minute limit can do), so it needs several segments on a fast host
 as on a slow one.
@@ -40,7 +40,9 @@ ap.add_argument("--model", required=True)
 # (on an idle Zen 4: 12 segments of 8-32 jobs for 120 s of work).
 ap.add_argument("--work-s", type=float, default=90.0, help="seconds of work the batch is sized to")
 ap.add_argument("--max-tokens", type=int, default=64)
-ap.add_argument("--slots", type=int, default=8)
+# Each segment ends with a drain of the jobs in flight; more slots make each
+# segment do more of the batch (8 slots took 13 segments here, 6 minutes).
+ap.add_argument("--slots", type=int, default=32)
 ap.add_argument("--limit", type=int, default=900, help="seconds the whole batch may take under Slurm")
 args = ap.parse_args()
 
@@ -60,11 +62,13 @@ def write_jobs(path, n):
                                 "max_tokens": args.max_tokens, "temperature": 0, "ignore_eos": True}) + "\n")
 
 
-# Calibration: 16 jobs as one segment runs them (one stage, --slots, all CPUs).
-write_jobs(jobs, 16)
+# Calibration: two full waves of jobs as one segment runs them (one stage,
+# --slots, all CPUs).
+n_cal = 2 * args.slots
+write_jobs(jobs, n_cal)
 t_cal = time.time()
 run(args.borg, args.model, jobs, extra=["--threads", str(ncpu), "--slots", str(args.slots), "--quiet"])
-per_s = 16 / (time.time() - t_cal)
+per_s = n_cal / (time.time() - t_cal)
 n_jobs = min(4000, max(32, -(-int(per_s * args.work_s) // args.slots) * args.slots))
 log(f"calibration: {per_s:.2f} jobs/s at {args.slots} slots; the batch is {n_jobs} jobs (~{args.work_s:.0f} s)")
 write_jobs(jobs, n_jobs)
