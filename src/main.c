@@ -79,6 +79,11 @@ int main(int argc, char **argv)
     }
     int rank = net_rank(net);
     log_set_rank(rank);
+    if (rank == 0 && (st = runstate_started(&err))) {
+        log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
+        net_finalize(net, borg_exit_code(st));
+        return borg_exit_code(st);
+    }
     /* Rank 0 only coordinates when there are stage ranks. */
     if (runs && !cfg.threads && (st = net_default_threads(net, rank != 0 || net_size(net) == 1, &cfg.threads, &err))) {
         log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);

@@ -26,6 +26,12 @@ static borg_status write_state(const char *path, const char *text, borg_err *err
     return BORG_OK;
 }
 
+borg_status runstate_started(borg_err *err)
+{
+    const char *path = getenv("BORG_STATE_FILE");
+    return path && *path ? write_state(path, "started\n", err) : BORG_OK;
+}
+
 borg_status runstate_running(borg_err *err)
 {
     const char *path = getenv("BORG_STATE_FILE");

@@ -1,5 +1,6 @@
 """Helpers for the end-to-end tests: run borg-infer (alone or under
 mpiexec) on a jobs file and read back what it wrote."""
+import atexit
 import json
 import os
 import subprocess
@@ -62,6 +63,24 @@ def rank_pids(borg, jobs):
             if e.startswith(b"OMPI_COMM_WORLD_RANK="):
                 pids[int(e.split(b"=")[1])] = int(pid)
     return pids
+
+
+def end_at_exit(proc, borg, jobs):
+    """Ends, when the test exits however it exits (a failed check, an
+    exception), the launcher proc's process group and every rank still
+    reading jobs: a rank left behind spins on and skews the tests after."""
+    def end():
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, 9)
+            except OSError:
+                pass
+        for pid in rank_pids(borg, jobs).values():
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+    atexit.register(end)
 
 
 def write_counting_jobs(path, n):

@@ -5,9 +5,10 @@ lines already written are intact, and --resume completes the batch with the
 tokens of a run without the failure. SIGUSR1 sent to the launcher (as Slurm
 sends it before a time limit) reaches rank 0, which drains and exits 3. A
 run that finishes and one refused (its jobs file does not exist) keep their
-own exit codes, 0 and 2."""
+own exit codes, 0 and 2. An mpirun that hangs at start is started again."""
 import argparse
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -31,12 +32,12 @@ _, _, base, _ = run(args.borg, args.model, jobs, extra=["--threads", "2", "--slo
 want = {result_id(r): token_ids(r) for r in base}
 
 
-def launch(out, extra=(), jobs_file=jobs):
+def launch(out, extra=(), jobs_file=jobs, env=None):
     cmd = [args.launcher, "--oversubscribe", "--bind-to", "none", "-np", "3", args.borg, "run",
            "--model", args.model, "--jobs", jobs_file, "--out", out, "--threads", "1", "--slots", "4", *extra]
     # The launcher's state file goes to the working directory: keep it in tmp.
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
-                            cwd=tmp, start_new_session=True)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**mpi_env(), **(env or {})}, cwd=tmp, start_new_session=True)
 
 
 def finish(proc, timeout=180):
@@ -85,5 +86,30 @@ c.check(rc == 0 and sorted(result_id(r) for r in results) == sorted(want), "afte
 
 rc, err = finish(launch(os.path.join(tmp, "bad-out.jsonl"), ["--force"], jobs_file=os.path.join(tmp, "missing.jsonl")))
 c.check(rc == 2, f"bad input keeps exit 2 through the launcher (got {rc}): {err[-300:]}")
+
+# Open MPI's start-up now and then hangs with no rank up. A stand-in for
+# mpirun that hangs on its first start and is the real one after: the
+# launcher ends it after BORG_START_S and starts again, and the batch
+# completes; one that always hangs is given up after BORG_START_TRIES
+# starts, with exit 3 (nothing was run).
+real = re.search(r"^mpirun=\$\{BORG_MPIRUN:-(.*)\}$", open(args.launcher).read(), re.M).group(1)
+hang = os.path.join(tmp, "hanging-mpirun")
+marker = os.path.join(tmp, "hung-once")
+with open(hang, "w") as f:
+    f.write(f'#!/bin/sh\n[ -e "$HANG_ALWAYS" ] || [ ! -e {marker} ] || exec {real} "$@"\ntouch {marker}\nexec sleep 600\n')
+os.chmod(hang, 0o755)
+out = os.path.join(tmp, "hung.jsonl")
+rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": hang, "BORG_START_S": "15"}))
+results = read_results(out) if os.path.exists(out) else []
+c.check(rc == 0 and "MPI did not start in 15 s" in err and "attempt 2 of 3" in err,
+        f"an mpirun that hangs at start is started again and the run completes (exit {rc}): {err[-600:]}")
+same = all(token_ids(r) == want[result_id(r)] for r in results)
+c.check(sorted(result_id(r) for r in results) == sorted(want) and same,
+        "after the restart every job is answered once, with the same tokens")
+out = os.path.join(tmp, "never.jsonl")
+never = {"BORG_MPIRUN": hang, "BORG_START_S": "1", "BORG_START_TRIES": "2", "HANG_ALWAYS": marker}
+rc, err = finish(launch(out, ["--force"], env=never))
+c.check(rc == 3 and "giving up" in err and not os.path.exists(out),
+        f"an mpirun that never starts: given up after 2 starts, exit 3, nothing written (exit {rc}): {err[-600:]}")
 c.check(not any(n.startswith(".borg-state") for n in os.listdir(tmp)), "the launcher removes its state file")
 c.done()

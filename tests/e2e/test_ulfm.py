@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from borgrun import (Checker, events, mpi_env, rank_pids, read_results, result_id, run, token_ids,
+from borgrun import (Checker, end_at_exit, events, mpi_env, rank_pids, read_results, result_id, run, token_ids,
                      wait_for_lines, whole_lines, write_counting_jobs)
 
 ap = argparse.ArgumentParser()
@@ -39,6 +39,7 @@ def kill_run(name, np, victims, extra=(), after=3):
            *common, *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                             start_new_session=True)
+    end_at_exit(proc, args.borg, jobs)
     wait_for_lines(out, after, proc)
     pids = rank_pids(args.borg, jobs)
     for v in victims:
@@ -92,8 +93,10 @@ def start_sigstop_run(out):
            "true", "--mca", "mpi_ft_detector_timeout", "4", "--mca", "mpi_ft_detector_period", "1", "--oversubscribe",
            "--bind-to", "none", "-np", "4", args.borg, "run", "--model", args.model, "--jobs", jobs, "--out", out,
            "--force", *common]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(),
                             start_new_session=True)
+    end_at_exit(proc, args.borg, jobs)
+    return proc
 
 
 # A start that ends before its third line is not the case under test (once
