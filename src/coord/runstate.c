@@ -26,24 +26,21 @@ static borg_status write_state(const char *path, const char *text, borg_err *err
     return BORG_OK;
 }
 
-borg_status runstate_started(borg_err *err)
+/* Records one state word; without BORG_STATE_FILE nobody is watching and
+ * there is nothing to do. */
+static borg_status record(const char *text, borg_err *err)
 {
     const char *path = getenv("BORG_STATE_FILE");
-    return path && *path ? write_state(path, "started\n", err) : BORG_OK;
+    return path && *path ? write_state(path, text, err) : BORG_OK;
 }
 
-borg_status runstate_running(borg_err *err)
-{
-    const char *path = getenv("BORG_STATE_FILE");
-    return path && *path ? write_state(path, "running\n", err) : BORG_OK;
-}
+borg_status runstate_started(borg_err *err) { return record("started\n", err); }
+
+borg_status runstate_running(borg_err *err) { return record("running\n", err); }
 
 void runstate_exit(int exit_code)
 {
-    const char *path = getenv("BORG_STATE_FILE");
     char text[32];
-    if (path && *path) {
-        snprintf(text, sizeof text, "exit %d\n", exit_code);
-        write_state(path, text, NULL); /* at exit the code says it all; nothing is left to tell */
-    }
+    snprintf(text, sizeof text, "exit %d\n", exit_code);
+    record(text, NULL); /* at exit the code says it all; nothing is left to tell */
 }
