@@ -2,12 +2,13 @@
  * shapes of SmolLM2-135M (FFN down, FFN up/gate, output head).
  *
  * Usage: bench_matmul [--threads N] [--reps N] [--type NAME] [--isa NAME]
- *                     [--shape ROWSxCOLS] [--this-path-only] [--peak]
+ *                     [--shape ROWSxCOLS] [--nb N] [--this-path-only]
+ *                     [--peak]
  * Prints the median time of the repetitions as GFLOP/s (2*rows*cols*nb per
  * call) and GB/s of weights read, for every kernel path this machine has,
  * best first (borg/cpu.h); --isa runs one path, --this-path-only the one
  * BORG_ISA or the machine selects. Quantized matrices are repacked first,
- * as the engine loads them, unless BORG_REPACK=0. */
+ * as the engine loads them, unless BORG_REPACK=0. --nb runs one batch size. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,10 +139,12 @@ static int bench_peak(borg_pool *pool, int reps, int threads)
 static int64_t shapes[3][2] = {{576, 1536}, {1536, 576}, {49152, 576}};
 static size_t n_shapes = 3;
 
+static int64_t nbs[] = {1, 8, 32, 64, 256};
+static size_t n_nbs = sizeof nbs / sizeof nbs[0];
+
 /* Every shape, type and batch size on the path in use. */
 static int bench_path(borg_pool *pool, int reps, int threads, const char *only_type)
 {
-    static const int64_t nbs[] = {1, 8, 32, 64, 256};
     printf("# matmul: path %s, %d thread(s), median of %d\n", matmul_isa(), threads, reps);
     printf("%-11s %-5s %4s %10s %9s %8s\n", "rows x cols", "type", "nb", "ms", "GFLOP/s", "GB/s");
     for (size_t s = 0; s < n_shapes; s++) {
@@ -162,7 +165,7 @@ static int bench_path(borg_pool *pool, int reps, int threads, const char *only_t
                 fprintf(stderr, "bench_matmul: out of memory\n");
                 return 1;
             }
-            for (size_t n = 0; n < sizeof nbs / sizeof nbs[0]; n++) {
+            for (size_t n = 0; n < n_nbs; n++) {
                 double sec;
                 if (bench_one(&w, nbs[n], pool, reps, &sec)) {
                     fprintf(stderr, "bench_matmul: out of memory\n");
@@ -200,6 +203,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             shapes[0][0] = r, shapes[0][1] = c, n_shapes = 1;
+        } else if (!strcmp(argv[i], "--nb") && i + 1 < argc) {
+            nbs[0] = atoll(argv[++i]), n_nbs = 1;
+            if (nbs[0] < 1) {
+                fprintf(stderr, "bench_matmul: --nb wants a batch size of 1 or more\n");
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--isa") && i + 1 < argc)
             only_isa = argv[++i];
         else if (!strcmp(argv[i], "--this-path-only"))
@@ -207,10 +216,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--peak"))
             peak = 1;
         else {
-            fprintf(
-                stderr,
-                "usage: %s [--threads N] [--reps N] [--type NAME] [--isa NAME] [--shape ROWSxCOLS] [--this-path-only] [--peak]\n",
-                argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--threads N] [--reps N] [--type NAME] [--isa NAME] [--shape ROWSxCOLS] [--nb N]\n"
+                    "       [--this-path-only] [--peak]\n",
+                    argv[0]);
             return 2;
         }
     }

@@ -43,7 +43,10 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
                 _mm_prefetch(next + p, _MM_HINT_T0);
             const __m256 dx = _mm256_loadu_ps(o->xd + 8 * k), sx = _mm256_loadu_ps(o->xs + 8 * k);
             UNROLL for (int i = 0; i < MM_MR; i++) {
-                if (is_k(T) && (g0 & 7) == 0)
+                /* Q4_K and Q5_K decode their scales in registers
+                 * (k4_block_scales); the sc and m their group_codes
+                 * would take from ks go unused */
+                if (T == BORG_DT_Q6_K && (g0 & 7) == 0)
                     k_scales(T, rows[i] + k_bytes(T) * (size_t)(g0 >> 3), ks[i]);
                 __m256i v[8];
                 UNROLL for (int u = 0; u < GPB; u++) {
@@ -54,7 +57,10 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
                 }
                 const __m256i isum = ONE_LANES(block_lanes(v, GPB == 8), o, k);
                 __m256 dw, m;
-                block_scales(T, rows[i], g0, ks[i], &dw, &m);
+                if (T == BORG_DT_Q4_K || T == BORG_DT_Q5_K)
+                    k4_block_scales(rows[i] + k_bytes(T) * (size_t)k, &dw, &m);
+                else
+                    block_scales(T, rows[i], g0, ks[i], &dw, &m);
                 if (!SGN)
                     acc[i] = _mm256_fmadd_ps(m, sx, acc[i]);
                 acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc[i]);
