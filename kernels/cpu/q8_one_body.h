@@ -34,7 +34,7 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
         const size_t next_bytes = (size_t)(r1 - r - nr < MM_MR ? r1 - r - nr : MM_MR) * o->w->row_bytes;
         const size_t step = (next_bytes / (size_t)ng + 63) & ~(size_t)63;
         __m256 acc[MM_MR];
-        float ks[MM_MR][16];
+        float ks[MM_MR][16] = {{0}}; /* Q4_K/Q5_K never fill it: their group_codes read zeros they drop */
         UNROLL for (int i = 0; i < MM_MR; i++)
             acc[i] = _mm256_setzero_ps();
         for (int64_t k = 0; k < nfull; k++) {
