@@ -73,7 +73,7 @@ static void rw_block(borg_dtype t, uint8_t *p)
  * memory the caller frees with free(m->data). NULL data on failure. */
 static borg_mat rw_matrix(borg_dtype t, int64_t rows, int64_t cols)
 {
-    borg_mat m = {NULL, t, rows, cols, quant_dtype_row_bytes(t, cols), NULL};
+    borg_mat m = {NULL, t, rows, cols, quant_dtype_row_bytes(t, cols), NULL, NULL};
     uint8_t *d = malloc(m.row_bytes * (size_t)rows);
     if (!d)
         return m;

@@ -18,6 +18,7 @@ typedef struct {
     int64_t cols; /* input features: the contiguous GGUF dimension */
     size_t row_bytes;
     void *packed; /* NULL, or the rows as the integer tiles read them (matmul_prepare) */
+    void *rows8;  /* NULL, or the rows eight at a time for a batch of one (matmul_prepare) */
 } borg_mat;
 
 /* y[b][r] = sum_k W[r][k] * x[b][k] for b < nb, r < rows, in f32; where W
@@ -33,7 +34,9 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
  * scales and offsets: matmul_kernels.h), so that batches of two or more
  * vectors stop decoding every row on every call. The repacked rows are
  * exact (same bits as packing per call) and cost about 2x the weights'
- * bytes for 4-bit types; a batch of one still streams the original rows.
+ * bytes for 4-bit types. Q4_K rows are also copied eight rows interleaved
+ * (about 1x more) for a batch of one, which otherwise streams the
+ * original rows.
  * Does nothing for other types, on the portable path, with f32
  * activations, or where BORG_REPACK is "0". Fails only with BORG_ENOMEM. */
 borg_status matmul_prepare(borg_mat *w, borg_err *err);

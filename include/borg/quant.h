@@ -52,6 +52,10 @@ void quant_dequantize_row(borg_dtype t, const void *src, float *dst, int64_t n);
  * ng = n / 32 groups. */
 void quant_decompose_row(borg_dtype t, const void *src, int64_t ng, int8_t *q, float *dw, float *m);
 
+/* Pair j (0..7) of the 8 six-bit (scale, min) pairs that Q4_K and Q5_K
+ * pack into 12 bytes at q, as ggml's get_scale_min_k4 reads them. */
+void quant_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m);
+
 /* 1 for the types whose quant_decompose_row codes are signed (m is 0). */
 int quant_decompose_signed(borg_dtype t);
 

@@ -119,6 +119,24 @@ void mq_tile_portable(const mq_tile *t, int nv);
  * lane scales (dw) and 8 lane offsets (m), from quant_decompose_row. */
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 
+/* Rows for a batch of one, eight at a time (matmul_prepare; Q4_K only so
+ * far): a vector register's 32-bit lane r holds four codes of row r, so
+ * one dot instruction serves eight rows, each lane stays one (row, unit)
+ * pair, and the contract's lane j of unit j becomes register j of eight
+ * rows, summed vertically in the contract's order at the end: no
+ * horizontal step per block. Group g (rows 8g..8g+7) is one super-block
+ * after another, each MQ_R8_Q4K bytes:
+ *   d[8], dmin[8]  the rows' f16 scales, as stored
+ *   sc[8][8]       unit j's 6-bit scale of row r at 8j + r, then mn[8][8]
+ *   codes          unit j's 128 bytes at 160 + 128j, 4 chunks of 32: byte
+ *                  4r + e of chunk i holds element 4i + e of row r (low
+ *                  nibble) and element 16 + 4i + e (high nibble)
+ * The same size as the rows it copies, plus 16 bytes per 1152. */
+enum { MQ_R8 = 8, MQ_R8_Q4K = 160 + 8 * 128 };
+
+/* 1 when matmul_prepare makes the eight-row layout for w's type. */
+static inline int mq_r8_type(borg_dtype t) { return t == BORG_DT_Q4_K; }
+
 #if defined(__x86_64__) || defined(__i386__)
 #define BORG_HAVE_AVX2_KERNELS 1
 void mq_quantize_avx2(const float *x, int64_t ng, int8_t *q, float *d, float *s);
@@ -132,6 +150,10 @@ typedef struct {
     float *y;
 } mq_one;
 void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1);
+/* mq_one_avx2 on the eight-row layout (mq_r8 below): groups [g0, g1) of
+ * rows 8 g .. 8 g + 7, the same bits. */
+void mq_one_r8_avx2(const mq_one *o, int64_t g0, int64_t g1);
+void mq_one_r8_avx512(const mq_one *o, int64_t g0, int64_t g1);
 /* mq_one_avx2's bits with VNNI dot products; signed types need o->xc. */
 void mq_one_avx512(const mq_one *o, int64_t r0, int64_t r1);
 /* mq_pack_portable, bit for bit. */

@@ -324,10 +324,16 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
 #ifdef BORG_HAVE_AVX2_KERNELS
     if (job->isa >= BORG_ISA_AVX2 && job->nb == 1) {
         const mq_one one = {w, job->xq, job->xd, job->xs, job->xc, job->y};
-        if (job->isa >= BORG_ISA_AVX512)
-            mq_one_avx512(&one, r0, r1);
-        else
-            mq_one_avx2(&one, r0, r1);
+        const int wide = job->isa >= BORG_ISA_AVX512;
+        /* whole groups of eight rows from the eight-row copy, the rest in place */
+        const int64_t g0 = w->rows8 ? (r0 + MQ_R8 - 1) / MQ_R8 : 0, g1 = w->rows8 ? r1 / MQ_R8 : 0;
+        const int64_t a = g0 < g1 ? MQ_R8 * g0 : r1, z = g0 < g1 ? MQ_R8 * g1 : r1;
+        if (r0 < a)
+            (wide ? mq_one_avx512 : mq_one_avx2)(&one, r0, a);
+        if (a < z)
+            (wide ? mq_one_r8_avx512 : mq_one_r8_avx2)(&one, g0, g1);
+        if (z < r1)
+            (wide ? mq_one_avx512 : mq_one_avx2)(&one, z, r1);
         return;
     }
 #endif
@@ -413,17 +419,56 @@ static int repack_wanted(const borg_mat *w)
            cpu_isa() >= BORG_ISA_AVX2 && !(v && !strcmp(v, "0"));
 }
 
+/* The eight-row copy of a Q4_K matrix's whole groups of rows
+ * (matmul_kernels.h has the layout). */
+static void pack_rows8_q4k(const borg_mat *w, uint8_t *dst)
+{
+    const int64_t nblk = w->cols / 256;
+    int8_t q[256];
+    float dw[64], m[8];
+    for (int64_t g = 0; g < w->rows / MQ_R8; g++)
+        for (int64_t k = 0; k < nblk; k++, dst += MQ_R8_Q4K)
+            for (int r = 0; r < MQ_R8; r++) {
+                const uint8_t *sb = (const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes + 144 * (size_t)k;
+                memcpy(dst + 2 * r, sb, 2);
+                memcpy(dst + 16 + 2 * r, sb + 2, 2);
+                for (int j = 0; j < 8; j++)
+                    quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
+                quant_decompose_row(BORG_DT_Q4_K, sb, 8, q, dw, m);
+                for (int j = 0; j < 8; j++)
+                    for (int i = 0; i < 4; i++)
+                        for (int e = 0; e < 4; e++)
+                            dst[160 + 128 * j + 32 * i + 4 * r + e] = (uint8_t)(q[32 * j + 4 * i + e] |
+                                                                                q[32 * j + 16 + 4 * i + e] << 4);
+            }
+}
+
+static size_t rows8_bytes(const borg_mat *w)
+{
+    return mq_r8_type(w->type) ? (size_t)(w->rows / MQ_R8) * (size_t)(w->cols / 256) * MQ_R8_Q4K : 0;
+}
+
 borg_status matmul_prepare(borg_mat *w, borg_err *err)
 {
     w->packed = NULL;
+    w->rows8 = NULL;
     if (!repack_wanted(w))
         return BORG_OK;
+    if (rows8_bytes(w)) {
+        w->rows8 = aligned_alloc(64, (rows8_bytes(w) + 63) & ~(size_t)63);
+        if (!w->rows8)
+            return borg_fail(err, BORG_ENOMEM, "out of memory copying a %lld x %lld %s matrix eight rows at a time",
+                             (long long)w->rows, (long long)w->cols, quant_dtype_name(w->type));
+        pack_rows8_q4k(w, w->rows8);
+    }
     const size_t row_bytes = packed_row_bytes(w), nblk = (row_bytes - (size_t)w->cols) / (16 * sizeof(float));
     char *p = aligned_alloc(64, ((size_t)w->rows * row_bytes + 63) & ~(size_t)63);
-    if (!p)
+    if (!p) {
+        matmul_release(w);
         return borg_fail(err, BORG_ENOMEM, "out of memory repacking a %lld x %lld %s matrix (%zu MiB)",
                          (long long)w->rows, (long long)w->cols, quant_dtype_name(w->type),
                          (size_t)w->rows * row_bytes >> 20);
+    }
     for (int64_t r = 0; r < w->rows; r++) {
         char *row = p + (size_t)r * row_bytes;
         float *dw = (float *)(row + w->cols);
@@ -441,7 +486,12 @@ borg_status matmul_prepare(borg_mat *w, borg_err *err)
 void matmul_release(borg_mat *w)
 {
     free(w->packed);
+    free(w->rows8);
     w->packed = NULL;
+    w->rows8 = NULL;
 }
 
-size_t matmul_prepared_bytes(const borg_mat *w) { return w->packed ? (size_t)w->rows * packed_row_bytes(w) : 0; }
+size_t matmul_prepared_bytes(const borg_mat *w)
+{
+    return (w->packed ? (size_t)w->rows * packed_row_bytes(w) : 0) + (w->rows8 ? rows8_bytes(w) : 0);
+}

@@ -52,6 +52,8 @@ AVX512_INLINE void vnni_codes(borg_dtype T, const uint8_t *row, int64_t g, const
 /* SGN is one_body's own */
 #define ONE_LANES(isum, o, k) \
     (SGN ? _mm256_add_epi32(isum, _mm256_loadu_si256((const __m256i *)((o)->xc + 8 * (k)))) : (isum))
+#define ONE_DOT2(acc, w1, x1, w2, x2) _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(acc, w1, x1), w2, x2)
+#define ONE_R8_ENTRY mq_one_r8_avx512
 #include "q8_one_body.h"
 
 

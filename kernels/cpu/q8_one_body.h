@@ -8,6 +8,9 @@
  *                          group's codes w and activation codes x
  *   ONE_LANES(isum, o, k)  block k's lanes as the contract wants them, from
  *                          what ONE_DOT summed (a correction of its own)
+ *   ONE_DOT2(acc, w1, x1, w2, x2)  acc plus the 8 lanes of exact sums of 4
+ *                          products of unsigned w1 and x1, and of w2 and x2
+ *   ONE_R8_ENTRY           the name of the eight-row kernel (one_r8_q4k)
  * Private to kernels/cpu (matmul_q8_avx2.c, matmul_q8_avx512.c). */
 #ifndef BORG_KERNELS_Q8_ONE_BODY_H
 #define BORG_KERNELS_Q8_ONE_BODY_H
@@ -87,7 +90,51 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
             o->y[r + i] = y[i];
     }
 }
+/* Groups [g0, g1) of eight Q4_K rows in the eight-row layout
+ * (matmul_kernels.h): register j of acc is the contract's lane j for the
+ * eight rows at once, so each block takes one_body's steps lane for lane
+ * (the same scale products, the same FMAs), and the final vertical sum is
+ * reduce4's order. */
+ONE_INLINE void one_r8_q4k(const mq_one *o, int64_t g0, int64_t g1)
+{
+    const int64_t nblk = o->w->cols / 256;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * nblk) * MQ_R8_Q4K;
+        __m256 acc[8];
+        UNROLL for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < nblk; k++, b += MQ_R8_Q4K) {
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+            const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)));
+            UNROLL for (int j = 0; j < 8; j++) {
+                const uint8_t *c = b + 160 + 128 * j;
+                const int8_t *x = o->xq + 256 * k + 32 * j;
+                __m256i isum = _mm256_setzero_si256();
+                UNROLL for (int i = 0; i < 4; i++) {
+                    const __m256i q = _mm256_loadu_si256((const __m256i *)(c + 32 * i));
+                    int32_t xl, xh;
+                    memcpy(&xl, x + 4 * i, 4);
+                    memcpy(&xh, x + 16 + 4 * i, 4);
+                    isum = ONE_DOT2(isum, _mm256_and_si256(q, low4), _mm256_set1_epi32(xl),
+                                    _mm256_and_si256(_mm256_srli_epi16(q, 4), low4), _mm256_set1_epi32(xh));
+                }
+                const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 32 + 8 * j))));
+                const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 96 + 8 * j))));
+                const __m256 m = _mm256_xor_ps(_mm256_mul_ps(dmin, mn), _mm256_set1_ps(-0.0f));
+                acc[j] = _mm256_fmadd_ps(m, _mm256_set1_ps(o->xs[8 * k + j]), acc[j]);
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                                         _mm256_mul_ps(_mm256_mul_ps(d, sc), _mm256_set1_ps(o->xd[8 * k + j])), acc[j]);
+            }
+        }
+        const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+        const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[4], acc[6]), _mm256_add_ps(acc[5], acc[7]));
+        _mm256_storeu_ps(o->y + MQ_R8 * g, _mm256_add_ps(lo, hi));
+    }
+}
 // clang-format on
+
+ONE_TARGET void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1) { one_r8_q4k(o, g0, g1); }
 
 #define ONE_KERNEL(name, T) \
     ONE_TARGET static void name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); }

@@ -281,8 +281,7 @@ static void deq_q8_0(const uint8_t *b, float *y, int64_t nb)
     }
 }
 
-/* 8 six-bit (scale, min) pairs packed into 12 bytes, as in ggml's get_scale_min_k4. */
-static inline void k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+void quant_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
 {
     if (j < 4) {
         *sc = q[j] & 63;
@@ -302,7 +301,7 @@ static void deq_q4_k(const uint8_t *b, float *y, int64_t nb)
         const uint8_t *qs = b + 4 + K_SCALE_SIZE;
         for (int j = 0; j < QK_K / 32; j++, y += 32) {
             uint8_t sc, m;
-            k4_scale_min(j, scales, &sc, &m);
+            quant_k4_scale_min(j, scales, &sc, &m);
             const float d1 = d * (float)sc;
             const float m1 = dmin * (float)m;
             const uint8_t *q = qs + (j / 2) * 32;
@@ -323,7 +322,7 @@ static void deq_q5_k(const uint8_t *b, float *y, int64_t nb)
         const uint8_t *qs = qh + QK_K / 8;
         for (int j = 0; j < QK_K / 32; j++, y += 32) {
             uint8_t sc, m;
-            k4_scale_min(j, scales, &sc, &m);
+            quant_k4_scale_min(j, scales, &sc, &m);
             const float d1 = d * (float)sc;
             const float m1 = dmin * (float)m;
             const uint8_t *q = qs + (j / 2) * 32;
@@ -390,7 +389,7 @@ static void dw_fill(float *dw, float lo, float hi)
 static void k4_group(const uint8_t *b, const uint8_t *qs, int g, int8_t *q, float *dw, float *m)
 {
     uint8_t sc, mn;
-    k4_scale_min(g, b + 4, &sc, &mn);
+    quant_k4_scale_min(g, b + 4, &sc, &mn);
     const float d1 = load_f16(b) * (float)sc;
     dw_fill(dw, d1, d1);
     *m = -(load_f16(b + 2) * (float)mn);
