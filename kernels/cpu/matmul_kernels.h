@@ -119,23 +119,27 @@ void mq_tile_portable(const mq_tile *t, int nv);
  * lane scales (dw) and 8 lane offsets (m), from quant_decompose_row. */
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 
-/* Rows for a batch of one, eight at a time (matmul_prepare; Q4_K only so
- * far): a vector register's 32-bit lane r holds four codes of row r, so
+/* Rows for a batch of one, eight at a time (matmul_prepare; Q4_0, Q4_1,
+ * Q4_K): a vector register's 32-bit lane r holds four codes of row r, so
  * one dot instruction serves eight rows, each lane stays one (row, unit)
- * pair, and the contract's lane j of unit j becomes register j of eight
- * rows, summed vertically in the contract's order at the end: no
- * horizontal step per block. Group g (rows 8g..8g+7) is one super-block
- * after another, each MQ_R8_Q4K bytes:
- *   d[8], dmin[8]  the rows' f16 scales, as stored
- *   sc[8][8]       unit j's 6-bit scale of row r at 8j + r, then mn[8][8]
- *   codes          unit j's 128 bytes at 160 + 128j, 4 chunks of 32: byte
- *                  4r + e of chunk i holds element 4i + e of row r (low
- *                  nibble) and element 16 + 4i + e (high nibble)
- * The same size as the rows it copies, plus 16 bytes per 1152. */
+ * pair, and the contract's lane j becomes register j of eight rows,
+ * summed vertically in the contract's order at the end: no horizontal
+ * step per block. A unit's codes are 128 bytes, 4 chunks of 32: byte
+ * 4r + e of chunk i holds element 4i + e of row r (low nibble) and
+ * element 16 + 4i + e (high nibble). Group g (rows 8g..8g+7) is
+ *   Q4_0, Q4_1: unit after unit, each the rows' f16 d[8] (Q4_1: then
+ *               m[8]) and the codes: the size of the rows it copies;
+ *   Q4_K:       super-block after super-block, MQ_R8_Q4K bytes each: the
+ *               rows' f16 d[8], dmin[8]; unit j's 6-bit scale of row r at
+ *               32 + 8j + r and its min at 96 + 8j + r; unit j's codes at
+ *               160 + 128j (16 bytes per 1152 more than the rows). */
 enum { MQ_R8 = 8, MQ_R8_Q4K = 160 + 8 * 128 };
 
 /* 1 when matmul_prepare makes the eight-row layout for w's type. */
-static inline int mq_r8_type(borg_dtype t) { return t == BORG_DT_Q4_K; }
+static inline int mq_r8_type(borg_dtype t) { return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q4_K; }
+
+/* Bytes of one unit of eight rows, for Q4_0 and Q4_1. */
+static inline int mq_r8_unit_bytes(borg_dtype t) { return t == BORG_DT_Q4_1 ? 160 : 144; }
 
 #if defined(__x86_64__) || defined(__i386__)
 #define BORG_HAVE_AVX2_KERNELS 1

@@ -419,33 +419,51 @@ static int repack_wanted(const borg_mat *w)
            cpu_isa() >= BORG_ISA_AVX2 && !(v && !strcmp(v, "0"));
 }
 
-/* The eight-row copy of a Q4_K matrix's whole groups of rows
- * (matmul_kernels.h has the layout). */
-static void pack_rows8_q4k(const borg_mat *w, uint8_t *dst)
+/* Unit j's codes (32, natural order) as row r of an eight-row unit c. */
+static void rows8_codes(const int8_t *q, int r, uint8_t *c)
 {
-    const int64_t nblk = w->cols / 256;
+    for (int i = 0; i < 4; i++)
+        for (int e = 0; e < 4; e++)
+            c[32 * i + 4 * r + e] = (uint8_t)(q[4 * i + e] | q[16 + 4 * i + e] << 4);
+}
+
+/* The eight-row copy of a matrix's whole groups of rows (matmul_kernels.h
+ * has the layouts). */
+static void pack_rows8(const borg_mat *w, uint8_t *dst)
+{
+    const int k4 = w->type == BORG_DT_Q4_K;
+    const int64_t span = k4 ? 256 : 32; /* elements per unit of the copy */
+    const size_t src_bytes = quant_dtype_block_bytes(w->type);
+    const size_t ub = k4 ? MQ_R8_Q4K : (size_t)mq_r8_unit_bytes(w->type);
     int8_t q[256];
     float dw[64], m[8];
     for (int64_t g = 0; g < w->rows / MQ_R8; g++)
-        for (int64_t k = 0; k < nblk; k++, dst += MQ_R8_Q4K)
+        for (int64_t k = 0; k < w->cols / span; k++, dst += ub)
             for (int r = 0; r < MQ_R8; r++) {
-                const uint8_t *sb = (const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes + 144 * (size_t)k;
+                const uint8_t *sb = (const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes +
+                                    src_bytes * (size_t)k;
+                quant_decompose_row(w->type, sb, span / 32, q, dw, m);
                 memcpy(dst + 2 * r, sb, 2);
-                memcpy(dst + 16 + 2 * r, sb + 2, 2);
-                for (int j = 0; j < 8; j++)
+                if (w->type != BORG_DT_Q4_0)
+                    memcpy(dst + 16 + 2 * r, sb + 2, 2);
+                if (!k4) {
+                    rows8_codes(q, r, dst + ub - 128);
+                    continue;
+                }
+                for (int j = 0; j < 8; j++) {
                     quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
-                quant_decompose_row(BORG_DT_Q4_K, sb, 8, q, dw, m);
-                for (int j = 0; j < 8; j++)
-                    for (int i = 0; i < 4; i++)
-                        for (int e = 0; e < 4; e++)
-                            dst[160 + 128 * j + 32 * i + 4 * r + e] = (uint8_t)(q[32 * j + 4 * i + e] |
-                                                                                q[32 * j + 16 + 4 * i + e] << 4);
+                    rows8_codes(q + 32 * j, r, dst + 160 + 128 * j);
+                }
             }
 }
 
 static size_t rows8_bytes(const borg_mat *w)
 {
-    return mq_r8_type(w->type) ? (size_t)(w->rows / MQ_R8) * (size_t)(w->cols / 256) * MQ_R8_Q4K : 0;
+    if (!mq_r8_type(w->type))
+        return 0;
+    const size_t groups = (size_t)(w->rows / MQ_R8);
+    return w->type == BORG_DT_Q4_K ? groups * (size_t)(w->cols / 256) * MQ_R8_Q4K
+                                   : groups * (size_t)(w->cols / 32) * (size_t)mq_r8_unit_bytes(w->type);
 }
 
 borg_status matmul_prepare(borg_mat *w, borg_err *err)
@@ -459,7 +477,7 @@ borg_status matmul_prepare(borg_mat *w, borg_err *err)
         if (!w->rows8)
             return borg_fail(err, BORG_ENOMEM, "out of memory copying a %lld x %lld %s matrix eight rows at a time",
                              (long long)w->rows, (long long)w->cols, quant_dtype_name(w->type));
-        pack_rows8_q4k(w, w->rows8);
+        pack_rows8(w, w->rows8);
     }
     const size_t row_bytes = packed_row_bytes(w), nblk = (row_bytes - (size_t)w->cols) / (16 * sizeof(float));
     char *p = aligned_alloc(64, ((size_t)w->rows * row_bytes + 63) & ~(size_t)63);

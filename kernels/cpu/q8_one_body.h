@@ -10,7 +10,7 @@
  *                          what ONE_DOT summed (a correction of its own)
  *   ONE_DOT2(acc, w1, x1, w2, x2)  acc plus the 8 lanes of exact sums of 4
  *                          products of unsigned w1 and x1, and of w2 and x2
- *   ONE_R8_ENTRY           the name of the eight-row kernel (one_r8_q4k)
+ *   ONE_R8_ENTRY           the name of the eight-row kernels' entry
  * Private to kernels/cpu (matmul_q8_avx2.c, matmul_q8_avx512.c). */
 #ifndef BORG_KERNELS_Q8_ONE_BODY_H
 #define BORG_KERNELS_Q8_ONE_BODY_H
@@ -90,15 +90,45 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
             o->y[r + i] = y[i];
     }
 }
-/* Groups [g0, g1) of eight Q4_K rows in the eight-row layout
- * (matmul_kernels.h): register j of acc is the contract's lane j for the
- * eight rows at once, so each block takes one_body's steps lane for lane
- * (the same scale products, the same FMAs), and the final vertical sum is
- * reduce4's order. */
+/* The eight-row kernels (layout in matmul_kernels.h): register j of acc is
+ * the contract's lane j for eight rows at once, so each block takes
+ * one_body's steps lane for lane (the same scale products, the same FMAs)
+ * and the final vertical sum is reduce4's order. */
+
+/* Lane r: the exact dot of one unit of row r, from its 128 bytes of codes c,
+ * with the unit's 32 activation codes x. */
+ONE_INLINE __m256i r8_unit_sum(const uint8_t *c, const int8_t *x)
+{
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256i isum = _mm256_setzero_si256();
+    UNROLL for (int i = 0; i < 4; i++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(c + 32 * i));
+        int32_t xl, xh;
+        memcpy(&xl, x + 4 * i, 4);
+        memcpy(&xh, x + 16 + 4 * i, 4);
+        isum = ONE_DOT2(isum, _mm256_and_si256(q, low4), _mm256_set1_epi32(xl),
+                        _mm256_and_si256(_mm256_srli_epi16(q, 4), low4), _mm256_set1_epi32(xh));
+    }
+    return isum;
+}
+
+/* One (row, unit) lane step of the contract for eight rows. */
+ONE_INLINE __m256 r8_step(__m256 acc, __m256i isum, __m256 dw, __m256 m, float xd, float xs)
+{
+    acc = _mm256_fmadd_ps(m, _mm256_set1_ps(xs), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(xd)), acc);
+}
+
+ONE_INLINE void r8_store(const __m256 *acc, float *y)
+{
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[4], acc[6]), _mm256_add_ps(acc[5], acc[7]));
+    _mm256_storeu_ps(y, _mm256_add_ps(lo, hi));
+}
+
 ONE_INLINE void one_r8_q4k(const mq_one *o, int64_t g0, int64_t g1)
 {
     const int64_t nblk = o->w->cols / 256;
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * nblk) * MQ_R8_Q4K;
         __m256 acc[8];
@@ -108,33 +138,76 @@ ONE_INLINE void one_r8_q4k(const mq_one *o, int64_t g0, int64_t g1)
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
             const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)));
             UNROLL for (int j = 0; j < 8; j++) {
-                const uint8_t *c = b + 160 + 128 * j;
-                const int8_t *x = o->xq + 256 * k + 32 * j;
-                __m256i isum = _mm256_setzero_si256();
-                UNROLL for (int i = 0; i < 4; i++) {
-                    const __m256i q = _mm256_loadu_si256((const __m256i *)(c + 32 * i));
-                    int32_t xl, xh;
-                    memcpy(&xl, x + 4 * i, 4);
-                    memcpy(&xh, x + 16 + 4 * i, 4);
-                    isum = ONE_DOT2(isum, _mm256_and_si256(q, low4), _mm256_set1_epi32(xl),
-                                    _mm256_and_si256(_mm256_srli_epi16(q, 4), low4), _mm256_set1_epi32(xh));
-                }
+                const __m256i isum = r8_unit_sum(b + 160 + 128 * j, o->xq + 256 * k + 32 * j);
                 const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 32 + 8 * j))));
                 const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 96 + 8 * j))));
                 const __m256 m = _mm256_xor_ps(_mm256_mul_ps(dmin, mn), _mm256_set1_ps(-0.0f));
-                acc[j] = _mm256_fmadd_ps(m, _mm256_set1_ps(o->xs[8 * k + j]), acc[j]);
-                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
-                                         _mm256_mul_ps(_mm256_mul_ps(d, sc), _mm256_set1_ps(o->xd[8 * k + j])), acc[j]);
+                acc[j] = r8_step(acc[j], isum, _mm256_mul_ps(d, sc), m, o->xd[8 * k + j], o->xs[8 * k + j]);
             }
         }
-        const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
-        const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[4], acc[6]), _mm256_add_ps(acc[5], acc[7]));
-        _mm256_storeu_ps(o->y + MQ_R8 * g, _mm256_add_ps(lo, hi));
+        r8_store(acc, o->y + MQ_R8 * g);
+    }
+}
+
+/* Q4_0 and Q4_1 (T constant): a unit's header holds the rows' f16 d (and
+ * for Q4_1 m); Q4_0's offset is -8 d, as block_scales forms it. Units past
+ * the last whole block of 8 are single units: lane j holds elements
+ * 4j..4j+3 (chunk j & 3's low or high nibbles). */
+ONE_INLINE void r8_b32_scales(borg_dtype T, const uint8_t *h, __m256 *dw, __m256 *m)
+{
+    *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+    *m = T == BORG_DT_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 16)))
+                           : _mm256_mul_ps(_mm256_set1_ps(-8.0f), *dw);
+}
+
+ONE_INLINE void one_r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
+{
+    const int UB = mq_r8_unit_bytes(T);
+    const int64_t ng = o->w->cols / 32, nfull = ng / 8;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * ng) * (size_t)UB;
+        __m256 acc[8];
+        UNROLL for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < nfull; k++)
+            UNROLL for (int j = 0; j < 8; j++) {
+                const int64_t u = 8 * k + j;
+                const uint8_t *h = b + (size_t)u * (size_t)UB;
+                __m256 dw, m;
+                r8_b32_scales(T, h, &dw, &m);
+                acc[j] = r8_step(acc[j], r8_unit_sum(h + UB - 128, o->xq + 32 * u), dw, m, o->xd[u], o->xs[u]);
+            }
+        for (int64_t u = 8 * nfull, k = nfull; u < ng; u++, k++) {
+            const uint8_t *h = b + (size_t)u * (size_t)UB, *c = h + UB - 128;
+            __m256 dw, m;
+            r8_b32_scales(T, h, &dw, &m);
+            UNROLL for (int j = 0; j < 8; j++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(c + 32 * (j & 3)));
+                const __m256i w = _mm256_and_si256(j < 4 ? q : _mm256_srli_epi16(q, 4), low4);
+                int32_t xj;
+                memcpy(&xj, o->xq + 32 * u + 4 * j, 4);
+                acc[j] = r8_step(acc[j], ONE_DOT2(zero, w, _mm256_set1_epi32(xj), zero, zero), dw, m, o->xd[8 * k + j],
+                                 o->xs[8 * k + j]);
+            }
+        }
+        r8_store(acc, o->y + MQ_R8 * g);
     }
 }
 // clang-format on
 
-ONE_TARGET void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1) { one_r8_q4k(o, g0, g1); }
+ONE_TARGET static void one_r8_q4_0(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q4_0, o, g0, g1); }
+ONE_TARGET static void one_r8_q4_1(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q4_1, o, g0, g1); }
+
+ONE_TARGET void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1)
+{
+    switch (o->w->type) {
+    case BORG_DT_Q4_0: one_r8_q4_0(o, g0, g1); break;
+    case BORG_DT_Q4_1: one_r8_q4_1(o, g0, g1); break;
+    case BORG_DT_Q4_K: one_r8_q4k(o, g0, g1); break;
+    default: break;
+    }
+}
 
 #define ONE_KERNEL(name, T) \
     ONE_TARGET static void name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); }
