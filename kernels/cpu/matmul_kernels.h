@@ -120,7 +120,7 @@ void mq_tile_portable(const mq_tile *t, int nv);
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 
 /* Rows for a batch of one, eight at a time (matmul_prepare; Q4_0, Q4_1,
- * Q4_K): a vector register's 32-bit lane r holds four codes of row r, so
+ * Q4_K, Q6_K): a vector register's 32-bit lane r holds four codes of row r, so
  * one dot instruction serves eight rows, each lane stays one (row, unit)
  * pair, and the contract's lane j becomes register j of eight rows,
  * summed vertically in the contract's order at the end: no horizontal
@@ -132,11 +132,18 @@ void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, fl
  *   Q4_K:       super-block after super-block, MQ_R8_Q4K bytes each: the
  *               rows' f16 d[8], dmin[8]; unit j's 6-bit scale of row r at
  *               32 + 8j + r and its min at 96 + 8j + r; unit j's codes at
- *               160 + 128j (16 bytes per 1152 more than the rows). */
-enum { MQ_R8 = 8, MQ_R8_Q4K = 160 + 8 * 128 };
+ *               160 + 128j (16 bytes per 1152 more than the rows);
+ *   Q6_K:       super-block after super-block, MQ_R8_Q6K bytes each: the
+ *               rows' f16 d[8]; unit u's (16 elements) int8 scale of row r
+ *               at 16 + 8u + r; unit u's codes at 144 + 96u (one_r8_q6k
+ *               has their layout): the size of the rows. */
+enum { MQ_R8 = 8, MQ_R8_Q4K = 160 + 8 * 128, MQ_R8_Q6K = 144 + 16 * 96 };
 
 /* 1 when matmul_prepare makes the eight-row layout for w's type. */
-static inline int mq_r8_type(borg_dtype t) { return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q4_K; }
+static inline int mq_r8_type(borg_dtype t)
+{
+    return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q4_K || t == BORG_DT_Q6_K;
+}
 
 /* Bytes of one unit of eight rows, for Q4_0 and Q4_1. */
 static inline int mq_r8_unit_bytes(borg_dtype t) { return t == BORG_DT_Q4_1 ? 160 : 144; }
@@ -150,7 +157,8 @@ typedef struct {
     const borg_mat *w;
     const int8_t *xq;     /* codes in natural order */
     const float *xd, *xs; /* lane scales and sums per block, as in mq_tile */
-    const int32_t *xc;    /* signed types on avx512: -bias (32 for Q6_K, else 128) times the lane code sums */
+    const int32_t *xc;    /* signed types on avx512, and Q6_K's eight-row kernel: -bias (32 for Q6_K, else 128)
+                             times the lane code sums */
     float *y;
 } mq_one;
 void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1);

@@ -378,7 +378,9 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
     /* the pair layout rounds the batch up to whole pairs */
     const int64_t nv = pairs ? nb + nb % 2 : nb;
     /* the AVX-512 kernels start a signed type's lanes from their code sums */
-    const int with_xc = isa >= BORG_ISA_AVX512 && quant_decompose_signed(w->type);
+    /* ...and so does Q6_K's eight-row kernel on every path */
+    const int with_xc = quant_decompose_signed(w->type) &&
+                        (isa >= BORG_ISA_AVX512 || (in_place && w->rows8 && w->type == BORG_DT_Q6_K));
     const size_t codes = (size_t)(nv * cols), groups = sizeof(float) * (size_t)(nb * ng);
     const size_t lanes = sizeof(float) * (size_t)(nv * nblk * 8);
     char *buf = aligned_alloc(64, (codes * (in_place ? 1 : 2) + 2 * groups + (2 + with_xc) * lanes + 63) & ~(size_t)63);
@@ -429,8 +431,38 @@ static void rows8_codes(const int8_t *q, int r, uint8_t *c)
 
 /* The eight-row copy of a matrix's whole groups of rows (matmul_kernels.h
  * has the layouts). */
+/* A Q6_K super-block of row r into its eight-row super-block dst. */
+static void rows8_q6k(const uint8_t *sb, int r, uint8_t *dst)
+{
+    int8_t q[256];
+    float dw[64], m[8];
+    quant_decompose_row(BORG_DT_Q6_K, sb, 8, q, dw, m);
+    memcpy(dst + 2 * r, sb + 208, 2);
+    for (int u = 0; u < 16; u++) {
+        const int8_t *e = q + 16 * u; /* codes - 32 */
+        uint8_t *c = dst + 144 + 96 * u;
+        dst[16 + 8 * u + r] = sb[192 + u];
+        for (int k = 0; k < 4; k++) {
+            uint8_t hb = 0;
+            for (int i = 0; i < 4; i++)
+                hb |= (uint8_t)(((e[4 * i + k] + 32) >> 4) << 2 * i);
+            c[4 * r + k] = (uint8_t)(((e[k] + 32) & 15) | ((e[8 + k] + 32) & 15) << 4);
+            c[32 + 4 * r + k] = (uint8_t)(((e[4 + k] + 32) & 15) | ((e[12 + k] + 32) & 15) << 4);
+            c[64 + 4 * r + k] = hb;
+        }
+    }
+}
+
 static void pack_rows8(const borg_mat *w, uint8_t *dst)
 {
+    if (w->type == BORG_DT_Q6_K) {
+        for (int64_t g = 0; g < w->rows / MQ_R8; g++)
+            for (int64_t k = 0; k < w->cols / 256; k++, dst += MQ_R8_Q6K)
+                for (int r = 0; r < MQ_R8; r++)
+                    rows8_q6k((const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes + 210 * (size_t)k, r,
+                              dst);
+        return;
+    }
     const int k4 = w->type == BORG_DT_Q4_K;
     const int64_t span = k4 ? 256 : 32; /* elements per unit of the copy */
     const size_t src_bytes = quant_dtype_block_bytes(w->type);
@@ -462,8 +494,9 @@ static size_t rows8_bytes(const borg_mat *w)
     if (!mq_r8_type(w->type))
         return 0;
     const size_t groups = (size_t)(w->rows / MQ_R8);
-    return w->type == BORG_DT_Q4_K ? groups * (size_t)(w->cols / 256) * MQ_R8_Q4K
-                                   : groups * (size_t)(w->cols / 32) * (size_t)mq_r8_unit_bytes(w->type);
+    if (w->type == BORG_DT_Q4_K || w->type == BORG_DT_Q6_K)
+        return groups * (size_t)(w->cols / 256) * (w->type == BORG_DT_Q4_K ? MQ_R8_Q4K : MQ_R8_Q6K);
+    return groups * (size_t)(w->cols / 32) * (size_t)mq_r8_unit_bytes(w->type);
 }
 
 borg_status matmul_prepare(borg_mat *w, borg_err *err)

@@ -112,11 +112,16 @@ ONE_INLINE __m256i r8_unit_sum(const uint8_t *c, const int8_t *x)
     return isum;
 }
 
-/* One (row, unit) lane step of the contract for eight rows. */
+/* One (row, unit) lane step of the contract for eight rows: the offset's
+ * FMA, then the scaled sum's. */
+ONE_INLINE __m256 r8_scaled(__m256 acc, __m256i isum, __m256 dw, float xd)
+{
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(xd)), acc);
+}
+
 ONE_INLINE __m256 r8_step(__m256 acc, __m256i isum, __m256 dw, __m256 m, float xd, float xs)
 {
-    acc = _mm256_fmadd_ps(m, _mm256_set1_ps(xs), acc);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(xd)), acc);
+    return r8_scaled(_mm256_fmadd_ps(m, _mm256_set1_ps(xs), acc), isum, dw, xd);
 }
 
 ONE_INLINE void r8_store(const __m256 *acc, float *y)
@@ -143,6 +148,47 @@ ONE_INLINE void one_r8_q4k(const mq_one *o, int64_t g0, int64_t g1)
                 const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 96 + 8 * j))));
                 const __m256 m = _mm256_xor_ps(_mm256_mul_ps(dmin, mn), _mm256_set1_ps(-0.0f));
                 acc[j] = r8_step(acc[j], isum, _mm256_mul_ps(d, sc), m, o->xd[8 * k + j], o->xs[8 * k + j]);
+            }
+        }
+        r8_store(acc, o->y + MQ_R8 * g);
+    }
+}
+
+/* Q6_K: a unit is 16 elements, its codes unsigned (0..63, as stored) in 96
+ * bytes: two chunks of low nibbles (element 4i + e, i < 2, low; 8 + 4i + e
+ * high), then the high 2 bits of element 4i + e at bits 2i, 2i + 1 of byte
+ * 4r + e. Lanes start from xc (-32 times the unit's x code sum); in 16 bits
+ * two products of 63 by 127 per lane, twice, stay under 32767 (AVX2). */
+ONE_INLINE void one_r8_q6k(const mq_one *o, int64_t g0, int64_t g1)
+{
+    const int64_t nsb = o->w->cols / 256;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), hi2 = _mm256_set1_epi8(0x30);
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * nsb) * MQ_R8_Q6K;
+        __m256 acc[8];
+        UNROLL for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_setzero_ps();
+        for (int64_t sb = 0; sb < nsb; sb++, b += MQ_R8_Q6K) {
+            const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+            UNROLL for (int u = 0; u < 16; u++) {
+                const int64_t k = 2 * sb + u / 8; /* the contract's block; its lane is u % 8 */
+                const uint8_t *c = b + 144 + 96 * u;
+                const int8_t *x = o->xq + 256 * sb + 16 * u;
+                const __m256i q0 = _mm256_loadu_si256((const __m256i *)c);
+                const __m256i q1 = _mm256_loadu_si256((const __m256i *)(c + 32));
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)(c + 64));
+                const __m256i w0 = _mm256_or_si256(_mm256_and_si256(q0, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), hi2));
+                const __m256i w1 = _mm256_or_si256(_mm256_and_si256(q1, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), hi2));
+                const __m256i w2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q0, 4), low4), _mm256_and_si256(hb, hi2));
+                const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q1, 4), low4),
+                                                   _mm256_and_si256(_mm256_srli_epi16(hb, 2), hi2));
+                int32_t xq[4];
+                memcpy(xq, x, 16);
+                __m256i isum = _mm256_set1_epi32(o->xc[8 * k + u % 8]);
+                isum = ONE_DOT2(isum, w0, _mm256_set1_epi32(xq[0]), w1, _mm256_set1_epi32(xq[1]));
+                isum = ONE_DOT2(isum, w2, _mm256_set1_epi32(xq[2]), w3, _mm256_set1_epi32(xq[3]));
+                const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 16 + 8 * u))));
+                acc[u % 8] = r8_scaled(acc[u % 8], isum, _mm256_mul_ps(d, sc), o->xd[8 * k + u % 8]);
             }
         }
         r8_store(acc, o->y + MQ_R8 * g);
@@ -205,6 +251,7 @@ ONE_TARGET void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1)
     case BORG_DT_Q4_0: one_r8_q4_0(o, g0, g1); break;
     case BORG_DT_Q4_1: one_r8_q4_1(o, g0, g1); break;
     case BORG_DT_Q4_K: one_r8_q4k(o, g0, g1); break;
+    case BORG_DT_Q6_K: one_r8_q6k(o, g0, g1); break;
     default: break;
     }
 }
