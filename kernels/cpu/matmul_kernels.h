@@ -120,7 +120,7 @@ void mq_tile_portable(const mq_tile *t, int nv);
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 
 /* Rows for a batch of one, eight at a time (matmul_prepare; Q4_0, Q4_1,
- * Q4_K, Q6_K): a vector register's 32-bit lane r holds four codes of row r, so
+ * Q4_K, Q6_K, Q8_0): a vector register's 32-bit lane r holds four codes of row r, so
  * one dot instruction serves eight rows, each lane stays one (row, unit)
  * pair, and the contract's lane j becomes register j of eight rows,
  * summed vertically in the contract's order at the end: no horizontal
@@ -136,13 +136,16 @@ void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, fl
  *   Q6_K:       super-block after super-block, MQ_R8_Q6K bytes each: the
  *               rows' f16 d[8]; unit u's (16 elements) int8 scale of row r
  *               at 16 + 8u + r; unit u's codes at 144 + 96u (one_r8_q6k
- *               has their layout): the size of the rows. */
-enum { MQ_R8 = 8, MQ_R8_Q4K = 160 + 8 * 128, MQ_R8_Q6K = 144 + 16 * 96 };
+ *               has their layout): the size of the rows;
+ *   Q8_0:       unit after unit, MQ_R8_Q8_0 bytes each: the rows' f16 d[8],
+ *               then 8 chunks of 32 codes (one_r8_q8_0): the size of the
+ *               rows. */
+enum { MQ_R8 = 8, MQ_R8_Q4K = 160 + 8 * 128, MQ_R8_Q6K = 144 + 16 * 96, MQ_R8_Q8_0 = 16 + 8 * 32 };
 
 /* 1 when matmul_prepare makes the eight-row layout for w's type. */
 static inline int mq_r8_type(borg_dtype t)
 {
-    return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q4_K || t == BORG_DT_Q6_K;
+    return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q4_K || t == BORG_DT_Q6_K || t == BORG_DT_Q8_0;
 }
 
 /* Bytes of one unit of eight rows, for Q4_0 and Q4_1. */

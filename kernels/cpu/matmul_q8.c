@@ -455,6 +455,18 @@ static void rows8_q6k(const uint8_t *sb, int r, uint8_t *dst)
 
 static void pack_rows8(const borg_mat *w, uint8_t *dst)
 {
+    if (w->type == BORG_DT_Q8_0) {
+        for (int64_t g = 0; g < w->rows / MQ_R8; g++)
+            for (int64_t u = 0; u < w->cols / 32; u++, dst += MQ_R8_Q8_0)
+                for (int r = 0; r < MQ_R8; r++) {
+                    const uint8_t *b = (const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes +
+                                       34 * (size_t)u;
+                    memcpy(dst + 2 * r, b, 2);
+                    for (int i = 0; i < 8; i++)
+                        memcpy(dst + 16 + 32 * i + 4 * r, b + 2 + 4 * i, 4);
+                }
+        return;
+    }
     if (w->type == BORG_DT_Q6_K) {
         for (int64_t g = 0; g < w->rows / MQ_R8; g++)
             for (int64_t k = 0; k < w->cols / 256; k++, dst += MQ_R8_Q6K)
@@ -496,7 +508,7 @@ static size_t rows8_bytes(const borg_mat *w)
     const size_t groups = (size_t)(w->rows / MQ_R8);
     if (w->type == BORG_DT_Q4_K || w->type == BORG_DT_Q6_K)
         return groups * (size_t)(w->cols / 256) * (w->type == BORG_DT_Q4_K ? MQ_R8_Q4K : MQ_R8_Q6K);
-    return groups * (size_t)(w->cols / 32) * (size_t)mq_r8_unit_bytes(w->type);
+    return groups * (size_t)(w->cols / 32) * (w->type == BORG_DT_Q8_0 ? MQ_R8_Q8_0 : (size_t)mq_r8_unit_bytes(w->type));
 }
 
 borg_status matmul_prepare(borg_mat *w, borg_err *err)

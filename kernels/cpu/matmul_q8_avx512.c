@@ -53,6 +53,10 @@ AVX512_INLINE void vnni_codes(borg_dtype T, const uint8_t *row, int64_t g, const
 #define ONE_LANES(isum, o, k) \
     (SGN ? _mm256_add_epi32(isum, _mm256_loadu_si256((const __m256i *)((o)->xc + 8 * (k)))) : (isum))
 #define ONE_DOT2(acc, w1, x1, w2, x2) _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(acc, w1, x1), w2, x2)
+#define ONE_SDOT2(acc, w1, x1, w2, x2)                                    \
+    ONE_DOT2(acc, _mm256_xor_si256(w1, _mm256_set1_epi8((char)0x80)), x1, \
+             _mm256_xor_si256(w2, _mm256_set1_epi8((char)0x80)), x2)
+#define ONE_SINIT(o, l) _mm256_set1_epi32((o)->xc[l])
 #define ONE_R8_ENTRY mq_one_r8_avx512
 #include "q8_one_body.h"
 

@@ -10,6 +10,9 @@
  *                          what ONE_DOT summed (a correction of its own)
  *   ONE_DOT2(acc, w1, x1, w2, x2)  acc plus the 8 lanes of exact sums of 4
  *                          products of unsigned w1 and x1, and of w2 and x2
+ *   ONE_SDOT2(acc, w1, x1, w2, x2)  as ONE_DOT2 for signed codes (Q8_0), the
+ *                          lanes having started from ONE_SINIT(o, l)
+ *   ONE_SINIT(o, l)        lane l's start for signed codes: 0, or o->xc[l]
  *   ONE_R8_ENTRY           the name of the eight-row kernels' entry
  * Private to kernels/cpu (matmul_q8_avx2.c, matmul_q8_avx512.c). */
 #ifndef BORG_KERNELS_Q8_ONE_BODY_H
@@ -195,6 +198,44 @@ ONE_INLINE void one_r8_q6k(const mq_one *o, int64_t g0, int64_t g1)
     }
 }
 
+/* Q8_0: a unit's header holds the rows' f16 d, then 8 chunks of 32 bytes:
+ * byte 4r + e of chunk i is element 4i + e of row r. Single units' lane j
+ * is chunk j. */
+ONE_INLINE void one_r8_q8_0(const mq_one *o, int64_t g0, int64_t g1)
+{
+    const int64_t ng = o->w->cols / 32, nfull = ng / 8;
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * ng) * MQ_R8_Q8_0;
+        __m256 acc[8];
+        UNROLL for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < nfull; k++)
+            UNROLL for (int j = 0; j < 8; j++) {
+                const int64_t u = 8 * k + j;
+                const uint8_t *h = b + (size_t)u * MQ_R8_Q8_0;
+                int32_t xq[8];
+                memcpy(xq, o->xq + 32 * u, 32);
+                __m256i isum = ONE_SINIT(o, u);
+                UNROLL for (int i = 0; i < 8; i += 2)
+                    isum = ONE_SDOT2(isum, _mm256_loadu_si256((const __m256i *)(h + 16 + 32 * i)), _mm256_set1_epi32(xq[i]),
+                                     _mm256_loadu_si256((const __m256i *)(h + 48 + 32 * i)), _mm256_set1_epi32(xq[i + 1]));
+                acc[j] = r8_scaled(acc[j], isum, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)), o->xd[u]);
+            }
+        for (int64_t u = 8 * nfull, k = nfull; u < ng; u++, k++) {
+            const uint8_t *h = b + (size_t)u * MQ_R8_Q8_0;
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+            int32_t xq[8];
+            memcpy(xq, o->xq + 32 * u, 32);
+            UNROLL for (int j = 0; j < 8; j++) {
+                const __m256i isum = ONE_SDOT2(ONE_SINIT(o, 8 * k + j), _mm256_loadu_si256((const __m256i *)(h + 16 + 32 * j)),
+                                               _mm256_set1_epi32(xq[j]), _mm256_setzero_si256(), _mm256_setzero_si256());
+                acc[j] = r8_scaled(acc[j], isum, dw, o->xd[8 * k + j]);
+            }
+        }
+        r8_store(acc, o->y + MQ_R8 * g);
+    }
+}
+
 /* Q4_0 and Q4_1 (T constant): a unit's header holds the rows' f16 d (and
  * for Q4_1 m); Q4_0's offset is -8 d, as block_scales forms it. Units past
  * the last whole block of 8 are single units: lane j holds elements
@@ -252,6 +293,7 @@ ONE_TARGET void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1)
     case BORG_DT_Q4_1: one_r8_q4_1(o, g0, g1); break;
     case BORG_DT_Q4_K: one_r8_q4k(o, g0, g1); break;
     case BORG_DT_Q6_K: one_r8_q6k(o, g0, g1); break;
+    case BORG_DT_Q8_0: one_r8_q8_0(o, g0, g1); break;
     default: break;
     }
 }
