@@ -119,16 +119,18 @@ void mq_tile_portable(const mq_tile *t, int nv);
  * lane scales (dw) and 8 lane offsets (m), from quant_decompose_row. */
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 
-/* Rows for a batch of one, eight at a time (matmul_prepare; Q4_0, Q4_1,
- * Q4_K, Q6_K, Q8_0): a vector register's 32-bit lane r holds four codes of row r, so
+/* Rows for a batch of one, eight at a time (matmul_prepare; every type
+ * of the 8-bit path but Q5_K): a vector register's 32-bit lane r holds four codes of row r, so
  * one dot instruction serves eight rows, each lane stays one (row, unit)
  * pair, and the contract's lane j becomes register j of eight rows,
  * summed vertically in the contract's order at the end: no horizontal
  * step per block. A unit's codes are 128 bytes, 4 chunks of 32: byte
  * 4r + e of chunk i holds element 4i + e of row r (low nibble) and
  * element 16 + 4i + e (high nibble). Group g (rows 8g..8g+7) is
- *   Q4_0, Q4_1: unit after unit, each the rows' f16 d[8] (Q4_1: then
- *               m[8]) and the codes: the size of the rows it copies;
+ *   Q4_0, Q4_1, Q5_0, Q5_1: unit after unit, each the rows' f16 d[8]
+ *               (Q4_1, Q5_1: then m[8]) and the codes, for Q5 then 32 bytes
+ *               of fifth bits (bit i of byte 4r + e: element 4i + e's,
+ *               bit 4 + i: element 16 + 4i + e's): the size of the rows;
  *   Q4_K:       super-block after super-block, MQ_R8_Q4K bytes each: the
  *               rows' f16 d[8], dmin[8]; unit j's 6-bit scale of row r at
  *               32 + 8j + r and its min at 96 + 8j + r; unit j's codes at
@@ -145,11 +147,15 @@ enum { MQ_R8 = 8, MQ_R8_Q4K = 160 + 8 * 128, MQ_R8_Q6K = 144 + 16 * 96, MQ_R8_Q8
 /* 1 when matmul_prepare makes the eight-row layout for w's type. */
 static inline int mq_r8_type(borg_dtype t)
 {
-    return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q4_K || t == BORG_DT_Q6_K || t == BORG_DT_Q8_0;
+    return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q5_0 || t == BORG_DT_Q5_1 || t == BORG_DT_Q4_K ||
+           t == BORG_DT_Q6_K || t == BORG_DT_Q8_0;
 }
 
-/* Bytes of one unit of eight rows, for Q4_0 and Q4_1. */
-static inline int mq_r8_unit_bytes(borg_dtype t) { return t == BORG_DT_Q4_1 ? 160 : 144; }
+/* Bytes of one unit of eight rows, for Q4_0, Q4_1, Q5_0, Q5_1. */
+static inline int mq_r8_unit_bytes(borg_dtype t)
+{
+    return t == BORG_DT_Q4_0 ? 144 : t == BORG_DT_Q4_1 ? 160 : t == BORG_DT_Q5_0 ? 176 : 192;
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 #define BORG_HAVE_AVX2_KERNELS 1

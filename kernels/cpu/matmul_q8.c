@@ -421,12 +421,19 @@ static int repack_wanted(const borg_mat *w)
            cpu_isa() >= BORG_ISA_AVX2 && !(v && !strcmp(v, "0"));
 }
 
-/* Unit j's codes (32, natural order) as row r of an eight-row unit c. */
-static void rows8_codes(const int8_t *q, int r, uint8_t *c)
+/* A unit's codes (32, natural order) as row r of an eight-row unit's c,
+ * and where p is not NULL their fifth bits into its plane p. */
+static void rows8_codes(const int8_t *q, int r, uint8_t *c, uint8_t *p)
 {
-    for (int i = 0; i < 4; i++)
-        for (int e = 0; e < 4; e++)
-            c[32 * i + 4 * r + e] = (uint8_t)(q[4 * i + e] | q[16 + 4 * i + e] << 4);
+    for (int e = 0; e < 4; e++) {
+        uint8_t hb = 0;
+        for (int i = 0; i < 4; i++) {
+            c[32 * i + 4 * r + e] = (uint8_t)((q[4 * i + e] & 15) | (q[16 + 4 * i + e] & 15) << 4);
+            hb |= (uint8_t)((q[4 * i + e] >> 4 & 1) << i | (q[16 + 4 * i + e] >> 4 & 1) << (4 + i));
+        }
+        if (p)
+            p[4 * r + e] = hb;
+    }
 }
 
 /* The eight-row copy of a matrix's whole groups of rows (matmul_kernels.h
@@ -479,6 +486,8 @@ static void pack_rows8(const borg_mat *w, uint8_t *dst)
     const int64_t span = k4 ? 256 : 32; /* elements per unit of the copy */
     const size_t src_bytes = quant_dtype_block_bytes(w->type);
     const size_t ub = k4 ? MQ_R8_Q4K : (size_t)mq_r8_unit_bytes(w->type);
+    const int five = w->type == BORG_DT_Q5_0 || w->type == BORG_DT_Q5_1;
+    const size_t h = k4 || w->type == BORG_DT_Q4_1 || w->type == BORG_DT_Q5_1 ? 32 : 16; /* header bytes */
     int8_t q[256];
     float dw[64], m[8];
     for (int64_t g = 0; g < w->rows / MQ_R8; g++)
@@ -488,15 +497,15 @@ static void pack_rows8(const borg_mat *w, uint8_t *dst)
                                     src_bytes * (size_t)k;
                 quant_decompose_row(w->type, sb, span / 32, q, dw, m);
                 memcpy(dst + 2 * r, sb, 2);
-                if (w->type != BORG_DT_Q4_0)
+                if (h == 32) /* the second f16: dmin, or m */
                     memcpy(dst + 16 + 2 * r, sb + 2, 2);
                 if (!k4) {
-                    rows8_codes(q, r, dst + ub - 128);
+                    rows8_codes(q, r, dst + h, five ? dst + h + 128 : NULL);
                     continue;
                 }
                 for (int j = 0; j < 8; j++) {
                     quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
-                    rows8_codes(q + 32 * j, r, dst + 160 + 128 * j);
+                    rows8_codes(q + 32 * j, r, dst + 160 + 128 * j, NULL);
                 }
             }
 }

@@ -98,19 +98,33 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
  * one_body's steps lane for lane (the same scale products, the same FMAs)
  * and the final vertical sum is reduce4's order. */
 
-/* Lane r: the exact dot of one unit of row r, from its 128 bytes of codes c,
- * with the unit's 32 activation codes x. */
-ONE_INLINE __m256i r8_unit_sum(const uint8_t *c, const int8_t *x)
+/* Codes of chunk i's low (hi = 0) or high nibbles q, with, for five-bit
+ * types (FIVE), their fifth bit from the plane p: bit i of byte 4r + e for
+ * the low nibbles, bit 4 + i for the high ones. */
+ONE_INLINE __m256i r8_codes(__m256i q, __m256i p, int i, int hi, const int FIVE)
 {
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i c = _mm256_and_si256(hi ? _mm256_srli_epi16(q, 4) : q, _mm256_set1_epi8(0x0f));
+    if (!FIVE)
+        return c;
+    const int bit = 4 * hi + i; /* to bit 4 */
+    const __m256i at4 = bit < 4 ? _mm256_slli_epi16(p, 4 - bit) : bit > 4 ? _mm256_srli_epi16(p, bit - 4) : p;
+    return _mm256_or_si256(c, _mm256_and_si256(at4, _mm256_set1_epi8(0x10)));
+}
+
+/* Lane r: the exact dot of one unit of row r, from its 128 bytes of codes c
+ * (and for FIVE its 32 bytes of fifth bits p), with the unit's 32
+ * activation codes x. */
+ONE_INLINE __m256i r8_unit_sum(const uint8_t *c, const uint8_t *p, const int8_t *x, const int FIVE)
+{
+    const __m256i hb = FIVE ? _mm256_loadu_si256((const __m256i *)p) : _mm256_setzero_si256();
     __m256i isum = _mm256_setzero_si256();
     UNROLL for (int i = 0; i < 4; i++) {
         const __m256i q = _mm256_loadu_si256((const __m256i *)(c + 32 * i));
         int32_t xl, xh;
         memcpy(&xl, x + 4 * i, 4);
         memcpy(&xh, x + 16 + 4 * i, 4);
-        isum = ONE_DOT2(isum, _mm256_and_si256(q, low4), _mm256_set1_epi32(xl),
-                        _mm256_and_si256(_mm256_srli_epi16(q, 4), low4), _mm256_set1_epi32(xh));
+        isum = ONE_DOT2(isum, r8_codes(q, hb, i, 0, FIVE), _mm256_set1_epi32(xl), r8_codes(q, hb, i, 1, FIVE),
+                        _mm256_set1_epi32(xh));
     }
     return isum;
 }
@@ -146,7 +160,7 @@ ONE_INLINE void one_r8_q4k(const mq_one *o, int64_t g0, int64_t g1)
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
             const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)));
             UNROLL for (int j = 0; j < 8; j++) {
-                const __m256i isum = r8_unit_sum(b + 160 + 128 * j, o->xq + 256 * k + 32 * j);
+                const __m256i isum = r8_unit_sum(b + 160 + 128 * j, NULL, o->xq + 256 * k + 32 * j, 0);
                 const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 32 + 8 * j))));
                 const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 96 + 8 * j))));
                 const __m256 m = _mm256_xor_ps(_mm256_mul_ps(dmin, mn), _mm256_set1_ps(-0.0f));
@@ -236,22 +250,27 @@ ONE_INLINE void one_r8_q8_0(const mq_one *o, int64_t g0, int64_t g1)
     }
 }
 
-/* Q4_0 and Q4_1 (T constant): a unit's header holds the rows' f16 d (and
- * for Q4_1 m); Q4_0's offset is -8 d, as block_scales forms it. Units past
+/* Q4_0, Q4_1, Q5_0, Q5_1 (T constant): a unit's header holds the rows' f16
+ * d (and for Q4_1/Q5_1 m), then come the codes and for Q5 the plane of
+ * fifth bits; Q4_0's offset is -8 d, Q5_0's -16 d, as block_scales forms
+ * them. Units past
  * the last whole block of 8 are single units: lane j holds elements
  * 4j..4j+3 (chunk j & 3's low or high nibbles). */
 ONE_INLINE void r8_b32_scales(borg_dtype T, const uint8_t *h, __m256 *dw, __m256 *m)
 {
     *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
-    *m = T == BORG_DT_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 16)))
-                           : _mm256_mul_ps(_mm256_set1_ps(-8.0f), *dw);
+    if (T == BORG_DT_Q4_1 || T == BORG_DT_Q5_1)
+        *m = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 16)));
+    else
+        *m = _mm256_mul_ps(_mm256_set1_ps(T == BORG_DT_Q4_0 ? -8.0f : -16.0f), *dw);
 }
 
 ONE_INLINE void one_r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
 {
-    const int UB = mq_r8_unit_bytes(T);
+    const int UB = mq_r8_unit_bytes(T), FIVE = T == BORG_DT_Q5_0 || T == BORG_DT_Q5_1;
+    const int H = T == BORG_DT_Q4_1 || T == BORG_DT_Q5_1 ? 32 : 16; /* header bytes */
     const int64_t ng = o->w->cols / 32, nfull = ng / 8;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+    const __m256i zero = _mm256_setzero_si256();
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * ng) * (size_t)UB;
         __m256 acc[8];
@@ -263,15 +282,15 @@ ONE_INLINE void one_r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1
                 const uint8_t *h = b + (size_t)u * (size_t)UB;
                 __m256 dw, m;
                 r8_b32_scales(T, h, &dw, &m);
-                acc[j] = r8_step(acc[j], r8_unit_sum(h + UB - 128, o->xq + 32 * u), dw, m, o->xd[u], o->xs[u]);
+                acc[j] = r8_step(acc[j], r8_unit_sum(h + H, h + H + 128, o->xq + 32 * u, FIVE), dw, m, o->xd[u], o->xs[u]);
             }
         for (int64_t u = 8 * nfull, k = nfull; u < ng; u++, k++) {
-            const uint8_t *h = b + (size_t)u * (size_t)UB, *c = h + UB - 128;
+            const uint8_t *h = b + (size_t)u * (size_t)UB;
             __m256 dw, m;
             r8_b32_scales(T, h, &dw, &m);
+            const __m256i hb = FIVE ? _mm256_loadu_si256((const __m256i *)(h + H + 128)) : zero;
             UNROLL for (int j = 0; j < 8; j++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(c + 32 * (j & 3)));
-                const __m256i w = _mm256_and_si256(j < 4 ? q : _mm256_srli_epi16(q, 4), low4);
+                const __m256i w = r8_codes(_mm256_loadu_si256((const __m256i *)(h + H + 32 * (j & 3))), hb, j & 3, j >> 2, FIVE);
                 int32_t xj;
                 memcpy(&xj, o->xq + 32 * u + 4 * j, 4);
                 acc[j] = r8_step(acc[j], ONE_DOT2(zero, w, _mm256_set1_epi32(xj), zero, zero), dw, m, o->xd[8 * k + j],
@@ -285,12 +304,16 @@ ONE_INLINE void one_r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1
 
 ONE_TARGET static void one_r8_q4_0(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q4_0, o, g0, g1); }
 ONE_TARGET static void one_r8_q4_1(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q4_1, o, g0, g1); }
+ONE_TARGET static void one_r8_q5_0(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q5_0, o, g0, g1); }
+ONE_TARGET static void one_r8_q5_1(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q5_1, o, g0, g1); }
 
 ONE_TARGET void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1)
 {
     switch (o->w->type) {
     case BORG_DT_Q4_0: one_r8_q4_0(o, g0, g1); break;
     case BORG_DT_Q4_1: one_r8_q4_1(o, g0, g1); break;
+    case BORG_DT_Q5_0: one_r8_q5_0(o, g0, g1); break;
+    case BORG_DT_Q5_1: one_r8_q5_1(o, g0, g1); break;
     case BORG_DT_Q4_K: one_r8_q4k(o, g0, g1); break;
     case BORG_DT_Q6_K: one_r8_q6k(o, g0, g1); break;
     case BORG_DT_Q8_0: one_r8_q8_0(o, g0, g1); break;
