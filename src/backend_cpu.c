@@ -33,7 +33,7 @@ static borg_status cpu_create(const gguf_file *f, const stage_config *cfg, backe
     if (!st && model_packed_bytes(b->model))
         log_event(LOG_DEBUG, "weights_repacked", NULL,
                   LOG_FIELDS(LOG_I("bytes", model_packed_bytes(b->model)), LOG_S("isa", matmul_isa())),
-                  "layers %d-%d: %.1f MiB of weights repacked for the %s integer tiles", cfg->layer_begin,
+                  "layers %d-%d: %.1f MiB of weights repacked for the %s integer kernels", cfg->layer_begin,
                   cfg->layer_end - 1, model_packed_bytes(b->model) / 1048576.0, matmul_isa());
     if (!st)
         st = model_kv_create(b->model, cfg->n_slots, cfg->slot_ctx, cfg->max_chunk, cfg->kv_dtype, &b->kv, err);

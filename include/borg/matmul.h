@@ -34,7 +34,7 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
  * scales and offsets: matmul_kernels.h), so that batches of two or more
  * vectors stop decoding every row on every call. The repacked rows are
  * exact (same bits as packing per call) and cost about 2x the weights'
- * bytes for 4-bit types. Q4_0, Q4_1 and Q4_K rows are also copied eight rows interleaved
+ * bytes for 4-bit types. Rows are also copied eight rows interleaved
  * (about 1x more) for a batch of one, which otherwise streams the
  * original rows.
  * Does nothing for other types, on the portable path, with f32

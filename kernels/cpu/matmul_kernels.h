@@ -120,7 +120,7 @@ void mq_tile_portable(const mq_tile *t, int nv);
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m);
 
 /* Rows for a batch of one, eight at a time (matmul_prepare; every type
- * of the 8-bit path but Q5_K): a vector register's 32-bit lane r holds four codes of row r, so
+ * of the 8-bit path): a vector register's 32-bit lane r holds four codes of row r, so
  * one dot instruction serves eight rows, each lane stays one (row, unit)
  * pair, and the contract's lane j becomes register j of eight rows,
  * summed vertically in the contract's order at the end: no horizontal
@@ -131,10 +131,12 @@ void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, fl
  *               (Q4_1, Q5_1: then m[8]) and the codes, for Q5 then 32 bytes
  *               of fifth bits (bit i of byte 4r + e: element 4i + e's,
  *               bit 4 + i: element 16 + 4i + e's): the size of the rows;
- *   Q4_K:       super-block after super-block, MQ_R8_Q4K bytes each: the
- *               rows' f16 d[8], dmin[8]; unit j's 6-bit scale of row r at
- *               32 + 8j + r and its min at 96 + 8j + r; unit j's codes at
- *               160 + 128j (16 bytes per 1152 more than the rows);
+ *   Q4_K, Q5_K: super-block after super-block, MQ_R8_Q4K or MQ_R8_Q5K
+ *               bytes each: the rows' f16 d[8], dmin[8]; unit j's 6-bit
+ *               scale of row r at 32 + 8j + r and its min at 96 + 8j + r;
+ *               unit j's codes at 160 + 128j (Q5_K: at 160 + 160j, each
+ *               followed by its plane of fifth bits, as Q5_0's); 16 bytes
+ *               per super-block of 8 rows more than the rows;
  *   Q6_K:       super-block after super-block, MQ_R8_Q6K bytes each: the
  *               rows' f16 d[8]; unit u's (16 elements) int8 scale of row r
  *               at 16 + 8u + r; unit u's codes at 144 + 96u (one_r8_q6k
@@ -142,13 +144,19 @@ void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, fl
  *   Q8_0:       unit after unit, MQ_R8_Q8_0 bytes each: the rows' f16 d[8],
  *               then 8 chunks of 32 codes (one_r8_q8_0): the size of the
  *               rows. */
-enum { MQ_R8 = 8, MQ_R8_Q4K = 160 + 8 * 128, MQ_R8_Q6K = 144 + 16 * 96, MQ_R8_Q8_0 = 16 + 8 * 32 };
+enum {
+    MQ_R8 = 8,
+    MQ_R8_Q4K = 160 + 8 * 128,
+    MQ_R8_Q5K = 160 + 8 * 160,
+    MQ_R8_Q6K = 144 + 16 * 96,
+    MQ_R8_Q8_0 = 16 + 8 * 32
+};
 
 /* 1 when matmul_prepare makes the eight-row layout for w's type. */
 static inline int mq_r8_type(borg_dtype t)
 {
-    return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q5_0 || t == BORG_DT_Q5_1 || t == BORG_DT_Q4_K ||
-           t == BORG_DT_Q6_K || t == BORG_DT_Q8_0;
+    return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q5_0 || t == BORG_DT_Q5_1 || t == BORG_DT_Q8_0 ||
+           t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K;
 }
 
 /* Bytes of one unit of eight rows, for Q4_0, Q4_1, Q5_0, Q5_1. */

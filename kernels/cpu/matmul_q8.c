@@ -482,11 +482,11 @@ static void pack_rows8(const borg_mat *w, uint8_t *dst)
                               dst);
         return;
     }
-    const int k4 = w->type == BORG_DT_Q4_K;
+    const int k4 = w->type == BORG_DT_Q4_K || w->type == BORG_DT_Q5_K;
     const int64_t span = k4 ? 256 : 32; /* elements per unit of the copy */
     const size_t src_bytes = quant_dtype_block_bytes(w->type);
-    const size_t ub = k4 ? MQ_R8_Q4K : (size_t)mq_r8_unit_bytes(w->type);
-    const int five = w->type == BORG_DT_Q5_0 || w->type == BORG_DT_Q5_1;
+    const int five = w->type == BORG_DT_Q5_0 || w->type == BORG_DT_Q5_1 || w->type == BORG_DT_Q5_K;
+    const size_t ub = k4 ? (five ? MQ_R8_Q5K : MQ_R8_Q4K) : (size_t)mq_r8_unit_bytes(w->type);
     const size_t h = k4 || w->type == BORG_DT_Q4_1 || w->type == BORG_DT_Q5_1 ? 32 : 16; /* header bytes */
     int8_t q[256];
     float dw[64], m[8];
@@ -505,7 +505,8 @@ static void pack_rows8(const borg_mat *w, uint8_t *dst)
                 }
                 for (int j = 0; j < 8; j++) {
                     quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
-                    rows8_codes(q + 32 * j, r, dst + 160 + 128 * j, NULL);
+                    uint8_t *c = dst + 160 + (five ? 160 : 128) * j;
+                    rows8_codes(q + 32 * j, r, c, five ? c + 128 : NULL);
                 }
             }
 }
@@ -515,8 +516,11 @@ static size_t rows8_bytes(const borg_mat *w)
     if (!mq_r8_type(w->type))
         return 0;
     const size_t groups = (size_t)(w->rows / MQ_R8);
-    if (w->type == BORG_DT_Q4_K || w->type == BORG_DT_Q6_K)
-        return groups * (size_t)(w->cols / 256) * (w->type == BORG_DT_Q4_K ? MQ_R8_Q4K : MQ_R8_Q6K);
+    if (w->type == BORG_DT_Q4_K || w->type == BORG_DT_Q5_K || w->type == BORG_DT_Q6_K)
+        return groups * (size_t)(w->cols / 256) *
+               (w->type == BORG_DT_Q4_K   ? MQ_R8_Q4K
+                : w->type == BORG_DT_Q5_K ? MQ_R8_Q5K
+                                          : MQ_R8_Q6K);
     return groups * (size_t)(w->cols / 32) * (w->type == BORG_DT_Q8_0 ? MQ_R8_Q8_0 : (size_t)mq_r8_unit_bytes(w->type));
 }
 

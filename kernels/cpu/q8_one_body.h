@@ -148,19 +148,23 @@ ONE_INLINE void r8_store(const __m256 *acc, float *y)
     _mm256_storeu_ps(y, _mm256_add_ps(lo, hi));
 }
 
-ONE_INLINE void one_r8_q4k(const mq_one *o, int64_t g0, int64_t g1)
+/* Q4_K and Q5_K (T constant): Q5_K's units carry their plane of fifth
+ * bits after the codes. */
+ONE_INLINE void one_r8_k4(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
 {
+    const int FIVE = T == BORG_DT_Q5_K, SB = FIVE ? MQ_R8_Q5K : MQ_R8_Q4K, UB = FIVE ? 160 : 128;
     const int64_t nblk = o->w->cols / 256;
     for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * nblk) * MQ_R8_Q4K;
+        const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * nblk) * (size_t)SB;
         __m256 acc[8];
         UNROLL for (int j = 0; j < 8; j++)
             acc[j] = _mm256_setzero_ps();
-        for (int64_t k = 0; k < nblk; k++, b += MQ_R8_Q4K) {
+        for (int64_t k = 0; k < nblk; k++, b += SB) {
             const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
             const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)));
             UNROLL for (int j = 0; j < 8; j++) {
-                const __m256i isum = r8_unit_sum(b + 160 + 128 * j, NULL, o->xq + 256 * k + 32 * j, 0);
+                const uint8_t *c = b + 160 + UB * j;
+                const __m256i isum = r8_unit_sum(c, c + 128, o->xq + 256 * k + 32 * j, FIVE);
                 const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 32 + 8 * j))));
                 const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 96 + 8 * j))));
                 const __m256 m = _mm256_xor_ps(_mm256_mul_ps(dmin, mn), _mm256_set1_ps(-0.0f));
@@ -302,6 +306,8 @@ ONE_INLINE void one_r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1
 }
 // clang-format on
 
+ONE_TARGET static void one_r8_q4_k(const mq_one *o, int64_t g0, int64_t g1) { one_r8_k4(BORG_DT_Q4_K, o, g0, g1); }
+ONE_TARGET static void one_r8_q5_k(const mq_one *o, int64_t g0, int64_t g1) { one_r8_k4(BORG_DT_Q5_K, o, g0, g1); }
 ONE_TARGET static void one_r8_q4_0(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q4_0, o, g0, g1); }
 ONE_TARGET static void one_r8_q4_1(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q4_1, o, g0, g1); }
 ONE_TARGET static void one_r8_q5_0(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q5_0, o, g0, g1); }
@@ -314,7 +320,8 @@ ONE_TARGET void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1)
     case BORG_DT_Q4_1: one_r8_q4_1(o, g0, g1); break;
     case BORG_DT_Q5_0: one_r8_q5_0(o, g0, g1); break;
     case BORG_DT_Q5_1: one_r8_q5_1(o, g0, g1); break;
-    case BORG_DT_Q4_K: one_r8_q4k(o, g0, g1); break;
+    case BORG_DT_Q4_K: one_r8_q4_k(o, g0, g1); break;
+    case BORG_DT_Q5_K: one_r8_q5_k(o, g0, g1); break;
     case BORG_DT_Q6_K: one_r8_q6k(o, g0, g1); break;
     case BORG_DT_Q8_0: one_r8_q8_0(o, g0, g1); break;
     default: break;
