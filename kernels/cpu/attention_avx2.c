@@ -13,6 +13,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#define UNROLL _Pragma("GCC unroll 8")
+
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 
@@ -94,6 +96,69 @@ AVX2_INLINE void tile_scores(float *s, const float *q, const void *k, int f16, c
     }
 }
 
+/* tile_scores for NH <= 3 heads at once (q + h * head_dim into s + h *
+ * OPS_ATTN_TILE): each key row is widened once for all of them, and each
+ * (head, key) takes tile_scores' steps, so the same bits. */
+AVX2_INLINE void tile_scores_heads(float *s, const float *q, int head_dim, const int NH, const void *k, int f16,
+                                   const int64_t *off, int n, int nc, float scale)
+{
+    const __m128 sc = _mm_set1_ps(scale);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        __m256 a[3][4];
+        UNROLL for (int h = 0; h < NH; h++) UNROLL for (int i = 0; i < 4; i++) a[h][i] = _mm256_setzero_ps();
+        for (int c = 0; c < nc; c++)
+            UNROLL for (int i = 0; i < 4; i++)
+            {
+                const __m256 kc = load8(k, f16, off[j + i] + 8 * c);
+                UNROLL for (int h = 0; h < NH; h++)
+                    a[h][i] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + 8 * c), kc, a[h][i]);
+            }
+        UNROLL for (int h = 0; h < NH; h++)
+            _mm_storeu_ps(s + h * OPS_ATTN_TILE + j, _mm_mul_ps(hsum4(a[h][0], a[h][1], a[h][2], a[h][3]), sc));
+    }
+    for (; j < n; j++)
+        UNROLL for (int h = 0; h < NH; h++)
+        {
+            __m256 a = _mm256_setzero_ps();
+            for (int c = 0; c < nc; c++)
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + 8 * c), load8(k, f16, off[j] + 8 * c), a);
+            s[h * OPS_ATTN_TILE + j] = hsum1(a) * scale;
+        }
+}
+
+/* tile_values for NH <= 3 heads at once (weights w + h * OPS_ATTN_TILE,
+ * outputs out + h * head_dim, factors c[h]), 16 output floats at a time:
+ * each value row is widened once for all of them, and each output float
+ * takes tile_values' steps, so the same bits. */
+AVX2_INLINE void tile_values_heads(float *out, int head_dim, const float *w, const int NH, const void *v, int f16,
+                                   const int64_t *off, int n, int nc, int fresh, const float *c)
+{
+    for (int c0 = 0; c0 < nc; c0 += 2) {
+        const int two = c0 + 1 < nc;
+        __m256 o[3][2];
+        UNROLL for (int h = 0; h < NH; h++) UNROLL for (int i = 0; i < 2; i++)
+            o[h][i] = fresh ? _mm256_setzero_ps()
+                            : _mm256_mul_ps(_mm256_loadu_ps(out + h * head_dim + 8 * (c0 + i * two)),
+                                            _mm256_set1_ps(c[h]));
+        for (int j = 0; j < n; j++) {
+            const __m256 v0 = load8(v, f16, off[j] + 8 * c0), v1 = load8(v, f16, off[j] + 8 * (c0 + two));
+            UNROLL for (int h = 0; h < NH; h++)
+            {
+                const __m256 a = _mm256_set1_ps(w[h * OPS_ATTN_TILE + j]);
+                o[h][0] = _mm256_fmadd_ps(a, v0, o[h][0]);
+                o[h][1] = _mm256_fmadd_ps(a, v1, o[h][1]);
+            }
+        }
+        UNROLL for (int h = 0; h < NH; h++)
+        {
+            _mm256_storeu_ps(out + h * head_dim + 8 * c0, o[h][0]);
+            if (two)
+                _mm256_storeu_ps(out + h * head_dim + 8 * (c0 + 1), o[h][1]);
+        }
+    }
+}
+
 /* out (8 * nc floats) = out * c + sum_j w[j] * (v at off[j]), j < n in
  * order; out starts from zero where `fresh`. */
 AVX2_INLINE void tile_values(float *out, const float *w, const void *v, int f16, const int64_t *off, int n, int nc,
@@ -122,8 +187,33 @@ AVX2_INLINE void tile_values(float *out, const float *w, const void *v, int f16,
 }
 
 /* Heads attended together: each tile's keys and values (up to 32 KiB of
- * f32 at head_dim 64) stay in L1 while every head of the batch reads them. */
+ * f32 at head_dim 64) stay in L1 while every head of the batch reads them,
+ * three at a time from each widened row. */
 enum { HEADS = 8 };
+
+AVX2_INLINE void scores_of(float *s, const float *q, int head_dim, int nh, const void *k, int f16, const int64_t *off,
+                           int n, int nc, float scale)
+{
+    int h = 0;
+    for (; h + 3 <= nh; h += 3)
+        tile_scores_heads(s + h * OPS_ATTN_TILE, q + h * head_dim, head_dim, 3, k, f16, off, n, nc, scale);
+    if (nh - h == 2)
+        tile_scores_heads(s + h * OPS_ATTN_TILE, q + h * head_dim, head_dim, 2, k, f16, off, n, nc, scale);
+    else if (nh - h == 1)
+        tile_scores(s + h * OPS_ATTN_TILE, q + h * head_dim, k, f16, off, n, nc, scale);
+}
+
+AVX2_INLINE void values_of(float *out, int head_dim, const float *w, int nh, const void *v, int f16, const int64_t *off,
+                           int n, int nc, int fresh, const float *c)
+{
+    int h = 0;
+    for (; h + 3 <= nh; h += 3)
+        tile_values_heads(out + h * head_dim, head_dim, w + h * OPS_ATTN_TILE, 3, v, f16, off, n, nc, fresh, c + h);
+    if (nh - h == 2)
+        tile_values_heads(out + h * head_dim, head_dim, w + h * OPS_ATTN_TILE, 2, v, f16, off, n, nc, fresh, c + h);
+    else if (nh - h == 1)
+        tile_values(out + h * head_dim, w + h * OPS_ATTN_TILE, v, f16, off, n, nc, fresh, c[h]);
+}
 
 /* The group's heads h0 .. h0 + nh - 1 (nh <= HEADS); f16 is a constant at
  * each call, so each row type gets its own loops. Every head takes the
@@ -133,9 +223,9 @@ AVX2_INLINE void attend(float *out, const float *q, int nh, const ops_kv_rows *k
 {
     const int nc = head_dim / 8;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    float s[OPS_ATTN_TILE] = {0}; /* lanes past a short tile's end are read, then masked */
+    float s[HEADS * OPS_ATTN_TILE] = {0}; /* lanes past a short tile's end are read, then masked */
     int64_t off[OPS_ATTN_TILE];
-    float mx[HEADS];
+    float mx[HEADS], c[HEADS];
     __m256 sum[HEADS];
     for (int h = 0; h < nh; h++) {
         mx[h] = -INFINITY;
@@ -148,38 +238,39 @@ AVX2_INLINE void attend(float *out, const float *q, int nh, const ops_kv_rows *k
             off[j] = (int64_t)row * kv->stride;
             row = row + 1 == kv->ring ? 0 : row + 1;
         }
+        scores_of(s, q, head_dim, nh, kv->k, f16, off, n, nc, scale);
         for (int h = 0; h < nh; h++) {
-            tile_scores(s, q + (size_t)h * head_dim, kv->k, f16, off, n, nc, scale);
+            float *sh = s + h * OPS_ATTN_TILE;
             __m256 m8 = _mm256_set1_ps(-INFINITY);
             int j = 0;
             for (; j + 8 <= n; j += 8)
-                m8 = _mm256_max_ps(m8, _mm256_loadu_ps(s + j));
+                m8 = _mm256_max_ps(m8, _mm256_loadu_ps(sh + j));
             float tile_mx = hmax(m8);
             for (; j < n; j++)
-                tile_mx = s[j] > tile_mx ? s[j] : tile_mx;
+                tile_mx = sh[j] > tile_mx ? sh[j] : tile_mx;
             /* A larger maximum rescales what the earlier tiles added. */
-            float c = 1.0f;
+            c[h] = 1.0f;
             if (tile_mx > mx[h]) {
-                c = _mm256_cvtss_f32(exp_avx2(_mm256_set1_ps(mx[h] - tile_mx)));
-                sum[h] = _mm256_mul_ps(sum[h], _mm256_set1_ps(c));
+                c[h] = _mm256_cvtss_f32(exp_avx2(_mm256_set1_ps(mx[h] - tile_mx)));
+                sum[h] = _mm256_mul_ps(sum[h], _mm256_set1_ps(c[h]));
                 mx[h] = tile_mx;
             }
             const __m256 m = _mm256_set1_ps(mx[h]);
             for (j = 0; j < n; j += 8) {
-                __m256 p = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+                __m256 p = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(sh + j), m));
                 if (j + 8 > n) /* the tile's last lanes past n add nothing */
                     p = _mm256_and_ps(p, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - j), lane)));
-                _mm256_storeu_ps(s + j, p);
+                _mm256_storeu_ps(sh + j, p);
                 sum[h] = _mm256_add_ps(sum[h], p);
             }
-            tile_values(out + (size_t)h * head_dim, s, kv->v, f16, off, n, nc, t0 == 0, c);
         }
+        values_of(out, head_dim, s, nh, kv->v, f16, off, n, nc, t0 == 0, c);
     }
     for (int h = 0; h < nh; h++) {
         const __m256 inv = _mm256_set1_ps(1.0f / hsum1(sum[h]));
         float *o = out + (size_t)h * head_dim;
-        for (int c = 0; c < nc; c++)
-            _mm256_storeu_ps(o + 8 * c, _mm256_mul_ps(_mm256_loadu_ps(o + 8 * c), inv));
+        for (int c8 = 0; c8 < nc; c8++)
+            _mm256_storeu_ps(o + 8 * c8, _mm256_mul_ps(_mm256_loadu_ps(o + 8 * c8), inv));
     }
 }
 
