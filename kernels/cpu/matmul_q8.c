@@ -495,18 +495,33 @@ static void pack_rows8(const borg_mat *w, uint8_t *dst)
             for (int r = 0; r < MQ_R8; r++) {
                 const uint8_t *sb = (const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes +
                                     src_bytes * (size_t)k;
-                quant_decompose_row(w->type, sb, span / 32, q, dw, m);
+                if (five)
+                    quant_decompose_row(w->type, sb, span / 32, q, dw, m);
                 memcpy(dst + 2 * r, sb, 2);
                 if (h == 32) /* the second f16: dmin, or m */
                     memcpy(dst + 16 + 2 * r, sb + 2, 2);
                 if (!k4) {
-                    rows8_codes(q, r, dst + h, five ? dst + h + 128 : NULL);
+                    if (five)
+                        rows8_codes(q, r, dst + h, dst + h + 128);
+                    else /* a Q4_0/Q4_1 byte holds elements l and 16 + l already */
+                        for (int i = 0; i < 4; i++)
+                            memcpy(dst + h + 32 * i + 4 * r, sb + h / 8 + 4 * i, 4);
                     continue;
                 }
                 for (int j = 0; j < 8; j++) {
                     quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
                     uint8_t *c = dst + 160 + (five ? 160 : 128) * j;
-                    rows8_codes(q + 32 * j, r, c, five ? c + 128 : NULL);
+                    if (five) {
+                        rows8_codes(q + 32 * j, r, c, c + 128);
+                        continue;
+                    }
+                    /* Q4_K: unit j is nibble j % 2 of 32 bytes */
+                    const uint8_t *qs = sb + 16 + 32 * (j >> 1);
+                    const int sh = 4 * (j & 1);
+                    for (int i = 0; i < 4; i++)
+                        for (int e = 0; e < 4; e++)
+                            c[32 * i + 4 * r + e] = (uint8_t)((qs[4 * i + e] >> sh & 15) |
+                                                              (qs[16 + 4 * i + e] >> sh & 15) << 4);
                 }
             }
 }
