@@ -371,10 +371,26 @@ static void attention_items(void *ctx, int64_t begin, int64_t end, int thread)
     }
 }
 
-static void rmsnorm_rows(float *out, const float *x, const float *w, int n, int width, float eps)
+typedef struct {
+    float *out;
+    const float *x, *w;
+    int width;
+    float eps;
+} norm_job;
+
+static void norm_rows(void *ctx, int64_t begin, int64_t end, int thread)
 {
-    for (int i = 0; i < n; i++)
-        ops_rmsnorm(out + (size_t)i * width, x + (size_t)i * width, w, width, eps);
+    (void)thread;
+    const norm_job *j = ctx;
+    for (int64_t i = begin; i < end; i++)
+        ops_rmsnorm(j->out + (size_t)i * j->width, j->x + (size_t)i * j->width, j->w, j->width, j->eps);
+}
+
+/* Row by row, so the threads' shares change no bit. */
+static void rmsnorm_rows(float *out, const float *x, const float *w, int n, int width, float eps, borg_pool *pool)
+{
+    norm_job j = {out, x, w, width, eps};
+    pool_run(pool, norm_rows, &j, n, 16);
 }
 
 /* One transformer block over n tokens, x updated in place:
@@ -391,7 +407,7 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     const size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)hp->n_kv_head * hd;
     const float *angles = family_layer_window(hp, m->layer_begin + l) ? s->angles_local : s->angles;
 
-    rmsnorm_rows(s->xb, x, w->attn_norm, n, dim, hp->rms_eps);
+    rmsnorm_rows(s->xb, x, w->attn_norm, n, dim, hp->rms_eps, pool);
     if (matmul(&w->wq, s->xb, n, s->q, pool) || matmul(&w->wk, s->xb, n, s->k, pool) ||
         matmul(&w->wv, s->xb, n, s->v, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
@@ -402,8 +418,8 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     if (w->bv)
         vec_add_rows(s->v, w->bv, n, (int64_t)kv_dim);
     if (w->q_norm) {
-        rmsnorm_rows(s->q, s->q, w->q_norm, n * hp->n_head, hd, hp->rms_eps);
-        rmsnorm_rows(s->k, s->k, w->k_norm, n * hp->n_kv_head, hd, hp->rms_eps);
+        rmsnorm_rows(s->q, s->q, w->q_norm, n * hp->n_head, hd, hp->rms_eps, pool);
+        rmsnorm_rows(s->k, s->k, w->k_norm, n * hp->n_kv_head, hd, hp->rms_eps, pool);
     }
     for (int i = 0; i < n; i++) {
         const float *cs = angles + (size_t)i * hp->rope_dim;
@@ -423,10 +439,10 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     if (w->bo)
         vec_add_rows(s->proj, w->bo, n, dim);
     if (w->attn_post_norm)
-        rmsnorm_rows(s->proj, s->proj, w->attn_post_norm, n, dim, hp->rms_eps);
+        rmsnorm_rows(s->proj, s->proj, w->attn_post_norm, n, dim, hp->rms_eps, pool);
     vec_add(x, s->proj, (int64_t)n * dim);
 
-    rmsnorm_rows(s->xb, x, w->ffn_norm, n, dim, hp->rms_eps);
+    rmsnorm_rows(s->xb, x, w->ffn_norm, n, dim, hp->rms_eps, pool);
     if (matmul(&w->w_gate, s->xb, n, s->gate, pool) || matmul(&w->w_up, s->xb, n, s->up, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
     ffn_act_job fj = {hp, s->gate, s->up};
@@ -434,7 +450,7 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     if (matmul(&w->w_down, s->gate, n, s->proj, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
     if (w->ffn_post_norm)
-        rmsnorm_rows(s->proj, s->proj, w->ffn_post_norm, n, dim, hp->rms_eps);
+        rmsnorm_rows(s->proj, s->proj, w->ffn_post_norm, n, dim, hp->rms_eps, pool);
     vec_add(x, s->proj, (int64_t)n * dim);
     return BORG_OK;
 }
