@@ -131,26 +131,6 @@ AVX2_INLINE void block_scales(borg_dtype T, const uint8_t *row, int64_t g0, cons
         *m = _mm256_setzero_ps();
 }
 
-/* block_scales of a Q4_K or Q5_K super-block at sb, straight from its 12
- * bytes of 6-bit pairs (k_scales' unpacking, four 32-bit words at a time:
- * the words q0, q2, q1, q2 >> 4 masked to 6 or 4 bits, with bits 6-7 of
- * the bytes of q0 and q1 brought down to 4-5 over the second and fourth),
- * in registers: the same products, so the same bits, without a round trip
- * through ks. */
-AVX2_INLINE void k4_block_scales(const uint8_t *sb, __m256 *dw, __m256 *m)
-{
-    const __m128i q = _mm_loadu_si128((const __m128i *)sb); /* d, dmin (f16), then q0, q1, q2 */
-    const __m128i x = _mm_srlv_epi32(_mm_shuffle_epi32(q, 0xed), _mm_setr_epi32(0, 0, 0, 4)); /* q0 q2 q1 q2>>4 */
-    const __m128i y = _mm_srli_epi32(_mm_shuffle_epi32(q, 0xa5), 2);                        /* q0 q0 q1 q1, >> 2 */
-    const __m128i sm = _mm_or_si128(_mm_and_si128(x, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f)),
-                                    _mm_and_si128(y, _mm_setr_epi32(0, 0x30303030, 0, 0x30303030)));
-    const __m128 dd = _mm_cvtph_ps(q); /* d, dmin */
-    *dw = _mm256_mul_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(sm)));
-    *m = _mm256_xor_ps(_mm256_mul_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
-                                     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(sm, 8)))),
-                       _mm256_set1_ps(-0.0f));
-}
-
 /* Block lanes from natural group sums: lane j the whole of v[j] (8 units
  * of 32), or, for 16-element units, lane j the half j & 1 of v[j / 2]. */
 AVX2_INLINE __m256i block_lanes(const __m256i *v, const int UNITS32)

@@ -24,7 +24,8 @@
 /* One vector against rows [r0, r1), MM_MR rows at a time, decoding each
  * group of codes in registers (no panel) and folding a block's natural
  * group sums into its lanes: the same per-pair steps as q8_body, so the
- * same bits. The weights stream from memory once, so the next rows are
+ * same bits. It serves matrices without an eight-row copy (BORG_REPACK=0)
+ * and the rows past a copy's last group of eight. The weights stream from memory once, so the next rows are
  * prefetched, spread over the groups: a burst at the start would stall on
  * the memory queue. */
 ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
@@ -40,7 +41,8 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
         const size_t next_bytes = (size_t)(r1 - r - nr < MM_MR ? r1 - r - nr : MM_MR) * o->w->row_bytes;
         const size_t step = (next_bytes / (size_t)ng + 63) & ~(size_t)63;
         __m256 acc[MM_MR];
-        float ks[MM_MR][16] = {{0}}; /* Q4_K/Q5_K never fill it: their group_codes read zeros they drop */
+        float ks[MM_MR][16] = {{0}}; /* K types: the super-block's k_scales; zeroed, as no
+                                        build should have to prove which loads are dead */
         UNROLL for (int i = 0; i < MM_MR; i++)
             acc[i] = _mm256_setzero_ps();
         for (int64_t k = 0; k < nfull; k++) {
@@ -49,10 +51,7 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
                 _mm_prefetch(next + p, _MM_HINT_T0);
             const __m256 dx = _mm256_loadu_ps(o->xd + 8 * k), sx = _mm256_loadu_ps(o->xs + 8 * k);
             UNROLL for (int i = 0; i < MM_MR; i++) {
-                /* Q4_K and Q5_K decode their scales in registers
-                 * (k4_block_scales); the sc and m their group_codes
-                 * would take from ks go unused */
-                if (T == BORG_DT_Q6_K && (g0 & 7) == 0)
+                if (is_k(T) && (g0 & 7) == 0)
                     k_scales(T, rows[i] + k_bytes(T) * (size_t)(g0 >> 3), ks[i]);
                 __m256i v[8];
                 UNROLL for (int u = 0; u < GPB; u++) {
@@ -63,10 +62,7 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
                 }
                 const __m256i isum = ONE_LANES(block_lanes(v, GPB == 8), o, k);
                 __m256 dw, m;
-                if (T == BORG_DT_Q4_K || T == BORG_DT_Q5_K)
-                    k4_block_scales(rows[i] + k_bytes(T) * (size_t)k, &dw, &m);
-                else
-                    block_scales(T, rows[i], g0, ks[i], &dw, &m);
+                block_scales(T, rows[i], g0, ks[i], &dw, &m);
                 if (!SGN)
                     acc[i] = _mm256_fmadd_ps(m, sx, acc[i]);
                 acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc[i]);
