@@ -9,8 +9,9 @@
  *       for each group of MQ_NR vectors
  *         for each MQ_MR rows of the panel: one tile of integer dot products
  *
- * A single vector skips the panel on AVX2 and up (mq_one_avx2 decodes in
- * registers). Every kernel keeps the per-pair contract, so a (row, vector)
+ * On AVX2 and up a single vector skips the panel (mq_one_avx2 decodes in
+ * registers), and so do batches of up to R8_MAX_NB vectors on matrices with
+ * an eight-row copy (mq_one_r8_avx2, vector by vector). Every kernel keeps the per-pair contract, so a (row, vector)
  * result depends on the ISA only, never on batching or threads. This file
  * also holds the portable kernels. */
 #include <math.h>
@@ -24,6 +25,11 @@ enum {
     VEC_GRAIN = 16,
     PANEL_ROWS = 16 /* decoded together; each group of vectors meets them all while in L1 */
 };
+
+/* Batches up to this size meet the eight-row copy vector by vector (each
+ * group of rows is in L1 for the later ones), not the tile copy: it is
+ * half the bytes, and small batches are bound by streaming them. */
+#define R8_MAX_NB 8
 
 /* Activation codes one block of vectors may take, so it stays in L2. */
 #define X_BLOCK_BYTES (192 * 1024)
@@ -176,6 +182,7 @@ typedef struct {
     mq_shape sh;
     float *y;
     borg_isa isa;
+    int in_place;    /* rows met as stored or as the eight-row copy (mq_one), no panel */
     int pairs;       /* x in the pair layout of mq_ptile, else vector after vector */
     int8_t *xn;      /* nb * cols codes in natural order */
     float *gd, *gs;  /* nb * ng group scales and sums */
@@ -322,18 +329,29 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
     const borg_mat *w = job->w;
     const int64_t cols = w->cols, nblk = job->nblk;
 #ifdef BORG_HAVE_AVX2_KERNELS
-    if (job->isa >= BORG_ISA_AVX2 && job->nb == 1) {
-        const mq_one one = {w, job->xq, job->xd, job->xs, job->xc, job->y};
+    if (job->in_place) {
         const int wide = job->isa >= BORG_ISA_AVX512;
-        /* whole groups of eight rows from the eight-row copy, the rest in place */
+        void (*one_fn)(const mq_one *, int64_t, int64_t) = wide ? mq_one_avx512 : mq_one_avx2;
+        void (*r8_fn)(const mq_one *, int64_t, int64_t) = wide ? mq_one_r8_avx512 : mq_one_r8_avx2;
+        mq_one one[R8_MAX_NB];
+        for (int64_t b = 0; b < job->nb; b++) {
+            const int64_t l = b * nblk * 8;
+            one[b] = (mq_one){w,           job->xq + b * cols,           job->xd + l,
+                              job->xs + l, job->xc ? job->xc + l : NULL, job->y + b * w->rows};
+        }
+        /* whole groups of eight rows from the eight-row copy, the rest in
+         * place; each vector meets a few groups while they are in L1 */
         const int64_t g0 = w->rows8 ? (r0 + MQ_R8 - 1) / MQ_R8 : 0, g1 = w->rows8 ? r1 / MQ_R8 : 0;
         const int64_t a = g0 < g1 ? MQ_R8 * g0 : r1, z = g0 < g1 ? MQ_R8 * g1 : r1;
-        if (r0 < a)
-            (wide ? mq_one_avx512 : mq_one_avx2)(&one, r0, a);
-        if (a < z)
-            (wide ? mq_one_r8_avx512 : mq_one_r8_avx2)(&one, g0, g1);
-        if (z < r1)
-            (wide ? mq_one_avx512 : mq_one_avx2)(&one, z, r1);
+        for (int64_t b = 0; b < job->nb; b++)
+            if (r0 < a)
+                one_fn(&one[b], r0, a);
+        for (int64_t g = g0; g < g1; g += 2)
+            for (int64_t b = 0; b < job->nb; b++)
+                r8_fn(&one[b], g, g1 - g < 2 ? g1 : g + 2);
+        for (int64_t b = 0; b < job->nb; b++)
+            if (z < r1)
+                one_fn(&one[b], z, r1);
         return;
     }
 #endif
@@ -372,8 +390,8 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
     const int64_t cols = w->cols, ng = cols / 32;
     const mq_shape sh = mq_shape_of(w->type, cols);
     const int64_t nblk = sh.nfull + sh.nsingle;
-    /* one vector meets the weights in natural order (mq_one_avx2) */
-    const int in_place = nb == 1 && isa >= BORG_ISA_AVX2;
+    /* in place: x in natural order, vector after vector (mq_one) */
+    const int in_place = isa >= BORG_ISA_AVX2 && (nb == 1 || (w->rows8 && nb <= R8_MAX_NB));
     const int pairs = !in_place && isa >= BORG_ISA_AVX512;
     /* the pair layout rounds the batch up to whole pairs */
     const int64_t nv = pairs ? nb + nb % 2 : nb;
@@ -388,6 +406,7 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
         return BORG_ENOMEM;
     q8_job job = {0};
     job.w = w, job.x = x, job.nb = nb, job.ng = ng, job.nblk = nblk, job.sh = sh, job.y = y, job.isa = isa;
+    job.in_place = in_place;
     job.pairs = pairs;
     job.xd = (float *)buf;
     job.xs = job.xd + nv * nblk * 8;
