@@ -159,10 +159,14 @@ static inline int mq_r8_type(borg_dtype t)
            t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K;
 }
 
-/* Bytes of one unit of eight rows, for Q4_0, Q4_1, Q5_0, Q5_1. */
+/* Bytes of one unit of eight rows, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. */
 static inline int mq_r8_unit_bytes(borg_dtype t)
 {
-    return t == BORG_DT_Q4_0 ? 144 : t == BORG_DT_Q4_1 ? 160 : t == BORG_DT_Q5_0 ? 176 : 192;
+    return t == BORG_DT_Q4_0   ? 144
+           : t == BORG_DT_Q4_1 ? 160
+           : t == BORG_DT_Q5_0 ? 176
+           : t == BORG_DT_Q5_1 ? 192
+                               : MQ_R8_Q8_0;
 }
 
 #if defined(__x86_64__) || defined(__i386__)

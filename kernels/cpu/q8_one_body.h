@@ -146,7 +146,7 @@ ONE_INLINE void r8_store(const __m256 *acc, float *y)
 
 /* Q4_K and Q5_K (T constant): Q5_K's units carry their plane of fifth
  * bits after the codes. */
-ONE_INLINE void one_r8_k4(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
+ONE_INLINE void r8_k4(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
 {
     const int FIVE = T == BORG_DT_Q5_K, SB = FIVE ? MQ_R8_Q5K : MQ_R8_Q4K, UB = FIVE ? 160 : 128;
     const int64_t nblk = o->w->cols / 256;
@@ -176,7 +176,7 @@ ONE_INLINE void one_r8_k4(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
  * high), then the high 2 bits of element 4i + e at bits 2i, 2i + 1 of byte
  * 4r + e. Lanes start from xc (-32 times the unit's x code sum); in 16 bits
  * two products of 63 by 127 per lane, twice, stay under 32767 (AVX2). */
-ONE_INLINE void one_r8_q6k(const mq_one *o, int64_t g0, int64_t g1)
+ONE_INLINE void r8_q6k(const mq_one *o, int64_t g0, int64_t g1)
 {
     const int64_t nsb = o->w->cols / 256;
     const __m256i low4 = _mm256_set1_epi8(0x0f), hi2 = _mm256_set1_epi8(0x30);
@@ -212,65 +212,67 @@ ONE_INLINE void one_r8_q6k(const mq_one *o, int64_t g0, int64_t g1)
     }
 }
 
-/* Q8_0: a unit's header holds the rows' f16 d, then 8 chunks of 32 bytes:
- * byte 4r + e of chunk i is element 4i + e of row r. Single units' lane j
- * is chunk j. */
-ONE_INLINE void one_r8_q8_0(const mq_one *o, int64_t g0, int64_t g1)
-{
-    const int64_t ng = o->w->cols / 32, nfull = ng / 8;
-    for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * ng) * MQ_R8_Q8_0;
-        __m256 acc[8];
-        UNROLL for (int j = 0; j < 8; j++)
-            acc[j] = _mm256_setzero_ps();
-        for (int64_t k = 0; k < nfull; k++)
-            UNROLL for (int j = 0; j < 8; j++) {
-                const int64_t u = 8 * k + j;
-                const uint8_t *h = b + (size_t)u * MQ_R8_Q8_0;
-                int32_t xq[8];
-                memcpy(xq, o->xq + 32 * u, 32);
-                __m256i isum = ONE_SINIT(o, u);
-                UNROLL for (int i = 0; i < 8; i += 2)
-                    isum = ONE_SDOT2(isum, _mm256_loadu_si256((const __m256i *)(h + 16 + 32 * i)), _mm256_set1_epi32(xq[i]),
-                                     _mm256_loadu_si256((const __m256i *)(h + 48 + 32 * i)), _mm256_set1_epi32(xq[i + 1]));
-                acc[j] = r8_scaled(acc[j], isum, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)), o->xd[u]);
-            }
-        for (int64_t u = 8 * nfull, k = nfull; u < ng; u++, k++) {
-            const uint8_t *h = b + (size_t)u * MQ_R8_Q8_0;
-            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
-            int32_t xq[8];
-            memcpy(xq, o->xq + 32 * u, 32);
-            UNROLL for (int j = 0; j < 8; j++) {
-                const __m256i isum = ONE_SDOT2(ONE_SINIT(o, 8 * k + j), _mm256_loadu_si256((const __m256i *)(h + 16 + 32 * j)),
-                                               _mm256_set1_epi32(xq[j]), _mm256_setzero_si256(), _mm256_setzero_si256());
-                acc[j] = r8_scaled(acc[j], isum, dw, o->xd[8 * k + j]);
-            }
-        }
-        r8_store(acc, o->y + MQ_R8 * g);
-    }
-}
-
-/* Q4_0, Q4_1, Q5_0, Q5_1 (T constant): a unit's header holds the rows' f16
- * d (and for Q4_1/Q5_1 m), then come the codes and for Q5 the plane of
- * fifth bits; Q4_0's offset is -8 d, Q5_0's -16 d, as block_scales forms
- * them. Units past
- * the last whole block of 8 are single units: lane j holds elements
- * 4j..4j+3 (chunk j & 3's low or high nibbles). */
+/* Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (T constant): a unit's header holds the
+ * rows' f16 d (and for Q4_1/Q5_1 m), then come the codes (Q8_0: 8 chunks
+ * of 32 bytes, byte 4r + e of chunk i element 4i + e of row r) and for Q5
+ * the plane of fifth bits; Q4_0's offset is -8 d, Q5_0's -16 d, as
+ * block_scales forms them. Units past the last whole block of 8 are
+ * single units: lane j holds elements 4j..4j+3 (chunk j & 3's low or high
+ * nibbles; Q8_0's chunk j). */
 ONE_INLINE void r8_b32_scales(borg_dtype T, const uint8_t *h, __m256 *dw, __m256 *m)
 {
     *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
-    if (T == BORG_DT_Q4_1 || T == BORG_DT_Q5_1)
+    if (T == BORG_DT_Q8_0)
+        *m = _mm256_setzero_ps();
+    else if (T == BORG_DT_Q4_1 || T == BORG_DT_Q5_1)
         *m = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + 16)));
     else
         *m = _mm256_mul_ps(_mm256_set1_ps(T == BORG_DT_Q4_0 ? -8.0f : -16.0f), *dw);
 }
 
-ONE_INLINE void one_r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
+/* Lane r: the exact dot of unit u's codes c of row r with x; Q8_0's chunk
+ * i is element 4i + e, its lanes start from ONE_SINIT. */
+ONE_INLINE __m256i r8_b32_unit(borg_dtype T, const uint8_t *c, const mq_one *o, int64_t u)
+{
+    const int8_t *x = o->xq + 32 * u;
+    if (T != BORG_DT_Q8_0)
+        return r8_unit_sum(c, c + 128, x, T == BORG_DT_Q5_0 || T == BORG_DT_Q5_1);
+    int32_t xq[8];
+    memcpy(xq, x, 32);
+    __m256i isum = ONE_SINIT(o, u);
+    UNROLL for (int i = 0; i < 8; i += 2)
+        isum = ONE_SDOT2(isum, _mm256_loadu_si256((const __m256i *)(c + 32 * i)), _mm256_set1_epi32(xq[i]),
+                         _mm256_loadu_si256((const __m256i *)(c + 32 * i + 32)), _mm256_set1_epi32(xq[i + 1]));
+    return isum;
+}
+
+/* Lane j (elements 4j..4j+3) of a single unit u at codes c, whose lanes
+ * are block k's; hb: the unit's fifth bits (Q5). */
+ONE_INLINE __m256i r8_b32_lane(borg_dtype T, const uint8_t *c, __m256i hb, const mq_one *o, int64_t u, int64_t k,
+                               int j)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    int32_t xj;
+    memcpy(&xj, o->xq + 32 * u + 4 * j, 4);
+    if (T == BORG_DT_Q8_0)
+        return ONE_SDOT2(ONE_SINIT(o, 8 * k + j), _mm256_loadu_si256((const __m256i *)(c + 32 * j)),
+                         _mm256_set1_epi32(xj), zero, zero);
+    const __m256i w = r8_codes(_mm256_loadu_si256((const __m256i *)(c + 32 * (j & 3))), hb, j & 3, j >> 2,
+                               T == BORG_DT_Q5_0 || T == BORG_DT_Q5_1);
+    return ONE_DOT2(zero, w, _mm256_set1_epi32(xj), zero, zero);
+}
+
+/* A lane's step: signed Q8_0 has no offset. */
+ONE_INLINE __m256 r8_b32_step(borg_dtype T, __m256 acc, __m256i isum, __m256 dw, __m256 m, float xd, float xs)
+{
+    return T == BORG_DT_Q8_0 ? r8_scaled(acc, isum, dw, xd) : r8_step(acc, isum, dw, m, xd, xs);
+}
+
+ONE_INLINE void r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
 {
     const int UB = mq_r8_unit_bytes(T), FIVE = T == BORG_DT_Q5_0 || T == BORG_DT_Q5_1;
     const int H = T == BORG_DT_Q4_1 || T == BORG_DT_Q5_1 ? 32 : 16; /* header bytes */
     const int64_t ng = o->w->cols / 32, nfull = ng / 8;
-    const __m256i zero = _mm256_setzero_si256();
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * ng) * (size_t)UB;
         __m256 acc[8];
@@ -282,71 +284,68 @@ ONE_INLINE void one_r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1
                 const uint8_t *h = b + (size_t)u * (size_t)UB;
                 __m256 dw, m;
                 r8_b32_scales(T, h, &dw, &m);
-                acc[j] = r8_step(acc[j], r8_unit_sum(h + H, h + H + 128, o->xq + 32 * u, FIVE), dw, m, o->xd[u], o->xs[u]);
+                acc[j] = r8_b32_step(T, acc[j], r8_b32_unit(T, h + H, o, u), dw, m, o->xd[u], o->xs[u]);
             }
         for (int64_t u = 8 * nfull, k = nfull; u < ng; u++, k++) {
             const uint8_t *h = b + (size_t)u * (size_t)UB;
             __m256 dw, m;
             r8_b32_scales(T, h, &dw, &m);
-            const __m256i hb = FIVE ? _mm256_loadu_si256((const __m256i *)(h + H + 128)) : zero;
-            UNROLL for (int j = 0; j < 8; j++) {
-                const __m256i w = r8_codes(_mm256_loadu_si256((const __m256i *)(h + H + 32 * (j & 3))), hb, j & 3, j >> 2, FIVE);
-                int32_t xj;
-                memcpy(&xj, o->xq + 32 * u + 4 * j, 4);
-                acc[j] = r8_step(acc[j], ONE_DOT2(zero, w, _mm256_set1_epi32(xj), zero, zero), dw, m, o->xd[8 * k + j],
-                                 o->xs[8 * k + j]);
-            }
+            const __m256i hb = FIVE ? _mm256_loadu_si256((const __m256i *)(h + H + 128)) : _mm256_setzero_si256();
+            UNROLL for (int j = 0; j < 8; j++)
+                acc[j] = r8_b32_step(T, acc[j], r8_b32_lane(T, h + H, hb, o, u, k, j), dw, m, o->xd[8 * k + j],
+                                     o->xs[8 * k + j]);
         }
         r8_store(acc, o->y + MQ_R8 * g);
     }
 }
 // clang-format on
 
-ONE_TARGET static void one_r8_q4_k(const mq_one *o, int64_t g0, int64_t g1) { one_r8_k4(BORG_DT_Q4_K, o, g0, g1); }
-ONE_TARGET static void one_r8_q5_k(const mq_one *o, int64_t g0, int64_t g1) { one_r8_k4(BORG_DT_Q5_K, o, g0, g1); }
-ONE_TARGET static void one_r8_q4_0(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q4_0, o, g0, g1); }
-ONE_TARGET static void one_r8_q4_1(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q4_1, o, g0, g1); }
-ONE_TARGET static void one_r8_q5_0(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q5_0, o, g0, g1); }
-ONE_TARGET static void one_r8_q5_1(const mq_one *o, int64_t g0, int64_t g1) { one_r8_b32(BORG_DT_Q5_1, o, g0, g1); }
+/* The eight-row kernel of type T (a constant wherever this is inlined). */
+ONE_INLINE void r8_of(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
+{
+    if (T == BORG_DT_Q6_K)
+        r8_q6k(o, g0, g1);
+    else if (T == BORG_DT_Q4_K || T == BORG_DT_Q5_K)
+        r8_k4(T, o, g0, g1);
+    else
+        r8_b32(T, o, g0, g1);
+}
 
-ONE_TARGET void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1)
+/* Every type of the 8-bit path gets its two kernels, in place and eight-row,
+ * and the two entries pick them by type. */
+// clang-format off
+#define ONE_TYPES(X)      \
+    X(q4_0, BORG_DT_Q4_0) \
+    X(q4_1, BORG_DT_Q4_1) \
+    X(q5_0, BORG_DT_Q5_0) \
+    X(q5_1, BORG_DT_Q5_1) \
+    X(q8_0, BORG_DT_Q8_0) \
+    X(q4_k, BORG_DT_Q4_K) \
+    X(q5_k, BORG_DT_Q5_K) \
+    X(q6_k, BORG_DT_Q6_K)
+// clang-format on
+
+#define ONE_KERNELS(name, T)                                                                               \
+    ONE_TARGET static void one_##name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); } \
+    ONE_TARGET static void one_r8_##name(const mq_one *o, int64_t g0, int64_t g1) { r8_of(T, o, g0, g1); }
+ONE_TYPES(ONE_KERNELS)
+
+#define ONE_CASE(name, T) \
+    case T: one_##name(o, r0, r1); break;
+void ONE_ENTRY(const mq_one *o, int64_t r0, int64_t r1)
 {
     switch (o->w->type) {
-    case BORG_DT_Q4_0: one_r8_q4_0(o, g0, g1); break;
-    case BORG_DT_Q4_1: one_r8_q4_1(o, g0, g1); break;
-    case BORG_DT_Q5_0: one_r8_q5_0(o, g0, g1); break;
-    case BORG_DT_Q5_1: one_r8_q5_1(o, g0, g1); break;
-    case BORG_DT_Q4_K: one_r8_q4_k(o, g0, g1); break;
-    case BORG_DT_Q5_K: one_r8_q5_k(o, g0, g1); break;
-    case BORG_DT_Q6_K: one_r8_q6k(o, g0, g1); break;
-    case BORG_DT_Q8_0: one_r8_q8_0(o, g0, g1); break;
+        ONE_TYPES(ONE_CASE)
     default: break;
     }
 }
 
-#define ONE_KERNEL(name, T) \
-    ONE_TARGET static void name(const mq_one *o, int64_t r0, int64_t r1) { one_body(T, o, r0, r1); }
-
-ONE_KERNEL(one_q4_0, BORG_DT_Q4_0)
-ONE_KERNEL(one_q4_1, BORG_DT_Q4_1)
-ONE_KERNEL(one_q5_0, BORG_DT_Q5_0)
-ONE_KERNEL(one_q5_1, BORG_DT_Q5_1)
-ONE_KERNEL(one_q8_0, BORG_DT_Q8_0)
-ONE_KERNEL(one_q4_k, BORG_DT_Q4_K)
-ONE_KERNEL(one_q5_k, BORG_DT_Q5_K)
-ONE_KERNEL(one_q6_k, BORG_DT_Q6_K)
-
-void ONE_ENTRY(const mq_one *o, int64_t r0, int64_t r1)
+#define ONE_R8_CASE(name, T) \
+    case T: one_r8_##name(o, g0, g1); break;
+void ONE_R8_ENTRY(const mq_one *o, int64_t g0, int64_t g1)
 {
     switch (o->w->type) {
-    case BORG_DT_Q4_0: one_q4_0(o, r0, r1); break;
-    case BORG_DT_Q4_1: one_q4_1(o, r0, r1); break;
-    case BORG_DT_Q5_0: one_q5_0(o, r0, r1); break;
-    case BORG_DT_Q5_1: one_q5_1(o, r0, r1); break;
-    case BORG_DT_Q8_0: one_q8_0(o, r0, r1); break;
-    case BORG_DT_Q4_K: one_q4_k(o, r0, r1); break;
-    case BORG_DT_Q5_K: one_q5_k(o, r0, r1); break;
-    case BORG_DT_Q6_K: one_q6_k(o, r0, r1); break;
+        ONE_TYPES(ONE_R8_CASE)
     default: break;
     }
 }
