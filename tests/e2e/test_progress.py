@@ -27,11 +27,12 @@ ap.add_argument("--model", required=True)
 args = ap.parse_args()
 
 c = borgrun.Checker("progress")
+N_JOBS = 24  # a few seconds on 2 cores; the event count asked for follows the run's own length
 tmp = tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
 jobs = os.path.join(tmp, "jobs.jsonl")
 with open(jobs, "w") as f:
-    for i in range(12):
-        f.write(json.dumps({"id": f"j{i}", "prompt": f"Count from {i} to {i + 40}:", "max_tokens": 48,
+    for i in range(N_JOBS):
+        f.write(json.dumps({"id": f"j{i}", "prompt": f"Count from {i} to {i + 40}:", "max_tokens": 64,
                             "ignore_eos": True}) + "\n")
 base = [args.borg, "run", "--model", args.model, "--jobs", jobs, "--force", "--threads", "2", "--slots", "4"]
 
@@ -64,7 +65,8 @@ c.check("\r" in text and "\x1b[K" in text and "jobs" in text,
 # 3. While it runs: status shows it running; the metrics file parses.
 run_dir = os.path.join(tmp, "run")
 metrics = os.path.join(tmp, "metrics.prom")
-p = subprocess.Popen(base + ["--out", os.path.join(tmp, "piped.jsonl"), "--progress-s", "1", "--log-json",
+started = time.time()
+p = subprocess.Popen(base + ["--out", os.path.join(tmp, "piped.jsonl"), "--progress-s", "0.5", "--log-json",
                              "--run-dir", run_dir, "--metrics", metrics],
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 status_running, families = None, None
@@ -78,9 +80,13 @@ while p.poll() is None and time.time() < deadline:
         with open(metrics) as f:
             families = {m.name: m for m in text_string_to_metric_families(f.read())}
 _, err = p.communicate(timeout=300)
+wall = time.time() - started
 c.check(p.returncode == 0, f"piped run: exit {p.returncode}: {err[-300:]}")
 prog = borgrun.events(err, "progress")
-c.check(len(prog) >= 2, f"piped run: a progress event every --progress-s ({len(prog)} events)")
+# a faster host runs the batch in fewer periods; start-up and the last
+# partial period may hold none
+want = max(1, min(3, int(wall / 0.5) - 3))
+c.check(len(prog) >= want, f"piped run: a progress event every --progress-s ({len(prog)} events in {wall:.1f} s)")
 c.check(all(isinstance(e.get("jobs_done", e.get("done")), int) for e in prog) if prog else False,
         f"progress events carry typed fields: {prog[:1]}")
 c.check(status_running is not None, "status shows the batch running")
@@ -90,5 +96,5 @@ c.check(families is not None and "borg_jobs" in families and "borg_job_latency_s
         f"the metrics file parses with prometheus_client ({sorted(families or {})[:6]})")
 with open(os.path.join(run_dir, "status.json")) as f:
     final = json.load(f)
-c.check(final["state"] == "finished" and final["jobs"]["done"] == 12, f"the status file at the end: {final}")
+c.check(final["state"] == "finished" and final["jobs"]["done"] == N_JOBS, f"the status file at the end: {final}")
 c.done()
