@@ -11,8 +11,9 @@
  *
  * On AVX2 and up a single vector skips the panel (mq_one_avx2 decodes in
  * registers), and so do batches of up to R8_MAX_NB vectors on matrices with
- * an eight-row copy (mq_one_r8_avx2, vector by vector). Every kernel keeps the per-pair contract, so a (row, vector)
- * result depends on the ISA only, never on batching or threads. This file
+ * an eight-row copy (mq_one_r8_avx2, vector by vector). Every kernel keeps
+ * the per-pair contract, so a (row, vector) result depends on the ISA only,
+ * never on batching or threads. This file
  * also holds the portable kernels. */
 #include <math.h>
 #include <stdlib.h>
@@ -455,8 +456,6 @@ static void rows8_codes(const int8_t *q, int r, uint8_t *c, uint8_t *p)
     }
 }
 
-/* The eight-row copy of a matrix's whole groups of rows (matmul_kernels.h
- * has the layouts). */
 /* A Q6_K super-block of row r into its eight-row super-block dst. */
 static void rows8_q6k(const uint8_t *sb, int r, uint8_t *dst)
 {
@@ -479,6 +478,8 @@ static void rows8_q6k(const uint8_t *sb, int r, uint8_t *dst)
     }
 }
 
+/* The eight-row copy of a matrix's whole groups of rows (matmul_kernels.h
+ * has the layouts). */
 static void pack_rows8(const borg_mat *w, uint8_t *dst)
 {
     if (w->type == BORG_DT_Q8_0) {
