@@ -308,22 +308,29 @@ static void check_rope(void)
             }
 }
 
-/* gelu in its tanh form times up, against double. */
-static void check_geglu(void)
+typedef void (*act_fn)(float *gate, const float *up, int64_t n);
+
+/* silu, or gelu in its tanh form, times up, against double: over gates
+ * from -100 to 100 (the ends clamp the fast exponential) and a length
+ * that leaves a tail of 5. */
+static void check_act(const char *name, act_fn fn, int gelu)
 {
-    float g[64], u[64];
-    double want[64];
-    for (int i = 0; i < 64; i++) {
-        g[i] = -8.0f + 0.25f * (float)i;
-        u[i] = 0.5f + 0.01f * (float)i;
-        double x = g[i];
-        want[i] = 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) * u[i];
-    }
-    ops_geglu(g, u, 64);
+    enum { N = 253 };
+    float g[N], u[N];
     double worst = 0;
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < N; i++) {
+        g[i] = i < 4 ? (i % 2 ? 100.0f : -100.0f) * (float)(i / 2 + 1) / 2 : -12.0f + 0.1f * (float)(i - 4);
+        u[i] = 0.5f + 0.01f * (float)i;
+    }
+    double want[N];
+    for (int i = 0; i < N; i++) {
+        const double x = g[i];
+        want[i] = (gelu ? 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))) : x / (1 + exp(-x))) * u[i];
+    }
+    fn(g, u, N);
+    for (int i = 0; i < N; i++)
         worst = fmax(worst, fabs(g[i] - want[i]) / fmax(1.0, fabs(want[i])));
-    CHECKF(worst < 1e-6, "ops_geglu: max relative error %.3g", worst);
+    CHECKF(worst < 1e-6, "%s: max relative error %.3g", name, worst);
 }
 
 int main(void)
@@ -342,6 +349,18 @@ int main(void)
     check_dispatch();
     check_kv_store();
     check_rope();
-    check_geglu();
+    check_act("ops_swiglu_portable", ops_swiglu_portable, 0);
+    check_act("ops_geglu_portable", ops_geglu_portable, 1);
+#if defined(__x86_64__) || defined(__i386__)
+    if (matmul_uses_avx2()) {
+        check_act("ops_swiglu_avx2", ops_swiglu_avx2, 0);
+        check_act("ops_geglu_avx2", ops_geglu_avx2, 1);
+    } else
+        printf("activation path avx2: not run (the CPU lacks AVX2/FMA, or BORG_ISA chose a lower path)\n");
+#else
+    printf("activation path avx2: not run (not an x86 build)\n");
+#endif
+    check_act("ops_swiglu", ops_swiglu, 0);
+    check_act("ops_geglu", ops_geglu, 1);
     return check_report();
 }

@@ -2,8 +2,8 @@
  * positions, the contract of ops_attend in borg/ops.h, computed as the
  * portable ops_attend_portable does: tiles of OPS_ATTN_TILE positions from
  * lo, a running maximum per head, its output rescaled when it grows. Within a tile the
- * scores take eight keys at a time, the exponentials eight at a time (a
- * polynomial, not expf), and the weighted sum of values keeps 64 output
+ * scores take eight keys at a time, the exponentials eight at a time
+ * (exp_avx2.h, not expf), and the weighted sum of values keeps 64 output
  * floats in registers while it streams the tile's value rows, so both
  * loops keep eight FMA chains in flight. f16 rows are widened by F16C as
  * they are loaded. */
@@ -12,6 +12,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #include <math.h>
+
+#include "exp_avx2.h"
 
 #define UNROLL _Pragma("GCC unroll 8")
 
@@ -46,28 +48,6 @@ AVX2_INLINE float hmax(__m256 a)
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-}
-
-/* e^x for x <= 0, within 2 ulp: Cephes' expf (x = n ln2 + r with ln2 in
- * two parts, |r| <= ln2 / 2, a degree-5 polynomial in r, 2^n put in the
- * exponent bits). Below -87 it stays at e^-87 (~1.6e-38, still normal):
- * against the tile's maximum, whose term is 1, that is nothing. */
-AVX2_INLINE __m256 exp_avx2(__m256 x)
-{
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    const __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
 /* s[j] = (q . k at off[j]) * scale for j < n. */

@@ -41,7 +41,7 @@ void ops_rope_apply(float *x, const float *cs, int rot_dim, int neox)
     }
 }
 
-void ops_swiglu(float *gate, const float *up, int64_t n)
+void ops_swiglu_portable(float *gate, const float *up, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
@@ -49,13 +49,35 @@ void ops_swiglu(float *gate, const float *up, int64_t n)
     }
 }
 
-void ops_geglu(float *gate, const float *up, int64_t n)
+void ops_geglu_portable(float *gate, const float *up, int64_t n)
 {
     const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         gate[i] = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g))) * up[i];
     }
+}
+
+void ops_swiglu(float *gate, const float *up, int64_t n)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (matmul_uses_avx2()) {
+        ops_swiglu_avx2(gate, up, n);
+        return;
+    }
+#endif
+    ops_swiglu_portable(gate, up, n);
+}
+
+void ops_geglu(float *gate, const float *up, int64_t n)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (matmul_uses_avx2()) {
+        ops_geglu_avx2(gate, up, n);
+        return;
+    }
+#endif
+    ops_geglu_portable(gate, up, n);
 }
 
 void vec_add_rows(float *x, const float *bias, int64_t n, int64_t width)
