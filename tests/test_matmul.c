@@ -333,6 +333,10 @@ static void check_prepared(borg_dtype t, int64_t rows, int64_t cols, borg_pool *
     CHECK(matmul_prepare(&wp, &err) == BORG_OK);
     CHECK((wp.packed != NULL) == (cpu_isa() >= BORG_ISA_AVX2 && cols % 32 == 0));
     CHECK(matmul_prepared_bytes(&wp) >= (wp.packed ? (size_t)(rows * cols) : 0));
+    /* what a plan counts for the matrix is what preparing it holds */
+    CHECKF(matmul_copy_bytes(t, rows, cols) == matmul_prepared_bytes(&wp), "%s %lldx%lld: copy bytes %zu, held %zu",
+           quant_dtype_name(t), (long long)rows, (long long)cols, matmul_copy_bytes(t, rows, cols),
+           matmul_prepared_bytes(&wp));
     for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++) {
         CHECK(matmul(&w, x, nbs[i], y1, pool) == BORG_OK);
         CHECK(matmul(&wp, x, nbs[i], y2, pool) == BORG_OK);

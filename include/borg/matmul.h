@@ -44,6 +44,9 @@ borg_status matmul_prepare(borg_mat *w, borg_err *err);
 void matmul_release(borg_mat *w);
 /* Bytes matmul_prepare holds for w. */
 size_t matmul_prepared_bytes(const borg_mat *w);
+/* Bytes matmul_prepare would hold for a rows x cols matrix of type t on
+ * this process's kernel path, without making them: what a plan counts. */
+size_t matmul_copy_bytes(borg_dtype t, int64_t rows, int64_t cols);
 
 /* 1 when quantized weights meet 8-bit activations: the default, off where
  * BORG_Q8_ACTIVATIONS is "0" or matmul_set_q8_activations(0) said so. The

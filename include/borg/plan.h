@@ -25,6 +25,7 @@ typedef struct {
     int begin[PLAN_MAX_STAGES]; /* stage s holds layers [begin[s], end[s]) */
     int end[PLAN_MAX_STAGES];
     size_t weight_bytes[PLAN_MAX_STAGES]; /* mapped and read by the stage */
+    size_t copy_bytes[PLAN_MAX_STAGES];   /* the matrix kernels' copies on this process's path (matmul_copy_bytes) */
     size_t params[PLAN_MAX_STAGES];       /* multiplied per token: what balance evens out */
     int global_layers[PLAN_MAX_STAGES];   /* its layers that see every position */
     int window_layers[PLAN_MAX_STAGES];   /* its sliding-window layers, which keep a ring */

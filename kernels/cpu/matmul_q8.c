@@ -301,13 +301,15 @@ static void pair_tiles(const q8_job *job, const char *panel, size_t row_bytes, i
 }
 #endif
 
-/* Bytes of a packed row: its codes in block order, lane scales, lane
- * offsets. */
-static size_t packed_row_bytes(const borg_mat *w)
+/* Bytes of a packed row of cols elements of type t: its codes in block
+ * order, lane scales, lane offsets. */
+static size_t row_bytes_of(borg_dtype t, int64_t cols)
 {
-    const mq_shape sh = mq_shape_of(w->type, w->cols);
-    return (size_t)w->cols + sizeof(float) * (size_t)(16 * (sh.nfull + sh.nsingle));
+    const mq_shape sh = mq_shape_of(t, cols);
+    return (size_t)cols + sizeof(float) * (size_t)(16 * (sh.nfull + sh.nsingle));
 }
+
+static size_t packed_row_bytes(const borg_mat *w) { return row_bytes_of(w->type, w->cols); }
 
 /* The panel's np rows (from row r) against vectors [b0, b1) on the path's
  * tiles. */
@@ -434,11 +436,11 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
     return job.out_of_memory ? BORG_ENOMEM : BORG_OK;
 }
 
-static int repack_wanted(const borg_mat *w)
+static int repack_wanted(borg_dtype t, int64_t cols)
 {
     const char *v = getenv("BORG_REPACK");
-    return quant_dtype_block_elems(w->type) > 1 && w->cols % 32 == 0 && matmul_q8_activations() &&
-           cpu_isa() >= BORG_ISA_AVX2 && !(v && !strcmp(v, "0"));
+    return quant_dtype_block_elems(t) > 1 && cols % 32 == 0 && matmul_q8_activations() && cpu_isa() >= BORG_ISA_AVX2 &&
+           !(v && !strcmp(v, "0"));
 }
 
 /* A unit's codes (32, natural order) as row r of an eight-row unit's c,
@@ -546,24 +548,26 @@ static void pack_rows8(const borg_mat *w, uint8_t *dst)
             }
 }
 
-static size_t rows8_bytes(const borg_mat *w)
+static size_t rows8_bytes_of(borg_dtype t, int64_t rows, int64_t cols)
 {
-    if (!mq_r8_type(w->type))
+    if (!mq_r8_type(t))
         return 0;
-    const size_t groups = (size_t)(w->rows / MQ_R8);
-    if (w->type == BORG_DT_Q4_K || w->type == BORG_DT_Q5_K || w->type == BORG_DT_Q6_K)
-        return groups * (size_t)(w->cols / 256) *
-               (w->type == BORG_DT_Q4_K   ? MQ_R8_Q4K
-                : w->type == BORG_DT_Q5_K ? MQ_R8_Q5K
-                                          : MQ_R8_Q6K);
-    return groups * (size_t)(w->cols / 32) * (w->type == BORG_DT_Q8_0 ? MQ_R8_Q8_0 : (size_t)mq_r8_unit_bytes(w->type));
+    const size_t groups = (size_t)(rows / MQ_R8);
+    if (t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K)
+        return groups * (size_t)(cols / 256) *
+               (t == BORG_DT_Q4_K   ? MQ_R8_Q4K
+                : t == BORG_DT_Q5_K ? MQ_R8_Q5K
+                                    : MQ_R8_Q6K);
+    return groups * (size_t)(cols / 32) * (t == BORG_DT_Q8_0 ? MQ_R8_Q8_0 : (size_t)mq_r8_unit_bytes(t));
 }
+
+static size_t rows8_bytes(const borg_mat *w) { return rows8_bytes_of(w->type, w->rows, w->cols); }
 
 borg_status matmul_prepare(borg_mat *w, borg_err *err)
 {
     w->packed = NULL;
     w->rows8 = NULL;
-    if (!repack_wanted(w))
+    if (!repack_wanted(w->type, w->cols))
         return BORG_OK;
     if (rows8_bytes(w)) {
         w->rows8 = aligned_alloc(64, (rows8_bytes(w) + 63) & ~(size_t)63);
@@ -605,4 +609,11 @@ void matmul_release(borg_mat *w)
 size_t matmul_prepared_bytes(const borg_mat *w)
 {
     return (w->packed ? (size_t)w->rows * packed_row_bytes(w) : 0) + (w->rows8 ? rows8_bytes(w) : 0);
+}
+
+size_t matmul_copy_bytes(borg_dtype t, int64_t rows, int64_t cols)
+{
+    if (!repack_wanted(t, cols))
+        return 0;
+    return (size_t)rows * row_bytes_of(t, cols) + rows8_bytes_of(t, rows, cols);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "borg/kvcache.h"
+#include "borg/matmul.h"
 #include "borg/quant.h"
 
 static size_t elements(const gguf_tensor *t)
@@ -17,16 +18,24 @@ static size_t elements(const gguf_tensor *t)
  * the time per parameter of Q4_1 and Q4_K (bench/RESULTS.md). */
 static size_t param_cost(uint32_t t) { return t == BORG_DT_Q8_0 || t == BORG_DT_Q6_K ? 5 : 4; }
 
-/* Bytes, parameters and cost of one layer's tensors. */
-static void layer_size(const gguf_file *f, int layer, size_t *bytes, size_t *params, size_t *cost)
+/* The matrix kernels' copies of a tensor (its matrices are ne[0] wide). */
+static size_t copy_bytes(const gguf_tensor *t)
+{
+    return t->ne[1] > 1 ? matmul_copy_bytes((borg_dtype)t->type, (int64_t)(elements(t) / t->ne[0]), (int64_t)t->ne[0])
+                        : 0;
+}
+
+/* Bytes, copies, parameters and cost of one layer's tensors. */
+static void layer_size(const gguf_file *f, int layer, size_t *bytes, size_t *copies, size_t *params, size_t *cost)
 {
     char prefix[32];
     int n = snprintf(prefix, sizeof prefix, "blk.%d.", layer);
-    *bytes = *params = *cost = 0;
+    *bytes = *copies = *params = *cost = 0;
     for (uint64_t i = 0; i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         if (!strncmp(t->name, prefix, (size_t)n)) {
             *bytes += t->nbytes;
+            *copies += copy_bytes(t);
             *params += elements(t);
             *cost += elements(t) * param_cost(t->type);
         }
@@ -125,16 +134,18 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
     if (n_stages > hp->n_layer)
         return borg_fail(err, BORG_EUSAGE, "%d stages for %d layers: each stage needs at least one layer", n_stages,
                          hp->n_layer);
-    size_t *cost = malloc(sizeof *cost * (size_t)hp->n_layer * 3);
+    size_t *cost = malloc(sizeof *cost * (size_t)hp->n_layer * 4);
     if (!cost)
         return borg_fail(err, BORG_ENOMEM, "out of memory planning the split");
-    size_t *bytes = cost + hp->n_layer, *params = bytes + hp->n_layer;
+    size_t *bytes = cost + hp->n_layer, *params = bytes + hp->n_layer, *copies = params + hp->n_layer;
     for (int l = 0; l < hp->n_layer; l++)
-        layer_size(f, l, &bytes[l], &params[l], &cost[l]);
+        layer_size(f, l, &bytes[l], &copies[l], &params[l], &cost[l]);
     int tied = !gguf_tensor_find(f, "output.weight");
     const char *head_name = tied ? "token_embd.weight" : "output.weight";
     size_t head_cost, head = tensor_params(f, head_name, &head_cost);
     size_t head_bytes = tensor_bytes(f, "output_norm.weight") + tensor_bytes(f, head_name);
+    const gguf_tensor *head_t = gguf_tensor_find(f, head_name);
+    size_t head_copies = head_t ? copy_bytes(head_t) : 0;
     int cut[PLAN_MAX_STAGES + 1];
     borg_status st = layers_spec ? parse_layers(layers_spec, hp->n_layer, n_stages, cut, err)
                                  : balance(cost, hp->n_layer, n_stages, head_cost, cut, err);
@@ -149,10 +160,12 @@ borg_status plan_make(const gguf_file *f, const borg_hparams *hp, int n_stages, 
         for (int l = cut[s]; l < cut[s + 1]; l++) {
             out->params[s] += params[l];
             out->weight_bytes[s] += bytes[l];
+            out->copy_bytes[s] += copies[l];
         }
         if (s == n_stages - 1) {
             out->params[s] += head;
             out->weight_bytes[s] += head_bytes;
+            out->copy_bytes[s] += head_copies;
         }
         /* A tied embedding on a single stage is already counted as its head. */
         if (s == 0 && !(tied && n_stages == 1))
@@ -177,20 +190,24 @@ void plan_print(const borg_plan *p, const borg_hparams *hp, int n_slots, int32_t
         ring = slot_ctx;
     const int kv_dim = hp->n_kv_head * hp->head_dim;
     const double ring_bytes = (double)kv_bytes_per_position(1, kv_dim, kv_dtype) * (double)ring;
-    fprintf(out, "%-6s %-10s %-8s %12s %12s %14s\n", "stage", "layers", "count", "weights MiB", "M params",
-            "kv MiB (max)");
+    fprintf(out, "%-6s %-10s %-8s %12s %12s %12s %14s\n", "stage", "layers", "count", "weights MiB", "copies MiB",
+            "M params", "kv MiB (max)");
     for (int s = 0; s < p->n_stages; s++) {
         char range[32];
         snprintf(range, sizeof range, "%d-%d", p->begin[s], p->end[s] - 1);
         double kv = ((double)kv_bytes_per_position(p->global_layers[s], kv_dim, kv_dtype) * slot_ctx +
                      ring_bytes * p->window_layers[s]) *
                     n_slots / 1048576.0;
-        fprintf(out, "%-6d %-10s %-8d %12.1f %12.1f %14.1f%s%s\n", s, range, p->end[s] - p->begin[s],
-                p->weight_bytes[s] / 1048576.0, p->params[s] / 1e6, kv, s == 0 ? "  +embedding" : "",
-                s == p->n_stages - 1 ? "  +output head" : "");
+        fprintf(out, "%-6d %-10s %-8d %12.1f %12.1f %12.1f %14.1f%s%s\n", s, range, p->end[s] - p->begin[s],
+                p->weight_bytes[s] / 1048576.0, p->copy_bytes[s] / 1048576.0, p->params[s] / 1e6, kv,
+                s == 0 ? "  +embedding" : "", s == p->n_stages - 1 ? "  +output head" : "");
     }
     fprintf(out, "(%d layers; KV in %s for %d slots x %d positions, reserved lazily: only what is used is resident)\n",
             hp->n_layer, kv_dtype_name(kv_dtype), n_slots, (int)slot_ctx);
+    fprintf(out,
+            "(copies: the layouts the %s matrix kernels keep beside the mapped weights, on a stage with this "
+            "machine's path; BORG_REPACK=0 keeps none)\n",
+            matmul_isa());
     if (hp->window)
         fprintf(out, "(sliding-window layers keep %lld positions per slot: window %d + batch budget %d - 1)\n",
                 (long long)ring, (int)hp->window, batch_tokens);
