@@ -161,7 +161,7 @@ static int bench_path(borg_pool *pool, int reps, int threads, const char *only_t
             }
             borg_mat w = rw_matrix(t, rows, cols);
             borg_err err;
-            if (!w.data || matmul_prepare(&w, &err)) { /* repacked as the engine loads it */
+            if (!w.data || matmul_prepare(&w, pool, &err)) { /* repacked as the engine loads it */
                 fprintf(stderr, "bench_matmul: out of memory\n");
                 return 1;
             }

@@ -29,7 +29,9 @@ static borg_status cpu_create(const gguf_file *f, const stage_config *cfg, backe
     backend_state *b = calloc(1, sizeof *b);
     if (!b)
         return borg_fail(err, BORG_ENOMEM, "out of memory creating a stage");
-    borg_status st = model_load(f, cfg->layer_begin, cfg->layer_end, cfg->first, cfg->last, &b->model, err);
+    borg_status st = pool_create(cfg->threads, &b->pool, err);
+    if (!st)
+        st = model_load(f, cfg->layer_begin, cfg->layer_end, cfg->first, cfg->last, b->pool, &b->model, err);
     if (!st && model_packed_bytes(b->model))
         log_event(LOG_DEBUG, "weights_repacked", NULL,
                   LOG_FIELDS(LOG_I("bytes", model_packed_bytes(b->model)), LOG_S("isa", matmul_isa())),
@@ -37,8 +39,6 @@ static borg_status cpu_create(const gguf_file *f, const stage_config *cfg, backe
                   cfg->layer_end - 1, model_packed_bytes(b->model) / 1048576.0, matmul_isa());
     if (!st)
         st = model_kv_create(b->model, cfg->n_slots, cfg->slot_ctx, cfg->max_chunk, cfg->kv_dtype, &b->kv, err);
-    if (!st)
-        st = pool_create(cfg->threads, &b->pool, err);
     if (st) {
         cpu_destroy(b);
         return st;

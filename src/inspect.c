@@ -28,7 +28,7 @@ borg_status inspect_info(const borg_config *cfg, FILE *out, borg_err *err)
         return st;
     borg_hparams hp;
     borg_model *m = NULL;
-    if ((st = family_hparams(f, &hp, err)) || (st = model_load(f, 0, hp.n_layer, 1, 1, &m, err)) ||
+    if ((st = family_hparams(f, &hp, err)) || (st = model_load(f, 0, hp.n_layer, 1, 1, NULL, &m, err)) ||
         (st = tokenizer_load(f, &tok, err)))
         goto done;
     hp = *model_hp(m);

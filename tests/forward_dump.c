@@ -86,7 +86,8 @@ int main(int argc, char **argv)
     borg_kvcache kv = {0};
     borg_hparams hp;
     int n_slots = slot + 2;
-    if (gguf_open(model, &f, &err) || family_hparams(f, &hp, &err) || model_load(f, 0, hp.n_layer, 1, 1, &m, &err) ||
+    if (gguf_open(model, &f, &err) || family_hparams(f, &hp, &err) ||
+        model_load(f, 0, hp.n_layer, 1, 1, NULL, &m, &err) ||
         model_kv_create(m, n_slots, n + gen + 1, n + gen + 1, kv_dtype, &kv, &err) ||
         pool_create(threads, &pool, &err)) {
         fprintf(stderr, "forward_dump: %s\n", err.msg);

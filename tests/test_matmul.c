@@ -317,8 +317,8 @@ out:
 }
 #endif
 
-/* A matrix repacked at load (matmul_prepare) gives the bits of the same
- * matrix packed per call, at every batch size. */
+/* A matrix repacked at load (matmul_prepare, on pool's threads) gives the
+ * bits of the same matrix packed per call, at every batch size. */
 static void check_prepared(borg_dtype t, int64_t rows, int64_t cols, borg_pool *pool)
 {
     static const int64_t nbs[] = {1, 2, 3, 5, 8, 17, 64};
@@ -330,7 +330,7 @@ static void check_prepared(borg_dtype t, int64_t rows, int64_t cols, borg_pool *
     CHECK(w.data && x && y1 && y2);
     if (!w.data || !x || !y1 || !y2)
         goto out;
-    CHECK(matmul_prepare(&wp, &err) == BORG_OK);
+    CHECK(matmul_prepare(&wp, pool, &err) == BORG_OK);
     CHECK((wp.packed != NULL) == (cpu_isa() >= BORG_ISA_AVX2 && cols % 32 == 0));
     CHECK(matmul_prepared_bytes(&wp) >= (wp.packed ? (size_t)(rows * cols) : 0));
     /* what a plan counts for the matrix is what preparing it holds */

@@ -38,8 +38,9 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
  * (about 1x more) for a batch of one, which otherwise streams the
  * original rows.
  * Does nothing for other types, on the portable path, with f32
- * activations, or where BORG_REPACK is "0". Fails only with BORG_ENOMEM. */
-borg_status matmul_prepare(borg_mat *w, borg_err *err);
+ * activations, or where BORG_REPACK is "0". The copies are made on pool's
+ * threads (NULL: this one). Fails only with BORG_ENOMEM. */
+borg_status matmul_prepare(borg_mat *w, borg_pool *pool, borg_err *err);
 /* Frees what matmul_prepare made; w->packed becomes NULL. */
 void matmul_release(borg_mat *w);
 /* Bytes matmul_prepare holds for w. */

@@ -24,9 +24,10 @@ typedef struct borg_model borg_model;
 /* Binds the tensors of layers [layer_begin, layer_end); with_embed adds
  * the token embedding (first stage), with_head the final norm and output
  * matrix (last stage). Tensors are checked for presence, type and shape;
- * errors name the tensor. f must outlive the model. */
+ * errors name the tensor. f must outlive the model. The matrix kernels'
+ * copies (matmul_prepare) are made on pool's threads (NULL: this one). */
 borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int with_embed, int with_head,
-                       borg_model **out, borg_err *err);
+                       borg_pool *pool, borg_model **out, borg_err *err);
 void model_free(borg_model *m);
 
 const borg_hparams *model_hp(const borg_model *m);

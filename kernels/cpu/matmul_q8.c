@@ -480,28 +480,25 @@ static void rows8_q6k(const uint8_t *sb, int r, uint8_t *dst)
     }
 }
 
-/* The eight-row copy of a matrix's whole groups of rows (matmul_kernels.h
- * has the layouts). */
-static void pack_rows8(const borg_mat *w, uint8_t *dst)
+/* Group g (rows 8g .. 8g + 7) of a matrix into its eight-row copy at dst
+ * (matmul_kernels.h has the layouts). */
+static void pack_rows8(const borg_mat *w, int64_t g, uint8_t *dst)
 {
+    const uint8_t *rows = (const uint8_t *)w->data + (size_t)(MQ_R8 * g) * w->row_bytes;
     if (w->type == BORG_DT_Q8_0) {
-        for (int64_t g = 0; g < w->rows / MQ_R8; g++)
-            for (int64_t u = 0; u < w->cols / 32; u++, dst += MQ_R8_Q8_0)
-                for (int r = 0; r < MQ_R8; r++) {
-                    const uint8_t *b = (const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes +
-                                       34 * (size_t)u;
-                    memcpy(dst + 2 * r, b, 2);
-                    for (int i = 0; i < 8; i++)
-                        memcpy(dst + 16 + 32 * i + 4 * r, b + 2 + 4 * i, 4);
-                }
+        for (int64_t u = 0; u < w->cols / 32; u++, dst += MQ_R8_Q8_0)
+            for (int r = 0; r < MQ_R8; r++) {
+                const uint8_t *b = rows + (size_t)r * w->row_bytes + 34 * (size_t)u;
+                memcpy(dst + 2 * r, b, 2);
+                for (int i = 0; i < 8; i++)
+                    memcpy(dst + 16 + 32 * i + 4 * r, b + 2 + 4 * i, 4);
+            }
         return;
     }
     if (w->type == BORG_DT_Q6_K) {
-        for (int64_t g = 0; g < w->rows / MQ_R8; g++)
-            for (int64_t k = 0; k < w->cols / 256; k++, dst += MQ_R8_Q6K)
-                for (int r = 0; r < MQ_R8; r++)
-                    rows8_q6k((const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes + 210 * (size_t)k, r,
-                              dst);
+        for (int64_t k = 0; k < w->cols / 256; k++, dst += MQ_R8_Q6K)
+            for (int r = 0; r < MQ_R8; r++)
+                rows8_q6k(rows + (size_t)r * w->row_bytes + 210 * (size_t)k, r, dst);
         return;
     }
     const int k4 = w->type == BORG_DT_Q4_K || w->type == BORG_DT_Q5_K;
@@ -512,40 +509,38 @@ static void pack_rows8(const borg_mat *w, uint8_t *dst)
     const size_t h = k4 || w->type == BORG_DT_Q4_1 || w->type == BORG_DT_Q5_1 ? 32 : 16; /* header bytes */
     int8_t q[256];
     float dw[64], m[8];
-    for (int64_t g = 0; g < w->rows / MQ_R8; g++)
-        for (int64_t k = 0; k < w->cols / span; k++, dst += ub)
-            for (int r = 0; r < MQ_R8; r++) {
-                const uint8_t *sb = (const uint8_t *)w->data + (size_t)(MQ_R8 * g + r) * w->row_bytes +
-                                    src_bytes * (size_t)k;
+    for (int64_t k = 0; k < w->cols / span; k++, dst += ub)
+        for (int r = 0; r < MQ_R8; r++) {
+            const uint8_t *sb = rows + (size_t)r * w->row_bytes + src_bytes * (size_t)k;
+            if (five)
+                quant_decompose_row(w->type, sb, span / 32, q, dw, m);
+            memcpy(dst + 2 * r, sb, 2);
+            if (h == 32) /* the second f16: dmin, or m */
+                memcpy(dst + 16 + 2 * r, sb + 2, 2);
+            if (!k4) {
                 if (five)
-                    quant_decompose_row(w->type, sb, span / 32, q, dw, m);
-                memcpy(dst + 2 * r, sb, 2);
-                if (h == 32) /* the second f16: dmin, or m */
-                    memcpy(dst + 16 + 2 * r, sb + 2, 2);
-                if (!k4) {
-                    if (five)
-                        rows8_codes(q, r, dst + h, dst + h + 128);
-                    else /* a Q4_0/Q4_1 byte holds elements l and 16 + l already */
-                        for (int i = 0; i < 4; i++)
-                            memcpy(dst + h + 32 * i + 4 * r, sb + h / 8 + 4 * i, 4);
+                    rows8_codes(q, r, dst + h, dst + h + 128);
+                else /* a Q4_0/Q4_1 byte holds elements l and 16 + l already */
+                    for (int i = 0; i < 4; i++)
+                        memcpy(dst + h + 32 * i + 4 * r, sb + h / 8 + 4 * i, 4);
+                continue;
+            }
+            for (int j = 0; j < 8; j++) {
+                quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
+                uint8_t *c = dst + 160 + (five ? 160 : 128) * j;
+                if (five) {
+                    rows8_codes(q + 32 * j, r, c, c + 128);
                     continue;
                 }
-                for (int j = 0; j < 8; j++) {
-                    quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
-                    uint8_t *c = dst + 160 + (five ? 160 : 128) * j;
-                    if (five) {
-                        rows8_codes(q + 32 * j, r, c, c + 128);
-                        continue;
-                    }
-                    /* Q4_K: unit j is nibble j % 2 of 32 bytes */
-                    const uint8_t *qs = sb + 16 + 32 * (j >> 1);
-                    const int sh = 4 * (j & 1);
-                    for (int i = 0; i < 4; i++)
-                        for (int e = 0; e < 4; e++)
-                            c[32 * i + 4 * r + e] = (uint8_t)((qs[4 * i + e] >> sh & 15) |
-                                                              (qs[16 + 4 * i + e] >> sh & 15) << 4);
-                }
+                /* Q4_K: unit j is nibble j % 2 of 32 bytes */
+                const uint8_t *qs = sb + 16 + 32 * (j >> 1);
+                const int sh = 4 * (j & 1);
+                for (int i = 0; i < 4; i++)
+                    for (int e = 0; e < 4; e++)
+                        c[32 * i + 4 * r + e] = (uint8_t)((qs[4 * i + e] >> sh & 15) | (qs[16 + 4 * i + e] >> sh & 15)
+                                                                                           << 4);
             }
+        }
 }
 
 static size_t rows8_bytes_of(borg_dtype t, int64_t rows, int64_t cols)
@@ -563,38 +558,68 @@ static size_t rows8_bytes_of(borg_dtype t, int64_t rows, int64_t cols)
 
 static size_t rows8_bytes(const borg_mat *w) { return rows8_bytes_of(w->type, w->rows, w->cols); }
 
-borg_status matmul_prepare(borg_mat *w, borg_err *err)
+/* Both copies of a matrix, made on the pool's threads: each thread writes
+ * its own rows (and so also takes the page faults of first touching them,
+ * most of a large model's load time). */
+typedef struct {
+    const borg_mat *w;
+    uint8_t *rows8;
+    size_t group_bytes; /* of the eight-row copy */
+    char *packed;
+    size_t row_bytes, nblk;
+} prepare_job;
+
+static void prepare_rows8(void *ctx, int64_t g0, int64_t g1, int thread)
+{
+    (void)thread;
+    const prepare_job *j = ctx;
+    for (int64_t g = g0; g < g1; g++)
+        pack_rows8(j->w, g, j->rows8 + (size_t)g * j->group_bytes);
+}
+
+static void prepare_packed(void *ctx, int64_t r0, int64_t r1, int thread)
+{
+    (void)thread;
+    const prepare_job *j = ctx;
+    const borg_mat *w = j->w;
+    for (int64_t r = r0; r < r1; r++) {
+        char *row = j->packed + (size_t)r * j->row_bytes;
+        float *dw = (float *)(row + w->cols);
+        const char *src = (const char *)w->data + (size_t)r * w->row_bytes;
+#ifdef BORG_HAVE_AVX2_KERNELS
+        mq_pack_avx2(w->type, src, w->cols, (int8_t *)row, dw, dw + 8 * j->nblk);
+#else
+        mq_pack_portable(w->type, src, w->cols, (int8_t *)row, dw, dw + 8 * j->nblk);
+#endif
+    }
+}
+
+borg_status matmul_prepare(borg_mat *w, borg_pool *pool, borg_err *err)
 {
     w->packed = NULL;
     w->rows8 = NULL;
     if (!repack_wanted(w->type, w->cols))
         return BORG_OK;
+    prepare_job job = {.w = w, .group_bytes = rows8_bytes_of(w->type, MQ_R8, w->cols)};
     if (rows8_bytes(w)) {
         w->rows8 = aligned_alloc(64, (rows8_bytes(w) + 63) & ~(size_t)63);
         if (!w->rows8)
             return borg_fail(err, BORG_ENOMEM, "out of memory copying a %lld x %lld %s matrix eight rows at a time",
                              (long long)w->rows, (long long)w->cols, quant_dtype_name(w->type));
-        pack_rows8(w, w->rows8);
+        job.rows8 = w->rows8;
+        pool_run(pool, prepare_rows8, &job, w->rows / MQ_R8, 1);
     }
-    const size_t row_bytes = packed_row_bytes(w), nblk = (row_bytes - (size_t)w->cols) / (16 * sizeof(float));
-    char *p = aligned_alloc(64, ((size_t)w->rows * row_bytes + 63) & ~(size_t)63);
-    if (!p) {
+    job.row_bytes = packed_row_bytes(w);
+    job.nblk = (job.row_bytes - (size_t)w->cols) / (16 * sizeof(float));
+    job.packed = aligned_alloc(64, ((size_t)w->rows * job.row_bytes + 63) & ~(size_t)63);
+    if (!job.packed) {
         matmul_release(w);
         return borg_fail(err, BORG_ENOMEM, "out of memory repacking a %lld x %lld %s matrix (%zu MiB)",
                          (long long)w->rows, (long long)w->cols, quant_dtype_name(w->type),
-                         (size_t)w->rows * row_bytes >> 20);
+                         (size_t)w->rows * job.row_bytes >> 20);
     }
-    for (int64_t r = 0; r < w->rows; r++) {
-        char *row = p + (size_t)r * row_bytes;
-        float *dw = (float *)(row + w->cols);
-        const char *src = (const char *)w->data + (size_t)r * w->row_bytes;
-#ifdef BORG_HAVE_AVX2_KERNELS
-        mq_pack_avx2(w->type, src, w->cols, (int8_t *)row, dw, dw + 8 * nblk);
-#else
-        mq_pack_portable(w->type, src, w->cols, (int8_t *)row, dw, dw + 8 * nblk);
-#endif
-    }
-    w->packed = p;
+    pool_run(pool, prepare_packed, &job, w->rows, 8);
+    w->packed = job.packed;
     return BORG_OK;
 }
 

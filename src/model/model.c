@@ -95,16 +95,16 @@ static borg_status bind_vector(borg_model *m, const char *name, int64_t n, const
 
 /* The layout the matrix kernels want, made once here rather than on
  * every call (matmul_prepare). */
-static borg_status prepare_matrix(borg_model *m, borg_mat *w, borg_err *err)
+static borg_status prepare_matrix(borg_model *m, borg_mat *w, borg_pool *pool, borg_err *err)
 {
-    borg_status st = matmul_prepare(w, err);
+    borg_status st = matmul_prepare(w, pool, err);
     m->packed_bytes += matmul_prepared_bytes(w);
     return st;
 }
 
 /* Every tensor of layer l the family has: required ones must be there,
  * optional ones (biases) are bound when present; shapes are checked. */
-static borg_status bind_layer(borg_model *m, int l, layer_weights *w, borg_err *err)
+static borg_status bind_layer(borg_model *m, int l, layer_weights *w, borg_pool *pool, borg_err *err)
 {
     const borg_hparams *hp = &m->hp;
     const int64_t dim = hp->dim, hd = hp->head_dim, q_dim = (int64_t)hp->n_head * hd;
@@ -143,7 +143,7 @@ static borg_status bind_layer(borg_model *m, int l, layer_weights *w, borg_err *
         borg_status st = spec[i].mat ? bind_matrix(m, name, spec[i].cols, spec[i].rows, spec[i].mat, err)
                                      : bind_vector(m, name, spec[i].cols, spec[i].vec, err);
         if (!st && spec[i].mat)
-            st = prepare_matrix(m, spec[i].mat, err);
+            st = prepare_matrix(m, spec[i].mat, pool, err);
         if (st)
             return st;
     }
@@ -162,7 +162,7 @@ static borg_status bind_rope_freqs(borg_model *m, borg_err *err)
 }
 
 borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int with_embed, int with_head,
-                       borg_model **out, borg_err *err)
+                       borg_pool *pool, borg_model **out, borg_err *err)
 {
     borg_model *m = calloc(1, sizeof *m);
     if (!m)
@@ -198,7 +198,7 @@ borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int w
         goto fail;
     }
     for (int l = layer_begin; l < layer_end; l++)
-        if ((st = bind_layer(m, l, &m->layers[l - layer_begin], err)))
+        if ((st = bind_layer(m, l, &m->layers[l - layer_begin], pool, err)))
             goto fail;
     if (with_embed && (st = bind_matrix(m, "token_embd.weight", m->hp.dim, -1, &m->tok_embd, err)))
         goto fail;
@@ -209,7 +209,7 @@ borg_status model_load(const gguf_file *f, int layer_begin, int layer_end, int w
             goto fail;
         const char *head = gguf_tensor_find(f, "output.weight") ? "output.weight" : "token_embd.weight";
         if ((st = bind_matrix(m, head, m->hp.dim, m->hp.n_vocab, &m->output, err)) ||
-            (st = prepare_matrix(m, &m->output, err)))
+            (st = prepare_matrix(m, &m->output, pool, err)))
             goto fail;
     }
     *out = m;

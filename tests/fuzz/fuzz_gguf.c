@@ -25,7 +25,7 @@ static void load_all(const gguf_file *f)
     borg_hparams hp;
     if (family_hparams(f, &hp, &err) == BORG_OK && hp.n_layer <= 64) {
         borg_model *m;
-        if (model_load(f, 0, hp.n_layer, 1, 1, &m, &err) == BORG_OK)
+        if (model_load(f, 0, hp.n_layer, 1, 1, NULL, &m, &err) == BORG_OK)
             model_free(m);
     }
     borg_tokenizer *tok;
