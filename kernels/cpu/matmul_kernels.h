@@ -146,26 +146,23 @@ void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, fl
  *               rows. */
 enum {
     MQ_R8 = 8,
+    MQ_R8_Q4_0 = 16 + 128,
+    MQ_R8_Q4_1 = 32 + 128,
+    MQ_R8_Q5_0 = 16 + 128 + 32,
+    MQ_R8_Q5_1 = 32 + 128 + 32,
     MQ_R8_Q4K = 160 + 8 * 128,
     MQ_R8_Q5K = 160 + 8 * 160,
     MQ_R8_Q6K = 144 + 16 * 96,
     MQ_R8_Q8_0 = 16 + 8 * 32
 };
 
-/* 1 when matmul_prepare makes the eight-row layout for w's type. */
-static inline int mq_r8_type(borg_dtype t)
-{
-    return t == BORG_DT_Q4_0 || t == BORG_DT_Q4_1 || t == BORG_DT_Q5_0 || t == BORG_DT_Q5_1 || t == BORG_DT_Q8_0 ||
-           t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K;
-}
-
 /* Bytes of one unit of eight rows, for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0. */
 static inline int mq_r8_unit_bytes(borg_dtype t)
 {
-    return t == BORG_DT_Q4_0   ? 144
-           : t == BORG_DT_Q4_1 ? 160
-           : t == BORG_DT_Q5_0 ? 176
-           : t == BORG_DT_Q5_1 ? 192
+    return t == BORG_DT_Q4_0   ? MQ_R8_Q4_0
+           : t == BORG_DT_Q4_1 ? MQ_R8_Q4_1
+           : t == BORG_DT_Q5_0 ? MQ_R8_Q5_0
+           : t == BORG_DT_Q5_1 ? MQ_R8_Q5_1
                                : MQ_R8_Q8_0;
 }
 

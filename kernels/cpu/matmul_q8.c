@@ -458,7 +458,77 @@ static void rows8_codes(const int8_t *q, int r, uint8_t *c, uint8_t *p)
     }
 }
 
-/* A Q6_K super-block of row r into its eight-row super-block dst. */
+/* Row r's Q8_0 block b into the eight-row unit dst. */
+static void rows8_q8_0(const uint8_t *b, int r, uint8_t *dst)
+{
+    memcpy(dst + 2 * r, b, 2);
+    for (int i = 0; i < 8; i++)
+        memcpy(dst + 16 + 32 * i + 4 * r, b + 2 + 4 * i, 4);
+}
+
+/* Row r's Q4_0 or Q4_1 block b into the eight-row unit dst: d (and m),
+ * then the codes, whose bytes hold elements l and 16 + l already. */
+static void rows8_q4(const uint8_t *b, int r, uint8_t *dst, size_t h)
+{
+    memcpy(dst + 2 * r, b, 2);
+    if (h == 32)
+        memcpy(dst + 16 + 2 * r, b + 2, 2);
+    for (int i = 0; i < 4; i++)
+        memcpy(dst + h + 32 * i + 4 * r, b + h / 8 + 4 * i, 4);
+}
+
+static void rows8_q4_0(const uint8_t *b, int r, uint8_t *dst) { rows8_q4(b, r, dst, 16); }
+static void rows8_q4_1(const uint8_t *b, int r, uint8_t *dst) { rows8_q4(b, r, dst, 32); }
+
+/* Row r's Q5_0 or Q5_1 block b into the eight-row unit dst, through its
+ * decomposed codes. */
+static void rows8_q5(borg_dtype t, const uint8_t *b, int r, uint8_t *dst, size_t h)
+{
+    int8_t q[32];
+    float dw[8], m[1];
+    quant_decompose_row(t, b, 1, q, dw, m);
+    memcpy(dst + 2 * r, b, 2);
+    if (h == 32)
+        memcpy(dst + 16 + 2 * r, b + 2, 2);
+    rows8_codes(q, r, dst + h, dst + h + 128);
+}
+
+static void rows8_q5_0(const uint8_t *b, int r, uint8_t *dst) { rows8_q5(BORG_DT_Q5_0, b, r, dst, 16); }
+static void rows8_q5_1(const uint8_t *b, int r, uint8_t *dst) { rows8_q5(BORG_DT_Q5_1, b, r, dst, 32); }
+
+/* Row r's Q4_K super-block sb into the eight-row super-block dst: unit j
+ * is nibble j % 2 of 32 bytes. */
+static void rows8_q4k(const uint8_t *sb, int r, uint8_t *dst)
+{
+    memcpy(dst + 2 * r, sb, 2);
+    memcpy(dst + 16 + 2 * r, sb + 2, 2);
+    for (int j = 0; j < 8; j++) {
+        quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
+        uint8_t *c = dst + 160 + 128 * j;
+        const uint8_t *qs = sb + 16 + 32 * (j >> 1);
+        const int sh = 4 * (j & 1);
+        for (int i = 0; i < 4; i++)
+            for (int e = 0; e < 4; e++)
+                c[32 * i + 4 * r + e] = (uint8_t)((qs[4 * i + e] >> sh & 15) | (qs[16 + 4 * i + e] >> sh & 15) << 4);
+    }
+}
+
+/* Row r's Q5_K super-block sb into the eight-row super-block dst, through
+ * its decomposed codes. */
+static void rows8_q5k(const uint8_t *sb, int r, uint8_t *dst)
+{
+    int8_t q[256];
+    float dw[64], m[8];
+    quant_decompose_row(BORG_DT_Q5_K, sb, 8, q, dw, m);
+    memcpy(dst + 2 * r, sb, 2);
+    memcpy(dst + 16 + 2 * r, sb + 2, 2);
+    for (int j = 0; j < 8; j++) {
+        quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
+        rows8_codes(q + 32 * j, r, dst + 160 + 160 * j, dst + 160 + 160 * j + 128);
+    }
+}
+
+/* Row r's Q6_K super-block sb into the eight-row super-block dst. */
 static void rows8_q6k(const uint8_t *sb, int r, uint8_t *dst)
 {
     int8_t q[256];
@@ -480,80 +550,45 @@ static void rows8_q6k(const uint8_t *sb, int r, uint8_t *dst)
     }
 }
 
-/* Group g (rows 8g .. 8g + 7) of a matrix into its eight-row copy at dst
- * (matmul_kernels.h has the layouts). */
-static void pack_rows8(const borg_mat *w, int64_t g, uint8_t *dst)
+/* Each type of the eight-row copy: the elements of one of its units (a
+ * block, or a K super-block), the bytes of that unit for eight rows
+ * (matmul_kernels.h has the layouts), and what puts row r's unit there. */
+typedef struct {
+    borg_dtype type;
+    int span;
+    size_t unit_bytes;
+    void (*row)(const uint8_t *src, int r, uint8_t *dst);
+} rows8_kind;
+
+static const rows8_kind ROWS8_KINDS[] = {
+    {BORG_DT_Q4_0, 32, MQ_R8_Q4_0, rows8_q4_0}, {BORG_DT_Q4_1, 32, MQ_R8_Q4_1, rows8_q4_1},
+    {BORG_DT_Q5_0, 32, MQ_R8_Q5_0, rows8_q5_0}, {BORG_DT_Q5_1, 32, MQ_R8_Q5_1, rows8_q5_1},
+    {BORG_DT_Q8_0, 32, MQ_R8_Q8_0, rows8_q8_0}, {BORG_DT_Q4_K, 256, MQ_R8_Q4K, rows8_q4k},
+    {BORG_DT_Q5_K, 256, MQ_R8_Q5K, rows8_q5k},  {BORG_DT_Q6_K, 256, MQ_R8_Q6K, rows8_q6k},
+};
+
+static const rows8_kind *rows8_kind_of(borg_dtype t)
+{
+    for (size_t i = 0; i < sizeof ROWS8_KINDS / sizeof *ROWS8_KINDS; i++)
+        if (ROWS8_KINDS[i].type == t)
+            return &ROWS8_KINDS[i];
+    return NULL;
+}
+
+/* Group g (rows 8g .. 8g + 7) of a matrix into its eight-row copy at dst. */
+static void pack_rows8(const borg_mat *w, const rows8_kind *kind, int64_t g, uint8_t *dst)
 {
     const uint8_t *rows = (const uint8_t *)w->data + (size_t)(MQ_R8 * g) * w->row_bytes;
-    if (w->type == BORG_DT_Q8_0) {
-        for (int64_t u = 0; u < w->cols / 32; u++, dst += MQ_R8_Q8_0)
-            for (int r = 0; r < MQ_R8; r++) {
-                const uint8_t *b = rows + (size_t)r * w->row_bytes + 34 * (size_t)u;
-                memcpy(dst + 2 * r, b, 2);
-                for (int i = 0; i < 8; i++)
-                    memcpy(dst + 16 + 32 * i + 4 * r, b + 2 + 4 * i, 4);
-            }
-        return;
-    }
-    if (w->type == BORG_DT_Q6_K) {
-        for (int64_t k = 0; k < w->cols / 256; k++, dst += MQ_R8_Q6K)
-            for (int r = 0; r < MQ_R8; r++)
-                rows8_q6k(rows + (size_t)r * w->row_bytes + 210 * (size_t)k, r, dst);
-        return;
-    }
-    const int k4 = w->type == BORG_DT_Q4_K || w->type == BORG_DT_Q5_K;
-    const int64_t span = k4 ? 256 : 32; /* elements per unit of the copy */
-    const size_t src_bytes = quant_dtype_block_bytes(w->type);
-    const int five = w->type == BORG_DT_Q5_0 || w->type == BORG_DT_Q5_1 || w->type == BORG_DT_Q5_K;
-    const size_t ub = k4 ? (five ? MQ_R8_Q5K : MQ_R8_Q4K) : (size_t)mq_r8_unit_bytes(w->type);
-    const size_t h = k4 || w->type == BORG_DT_Q4_1 || w->type == BORG_DT_Q5_1 ? 32 : 16; /* header bytes */
-    int8_t q[256];
-    float dw[64], m[8];
-    for (int64_t k = 0; k < w->cols / span; k++, dst += ub)
-        for (int r = 0; r < MQ_R8; r++) {
-            const uint8_t *sb = rows + (size_t)r * w->row_bytes + src_bytes * (size_t)k;
-            if (five)
-                quant_decompose_row(w->type, sb, span / 32, q, dw, m);
-            memcpy(dst + 2 * r, sb, 2);
-            if (h == 32) /* the second f16: dmin, or m */
-                memcpy(dst + 16 + 2 * r, sb + 2, 2);
-            if (!k4) {
-                if (five)
-                    rows8_codes(q, r, dst + h, dst + h + 128);
-                else /* a Q4_0/Q4_1 byte holds elements l and 16 + l already */
-                    for (int i = 0; i < 4; i++)
-                        memcpy(dst + h + 32 * i + 4 * r, sb + h / 8 + 4 * i, 4);
-                continue;
-            }
-            for (int j = 0; j < 8; j++) {
-                quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
-                uint8_t *c = dst + 160 + (five ? 160 : 128) * j;
-                if (five) {
-                    rows8_codes(q + 32 * j, r, c, c + 128);
-                    continue;
-                }
-                /* Q4_K: unit j is nibble j % 2 of 32 bytes */
-                const uint8_t *qs = sb + 16 + 32 * (j >> 1);
-                const int sh = 4 * (j & 1);
-                for (int i = 0; i < 4; i++)
-                    for (int e = 0; e < 4; e++)
-                        c[32 * i + 4 * r + e] = (uint8_t)((qs[4 * i + e] >> sh & 15) | (qs[16 + 4 * i + e] >> sh & 15)
-                                                                                           << 4);
-            }
-        }
+    const size_t src_bytes = quant_dtype_block_bytes(w->type) * (size_t)kind->span / quant_dtype_block_elems(w->type);
+    for (int64_t k = 0; k < w->cols / kind->span; k++, dst += kind->unit_bytes)
+        for (int r = 0; r < MQ_R8; r++)
+            kind->row(rows + (size_t)r * w->row_bytes + src_bytes * (size_t)k, r, dst);
 }
 
 static size_t rows8_bytes_of(borg_dtype t, int64_t rows, int64_t cols)
 {
-    if (!mq_r8_type(t))
-        return 0;
-    const size_t groups = (size_t)(rows / MQ_R8);
-    if (t == BORG_DT_Q4_K || t == BORG_DT_Q5_K || t == BORG_DT_Q6_K)
-        return groups * (size_t)(cols / 256) *
-               (t == BORG_DT_Q4_K   ? MQ_R8_Q4K
-                : t == BORG_DT_Q5_K ? MQ_R8_Q5K
-                                    : MQ_R8_Q6K);
-    return groups * (size_t)(cols / 32) * (t == BORG_DT_Q8_0 ? MQ_R8_Q8_0 : (size_t)mq_r8_unit_bytes(t));
+    const rows8_kind *kind = rows8_kind_of(t);
+    return kind ? (size_t)(rows / MQ_R8) * (size_t)(cols / kind->span) * kind->unit_bytes : 0;
 }
 
 static size_t rows8_bytes(const borg_mat *w) { return rows8_bytes_of(w->type, w->rows, w->cols); }
@@ -563,6 +598,7 @@ static size_t rows8_bytes(const borg_mat *w) { return rows8_bytes_of(w->type, w-
  * most of a large model's load time). */
 typedef struct {
     const borg_mat *w;
+    const rows8_kind *kind;
     uint8_t *rows8;
     size_t group_bytes; /* of the eight-row copy */
     char *packed;
@@ -574,7 +610,7 @@ static void prepare_rows8(void *ctx, int64_t g0, int64_t g1, int thread)
     (void)thread;
     const prepare_job *j = ctx;
     for (int64_t g = g0; g < g1; g++)
-        pack_rows8(j->w, g, j->rows8 + (size_t)g * j->group_bytes);
+        pack_rows8(j->w, j->kind, g, j->rows8 + (size_t)g * j->group_bytes);
 }
 
 static void prepare_packed(void *ctx, int64_t r0, int64_t r1, int thread)
@@ -600,7 +636,7 @@ borg_status matmul_prepare(borg_mat *w, borg_pool *pool, borg_err *err)
     w->rows8 = NULL;
     if (!repack_wanted(w->type, w->cols))
         return BORG_OK;
-    prepare_job job = {.w = w, .group_bytes = rows8_bytes_of(w->type, MQ_R8, w->cols)};
+    prepare_job job = {.w = w, .kind = rows8_kind_of(w->type), .group_bytes = rows8_bytes_of(w->type, MQ_R8, w->cols)};
     if (rows8_bytes(w)) {
         w->rows8 = aligned_alloc(64, (rows8_bytes(w) + 63) & ~(size_t)63);
         if (!w->rows8)
