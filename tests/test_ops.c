@@ -308,6 +308,29 @@ static void check_rope(void)
             }
 }
 
+/* rmsnorm against double, over lengths with and without a tail of 8. */
+static void check_rmsnorm(void)
+{
+    static const int ns[] = {1, 7, 64, 573};
+    uint64_t seed = 11;
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        const int n = ns[a];
+        float x[573], w[573], out[573];
+        double ss = 0;
+        for (int i = 0; i < n; i++) {
+            x[i] = 3.0f * frand(&seed);
+            w[i] = 1.0f + 0.5f * frand(&seed);
+            ss += (double)x[i] * x[i];
+        }
+        const double scale = 1.0 / sqrt(ss / n + 1e-5);
+        ops_rmsnorm(out, x, w, n, 1e-5f);
+        double worst = 0;
+        for (int i = 0; i < n; i++)
+            worst = fmax(worst, fabs(out[i] - x[i] * scale * w[i]) / fmax(1.0, fabs(x[i] * scale * w[i])));
+        CHECKF(worst < 1e-6, "ops_rmsnorm (n %d): max relative error %.3g", n, worst);
+    }
+}
+
 typedef void (*act_fn)(float *gate, const float *up, int64_t n);
 
 /* silu, or gelu in its tanh form, times up, against double: over gates
@@ -349,6 +372,7 @@ int main(void)
     check_dispatch();
     check_kv_store();
     check_rope();
+    check_rmsnorm();
     check_act("ops_swiglu_portable", ops_swiglu_portable, 0);
     check_act("ops_geglu_portable", ops_geglu_portable, 1);
 #if defined(__x86_64__) || defined(__i386__)
