@@ -352,6 +352,42 @@ out:
     free((void *)w.data), free(x), free(y1), free(y2);
 }
 
+#ifdef BORG_HAVE_AVX2_KERNELS
+/* mq_interleave_avx2 against the block layout of matmul_kernels.h, byte
+ * by byte: full blocks of 32- and 16-element units, single units, both
+ * spreads. */
+static void check_interleave(void)
+{
+    static const struct {
+        borg_dtype t;
+        int64_t cols;
+    } cases[] = {{BORG_DT_Q4_1, 576}, {BORG_DT_Q4_1, 32}, {BORG_DT_Q6_K, 512}};
+    int8_t src[576], dst[2 * 576];
+    for (int i = 0; i < 576; i++)
+        src[i] = (int8_t)(i * 37 + 11);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int spread = 1; spread <= 2; spread++) {
+            const mq_shape sh = mq_shape_of(cases[c].t, cases[c].cols);
+            memset(dst, 0, sizeof dst);
+            mq_interleave_avx2(&sh, src, dst, spread);
+            int bad = 0;
+            for (int64_t k = 0; k < sh.nfull + sh.nsingle; k++) {
+                const int full = k < sh.nfull, passes = full ? sh.passes : 1;
+                for (int i = 0; i < passes; i++)
+                    for (int j = 0; j < 8; j++)
+                        for (int e = 0; e < 4; e++) {
+                            /* lane j of pass i: elements 4i..4i+3 of unit j (full), or 4j..4j+3 (single) */
+                            const int64_t from = full ? 8 * sh.unit * k + sh.unit * j + 4 * i + e
+                                                      : 8 * sh.unit * sh.nfull + 32 * (k - sh.nfull) + 4 * j + e;
+                            bad += dst[spread * (mq_block_start(&sh, k) + 32 * i) + 4 * j + e] != src[from];
+                        }
+            }
+            CHECKF(!bad, "mq_interleave_avx2 (%s, %lld columns, spread %d): %d bytes misplaced",
+                   quant_dtype_name(cases[c].t), (long long)cases[c].cols, spread, bad);
+        }
+}
+#endif
+
 static void check_vec_dot(void)
 {
     for (int64_t n = 0; n < 100; n += 7) {
@@ -407,6 +443,12 @@ int main(void)
     }
     check_act_quantizer();
     check_vec_dot();
+#ifdef BORG_HAVE_AVX2_KERNELS
+    if (cpu_isa() >= BORG_ISA_AVX2)
+        check_interleave();
+    else
+        printf("interleave path avx2: not run (the CPU lacks AVX2, or BORG_ISA chose a lower path)\n");
+#endif
     for (int p = 0; p < 3; p++)
         pool_destroy(pools[p]);
     return check_report();

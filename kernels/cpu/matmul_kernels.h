@@ -169,6 +169,9 @@ static inline int mq_r8_unit_bytes(borg_dtype t)
 #if defined(__x86_64__) || defined(__i386__)
 #define BORG_HAVE_AVX2_KERNELS 1
 void mq_quantize_avx2(const float *x, int64_t ng, int8_t *q, float *d, float *s);
+/* Natural-order codes into block order, pass i of block k at spread * (its
+ * start + 32 i): spread 2 leaves room for a pair's other vector (mq_ptile). */
+void mq_interleave_avx2(const mq_shape *sh, const int8_t *src, int8_t *dst, int spread);
 /* A batch of one vector against quantized rows, decoding codes in
  * registers instead of a panel (same per-pair steps, same bits). */
 typedef struct {

@@ -83,12 +83,17 @@ static void weight_lanes(const mq_shape *sh, const float *dw, const float *m, fl
  * block; 16-element units (Q6_K, signed) need no sums. */
 static void act_lanes(const mq_shape *sh, const float *d, const float *s, float *dl, float *sl, int64_t stride)
 {
-    for (int64_t k = 0; k < sh->nfull; k++, dl += stride, sl += stride)
-        for (int j = 0; j < 8; j++) {
-            const int64_t g = (8 * k + j) * sh->unit / 32;
-            dl[j] = d[g];
-            sl[j] = sh->unit == 32 ? s[g] : 0;
+    for (int64_t k = 0; k < sh->nfull; k++, dl += stride, sl += stride) {
+        if (sh->unit == 32) { /* unit j of block k is group 8k + j */
+            memcpy(dl, d + 8 * k, 8 * sizeof *dl);
+            memcpy(sl, s + 8 * k, 8 * sizeof *sl);
+            continue;
         }
+        for (int j = 0; j < 8; j++) {
+            dl[j] = d[(8 * k + j) / 2];
+            sl[j] = 0;
+        }
+    }
     for (int64_t g = 8 * sh->nfull; g < 8 * sh->nfull + sh->nsingle; g++, dl += stride, sl += stride)
         for (int j = 0; j < 8; j++) {
             dl[j] = d[g];
@@ -214,8 +219,14 @@ static void quantize_vectors(void *ctx, int64_t b0, int64_t b1, int thread)
         const int64_t codes_at = job->pairs ? b / 2 * 2 * cols + 32 * (b % 2) : b * cols;
         const int64_t lanes_at = job->pairs ? b / 2 * 2 * lanes + 8 * (b % 2) : b * lanes;
         act_lanes(&job->sh, d, s, job->xd + lanes_at, job->xs + lanes_at, 8 * spread);
-        if (job->xq != job->xn)
-            interleave(&job->sh, q, job->xq + codes_at, spread);
+        if (job->xq != job->xn) {
+#ifdef BORG_HAVE_AVX2_KERNELS
+            if (job->isa >= BORG_ISA_AVX2)
+                mq_interleave_avx2(&job->sh, q, job->xq + codes_at, spread);
+            else
+#endif
+                interleave(&job->sh, q, job->xq + codes_at, spread);
+        }
         if (job->xc)
             /* the one-vector kernel meets Q6_K's codes as stored, 32 up */
             xc_lanes(&job->sh, q, job->xc + lanes_at, 8 * spread,

@@ -187,6 +187,40 @@ AVX2_INLINE void block_dot(const mq_tile *t, int64_t c0, const int B, const int 
     }
 }
 
+/* interleave (matmul_q8.c) on AVX2, the same bytes: a full block's 8
+ * units of 32 codes are an 8 x 8 matrix of 4-byte words, transposed; its 8
+ * units of 16 (Q6_K) an 8 x 4 one, units j and j + 4 sharing a register
+ * whose two halves transpose at once. */
+AVX2 void mq_interleave_avx2(const mq_shape *sh, const int8_t *src, int8_t *dst, int spread)
+{
+    for (int64_t k = 0; k < sh->nfull; k++) {
+        const int8_t *u = src + 8 * sh->unit * k;
+        int8_t *d = dst + spread * mq_block_start(sh, k);
+        if (sh->unit == 32) {
+            __m256i v[8];
+            for (int j = 0; j < 8; j++)
+                v[j] = _mm256_loadu_si256((const __m256i *)(u + 32 * j));
+            transpose8(v);
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_si256((__m256i *)(d + spread * 32 * i), v[i]);
+            continue;
+        }
+        __m256i v[4], a[4];
+        for (int j = 0; j < 4; j++)
+            v[j] = _mm256_loadu2_m128i((const __m128i *)(u + 16 * (j + 4)), (const __m128i *)(u + 16 * j));
+        a[0] = _mm256_unpacklo_epi32(v[0], v[1]);
+        a[1] = _mm256_unpackhi_epi32(v[0], v[1]);
+        a[2] = _mm256_unpacklo_epi32(v[2], v[3]);
+        a[3] = _mm256_unpackhi_epi32(v[2], v[3]);
+        _mm256_storeu_si256((__m256i *)d, _mm256_unpacklo_epi64(a[0], a[2]));
+        _mm256_storeu_si256((__m256i *)(d + spread * 32), _mm256_unpackhi_epi64(a[0], a[2]));
+        _mm256_storeu_si256((__m256i *)(d + spread * 64), _mm256_unpacklo_epi64(a[1], a[3]));
+        _mm256_storeu_si256((__m256i *)(d + spread * 96), _mm256_unpackhi_epi64(a[1], a[3]));
+    }
+    for (int64_t k = sh->nfull; k < sh->nfull + sh->nsingle; k++)
+        memcpy(dst + spread * mq_block_start(sh, k), src + 8 * sh->unit * sh->nfull + 32 * (k - sh->nfull), 32);
+}
+
 /* Blocks whose integer sums are parked at a time: the integer passes then
  * hold only the 16-bit sums in registers, and the float steps only the
  * accumulators, where both at once would spill. */
