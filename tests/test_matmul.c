@@ -388,6 +388,45 @@ static void check_interleave(void)
 }
 #endif
 
+/* matmul_n gives each matrix the bits of its own matmul: three of type t
+ * (prepared as at load, of 16, 37 and 8 rows), then the same with a fourth
+ * of another type, which x cannot be shared with. */
+static void check_matmul_n(borg_dtype t, int64_t cols, borg_pool *pool)
+{
+    static const int64_t nbs[] = {1, 5, 17};
+    static const int64_t rows[] = {16, 37, 8, 9};
+    const borg_dtype other = t == BORG_DT_F32 ? BORG_DT_F16 : BORG_DT_F32;
+    borg_mat w[4];
+    const borg_mat *ws[4];
+    float *y1[4], *y2[4];
+    float *x = random_vectors(17 * cols);
+    borg_err err;
+    CHECK(x != NULL);
+    for (int i = 0; i < 4; i++) {
+        w[i] = rw_matrix(i < 3 ? t : other, rows[i], cols);
+        CHECK(w[i].data && matmul_prepare(&w[i], pool, &err) == BORG_OK);
+        ws[i] = &w[i];
+        y1[i] = malloc(sizeof(float) * (size_t)(17 * rows[i]));
+        y2[i] = malloc(sizeof(float) * (size_t)(17 * rows[i]));
+        CHECK(y1[i] && y2[i]);
+    }
+    for (int n = 3; n <= 4; n++)
+        for (size_t k = 0; k < sizeof nbs / sizeof *nbs; k++) {
+            CHECK(matmul_n(ws, n, x, nbs[k], y2, pool) == BORG_OK);
+            for (int i = 0; i < n; i++) {
+                CHECK(matmul(ws[i], x, nbs[k], y1[i], pool) == BORG_OK);
+                CHECKF(!memcmp(y1[i], y2[i], sizeof(float) * (size_t)(nbs[k] * rows[i])),
+                       "matmul_n (%s, %d matrices, nb %lld): matrix %d differs from its own matmul",
+                       quant_dtype_name(t), n, (long long)nbs[k], i);
+            }
+        }
+    for (int i = 0; i < 4; i++) {
+        matmul_release(&w[i]);
+        free((void *)w[i].data), free(y1[i]), free(y2[i]);
+    }
+    free(x);
+}
+
 static void check_vec_dot(void)
 {
     for (int64_t n = 0; n < 100; n += 7) {
@@ -433,6 +472,7 @@ int main(void)
 #endif
             if (q8_path(t))
                 check_prepared(t, 37, cols[c], pools[(c + 1) % 3]);
+            check_matmul_n(t, cols[c], pools[c % 3]);
         }
         if (quantized(t))
             check_decompose(t);

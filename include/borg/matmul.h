@@ -29,6 +29,11 @@ typedef struct {
  * BORG_ENOMEM (per-thread scratch). */
 borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool);
 
+/* ys[i] = matmul(ws[i], x) for n matrices of x's width (a layer's q, k and
+ * v; its gate and up): the same bits as n calls, with x quantized once for
+ * all those of one type on the 8-bit path. */
+borg_status matmul_n(const borg_mat *const *ws, int n, const float *x, int64_t nb, float *const *ys, borg_pool *pool);
+
 /* Repacks a quantized matrix once, at load, into the layout the integer
  * tiles of the 8-bit activation path read (codes in block order, lane
  * scales and offsets: matmul_kernels.h), so that batches of two or more

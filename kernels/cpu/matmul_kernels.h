@@ -112,6 +112,10 @@ typedef struct {
 
 /* matmul() for quantized weight types, on the kernels of path isa. */
 borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, borg_isa isa);
+/* matmul_q8 for n matrices of one type and width, all with an eight-row
+ * copy or none, against one x, quantized once. */
+borg_status matmul_q8_n(const borg_mat *const *ws, int n, const float *x, int64_t nb, float *const *ys, borg_pool *pool,
+                        borg_isa isa);
 /* Group g of x: codes at q + 32g, scale d[g], sum s[g]. */
 void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float *s);
 void mq_tile_portable(const mq_tile *t, int nv);

@@ -401,6 +401,15 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
 
 borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, borg_isa isa)
 {
+    return matmul_q8_n(&w, 1, x, nb, &y, pool, isa);
+}
+
+/* x's layout follows from the first matrix; the others share its type,
+ * width and kind of copies (matmul_n), so the same one. */
+borg_status matmul_q8_n(const borg_mat *const *ws, int n, const float *x, int64_t nb, float *const *ys, borg_pool *pool,
+                        borg_isa isa)
+{
+    const borg_mat *w = ws[0];
     const int64_t cols = w->cols, ng = cols / 32;
     const mq_shape sh = mq_shape_of(w->type, cols);
     const int64_t nblk = sh.nfull + sh.nsingle;
@@ -419,7 +428,7 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
     if (!buf)
         return BORG_ENOMEM;
     q8_job job = {0};
-    job.w = w, job.x = x, job.nb = nb, job.ng = ng, job.nblk = nblk, job.sh = sh, job.y = y, job.isa = isa;
+    job.w = w, job.x = x, job.nb = nb, job.ng = ng, job.nblk = nblk, job.sh = sh, job.isa = isa;
     job.in_place = in_place;
     job.pairs = pairs;
     job.xd = (float *)buf;
@@ -442,7 +451,11 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
     /* whole tiles of vectors (MQ_NR and 2 * MP_NP alike) */
     const int64_t xb = X_BLOCK_BYTES / cols / MQ_NR * MQ_NR;
     job.x_block = xb < MQ_NR ? MQ_NR : xb;
-    pool_run(pool, q8_rows, &job, w->rows, ROW_GRAIN);
+    for (int i = 0; i < n; i++) {
+        job.w = ws[i];
+        job.y = ys[i];
+        pool_run(pool, q8_rows, &job, ws[i]->rows, ROW_GRAIN);
+    }
     free(buf);
     return job.out_of_memory ? BORG_ENOMEM : BORG_OK;
 }

@@ -408,8 +408,9 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     const float *angles = family_layer_window(hp, m->layer_begin + l) ? s->angles_local : s->angles;
 
     rmsnorm_rows(s->xb, x, w->attn_norm, n, dim, hp->rms_eps, pool);
-    if (matmul(&w->wq, s->xb, n, s->q, pool) || matmul(&w->wk, s->xb, n, s->k, pool) ||
-        matmul(&w->wv, s->xb, n, s->v, pool))
+    const borg_mat *qkv[] = {&w->wq, &w->wk, &w->wv};
+    float *const qkv_out[] = {s->q, s->k, s->v};
+    if (matmul_n(qkv, 3, s->xb, n, qkv_out, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
     if (w->bq)
         vec_add_rows(s->q, w->bq, n, (int64_t)q_dim);
@@ -443,7 +444,9 @@ static borg_status forward_layer(borg_model *m, borg_kvcache *kv, int l, float *
     vec_add(x, s->proj, (int64_t)n * dim);
 
     rmsnorm_rows(s->xb, x, w->ffn_norm, n, dim, hp->rms_eps, pool);
-    if (matmul(&w->w_gate, s->xb, n, s->gate, pool) || matmul(&w->w_up, s->xb, n, s->up, pool))
+    const borg_mat *gate_up[] = {&w->w_gate, &w->w_up};
+    float *const gate_up_out[] = {s->gate, s->up};
+    if (matmul_n(gate_up, 2, s->xb, n, gate_up_out, pool))
         return borg_fail(err, BORG_ENOMEM, "out of memory in layer %d", m->layer_begin + l);
     ffn_act_job fj = {hp, s->gate, s->up};
     pool_run(pool, ffn_act_rows, &fj, n, 4);
