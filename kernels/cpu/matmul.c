@@ -251,20 +251,9 @@ borg_status matmul(const borg_mat *w, const float *x, int64_t nb, float *y, borg
     return job.out_of_memory ? BORG_ENOMEM : BORG_OK;
 }
 
-/* The matrices x can be quantized once for: the 8-bit path, one type and
- * width, and the same choice of kernels (an eight-row copy or not). */
-static int share_x(const borg_mat *a, const borg_mat *b)
-{
-    return a->type == b->type && a->cols == b->cols && !a->rows8 == !b->rows8 && a->rows > 0 && b->rows > 0;
-}
-
 borg_status matmul_n(const borg_mat *const *ws, int n, const float *x, int64_t nb, float *const *ys, borg_pool *pool)
 {
-    int shared = n > 1 && nb > 0 && ws[0]->cols > 0 && quant_dtype_block_elems(ws[0]->type) > 1 &&
-                 matmul_q8_activations();
-    for (int i = 1; i < n && shared; i++)
-        shared = share_x(ws[0], ws[i]);
-    if (shared)
+    if (n > 1 && matmul_q8_shares_x(ws, n, nb) && matmul_q8_activations())
         return matmul_q8_n(ws, n, x, nb, ys, pool, cpu_isa());
     for (int i = 0; i < n; i++) {
         borg_status st = matmul(ws[i], x, nb, ys[i], pool);

@@ -112,8 +112,12 @@ typedef struct {
 
 /* matmul() for quantized weight types, on the kernels of path isa. */
 borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, borg_pool *pool, borg_isa isa);
-/* matmul_q8 for n matrices of one type and width, all with an eight-row
- * copy or none, against one x, quantized once. */
+/* 1 when n matrices of a quantized type meet one quantization of a batch
+ * of nb vectors: one type and width, and the same choice of kernels (an
+ * eight-row copy or none), which is what x's layout follows from. */
+int matmul_q8_shares_x(const borg_mat *const *ws, int n, int64_t nb);
+/* matmul_q8 for n matrices that matmul_q8_shares_x, against one x,
+ * quantized once. */
 borg_status matmul_q8_n(const borg_mat *const *ws, int n, const float *x, int64_t nb, float *const *ys, borg_pool *pool,
                         borg_isa isa);
 /* Group g of x: codes at q + 32g, scale d[g], sum s[g]. */

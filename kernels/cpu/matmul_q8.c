@@ -404,8 +404,19 @@ borg_status matmul_q8(const borg_mat *w, const float *x, int64_t nb, float *y, b
     return matmul_q8_n(&w, 1, x, nb, &y, pool, isa);
 }
 
-/* x's layout follows from the first matrix; the others share its type,
- * width and kind of copies (matmul_n), so the same one. */
+int matmul_q8_shares_x(const borg_mat *const *ws, int n, int64_t nb)
+{
+    if (nb <= 0 || ws[0]->rows <= 0 || ws[0]->cols <= 0 || quant_dtype_block_elems(ws[0]->type) <= 1)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if (ws[i]->type != ws[0]->type || ws[i]->cols != ws[0]->cols || !ws[i]->rows8 != !ws[0]->rows8 ||
+            ws[i]->rows <= 0)
+            return 0;
+    return 1;
+}
+
+/* x's layout follows from the first matrix; the others share it
+ * (matmul_q8_shares_x). */
 borg_status matmul_q8_n(const borg_mat *const *ws, int n, const float *x, int64_t nb, float *const *ys, borg_pool *pool,
                         borg_isa isa)
 {
@@ -490,13 +501,20 @@ static void rows8_q8_0(const uint8_t *b, int r, uint8_t *dst)
         memcpy(dst + 16 + 32 * i + 4 * r, b + 2 + 4 * i, 4);
 }
 
-/* Row r's Q4_0 or Q4_1 block b into the eight-row unit dst: d (and m),
- * then the codes, whose bytes hold elements l and 16 + l already. */
-static void rows8_q4(const uint8_t *b, int r, uint8_t *dst, size_t h)
+/* Row r's f16 scale, and where the header is 32 bytes its second f16 (m,
+ * or dmin), from the start of its block b into the eight-row header. */
+static void rows8_header(const uint8_t *b, int r, uint8_t *dst, size_t h)
 {
     memcpy(dst + 2 * r, b, 2);
     if (h == 32)
         memcpy(dst + 16 + 2 * r, b + 2, 2);
+}
+
+/* Row r's Q4_0 or Q4_1 block b into the eight-row unit dst: d (and m),
+ * then the codes, whose bytes hold elements l and 16 + l already. */
+static void rows8_q4(const uint8_t *b, int r, uint8_t *dst, size_t h)
+{
+    rows8_header(b, r, dst, h);
     for (int i = 0; i < 4; i++)
         memcpy(dst + h + 32 * i + 4 * r, b + h / 8 + 4 * i, 4);
 }
@@ -511,9 +529,7 @@ static void rows8_q5(borg_dtype t, const uint8_t *b, int r, uint8_t *dst, size_t
     int8_t q[32];
     float dw[8], m[1];
     quant_decompose_row(t, b, 1, q, dw, m);
-    memcpy(dst + 2 * r, b, 2);
-    if (h == 32)
-        memcpy(dst + 16 + 2 * r, b + 2, 2);
+    rows8_header(b, r, dst, h);
     rows8_codes(q, r, dst + h, dst + h + 128);
 }
 
@@ -524,8 +540,7 @@ static void rows8_q5_1(const uint8_t *b, int r, uint8_t *dst) { rows8_q5(BORG_DT
  * is nibble j % 2 of 32 bytes. */
 static void rows8_q4k(const uint8_t *sb, int r, uint8_t *dst)
 {
-    memcpy(dst + 2 * r, sb, 2);
-    memcpy(dst + 16 + 2 * r, sb + 2, 2);
+    rows8_header(sb, r, dst, 32);
     for (int j = 0; j < 8; j++) {
         quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
         uint8_t *c = dst + 160 + 128 * j;
@@ -544,8 +559,7 @@ static void rows8_q5k(const uint8_t *sb, int r, uint8_t *dst)
     int8_t q[256];
     float dw[64], m[8];
     quant_decompose_row(BORG_DT_Q5_K, sb, 8, q, dw, m);
-    memcpy(dst + 2 * r, sb, 2);
-    memcpy(dst + 16 + 2 * r, sb + 2, 2);
+    rows8_header(sb, r, dst, 32);
     for (int j = 0; j < 8; j++) {
         quant_k4_scale_min(j, sb + 4, dst + 32 + 8 * j + r, dst + 96 + 8 * j + r);
         rows8_codes(q + 32 * j, r, dst + 160 + 160 * j, dst + 160 + 160 * j + 128);
