@@ -67,9 +67,10 @@ borg_continue() {
   borg_continuing=1
   if [ "$borg_how" = requeue ]; then
     local out
+    # Logged before the call: Slurm may end this script before scontrol returns.
+    borg_log "$why: requeueing job $SLURM_JOB_ID to continue with --resume (continuation $next of at most $borg_max_continuations;" \
+      "it waits Slurm's requeue delay first); results in $borg_results"
     if out=$(scontrol requeue "$SLURM_JOB_ID" 2>&1); then
-      borg_log "$why: requeued job $SLURM_JOB_ID to continue with --resume (continuation $next of at most $borg_max_continuations;" \
-        "it waits Slurm's requeue delay first); results in $borg_results"
       return 0
     fi
     borg_log "scontrol requeue $SLURM_JOB_ID refused (${out//$'\n'/ }): submitting a continuation instead"

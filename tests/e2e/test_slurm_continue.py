@@ -133,7 +133,8 @@ with SlurmCluster() as cluster:
             f"every segment but the last ended with exit 3 (incomplete, resumable), the last with 0: {exits}")
     c.check("DUE TO TIME LIMIT" not in text, "no segment outlived the time limit (each drained first)")
     # Continued: the segments file, the log and Slurm's records agree.
-    requeues = text.count(f"requeued job {job} to continue")
+    requeues = (text.count(f"requeueing job {job} to continue")
+                - text.count(f"scontrol requeue {job} refused"))
     c.check(len(segs) >= 2, f"the batch took more than one segment ({len(segs)})")
     c.check(requeues == len(segs) - 1, f"each segment but the last requeued the job ({requeues} requeues, {len(segs)} segments)")
     c.check(len(recs) == len(segs) and recs[-1].get("JobState") == "COMPLETED",
