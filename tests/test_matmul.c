@@ -60,7 +60,7 @@ static int test_cols(borg_dtype t, int64_t out[3])
 {
     switch (quant_dtype_block_elems(t)) {
     case 1: out[0] = 5, out[1] = 576, out[2] = 1031; return 3;
-    case 32: out[0] = 32, out[1] = 576, out[2] = 1056; return 3;
+    case 32: out[0] = 32, out[1] = 576, out[2] = 1248; return 3;
     default: out[0] = 256, out[1] = 1280; return 2;
     }
 }
@@ -144,15 +144,47 @@ out:
     free(x), free(xr);
 }
 
+/* The block layout of matmul_kernels.h, written out: block k starts at
+ * element c0[k] and holds units[k] units; lane j of pass i holds the four
+ * elements from c0 + lane_elem(...). Returns the number of blocks. */
+static int64_t layout_blocks(const mq_shape *sh, int64_t *c0, int *units)
+{
+    int64_t n = 0, at = 0;
+    for (; n < sh->nfull; n++, at += 8 * sh->unit) {
+        c0[n] = at;
+        units[n] = 8;
+    }
+    for (int b = 4; b; b >>= 1)
+        if (sh->tail & b) {
+            c0[n] = at;
+            units[n++] = b;
+            at += 32 * b;
+        }
+    return n;
+}
+
+/* Passes of a block of b units; lane j's first element in pass i: unit
+ * j / L, group i L + j % L, L = 8 / b. */
+static int layout_passes(const mq_shape *sh, int b) { return b == 8 ? sh->passes : b; }
+
+static int64_t layout_elem(const mq_shape *sh, int b, int j, int i)
+{
+    const int L = 8 / b;
+    return (j / L) * sh->unit + 4 * (i * L + j % L);
+}
+
 /* A packed row (codes in block order and lane scales, matmul_kernels.h)
  * against the definition of the layout, and the AVX2 packer against the
- * portable one, bit for bit; with a single unit after the full blocks
- * where the type allows one. */
+ * portable one, bit for bit; with a tail of 4 + 2 + 1 units after the full
+ * blocks where the type allows one. */
 static void check_pack(borg_dtype t)
 {
-    const int64_t cols = quant_dtype_block_elems(t) == 32 ? 1056 : 1280, ng = cols / 32;
+    const int64_t cols = quant_dtype_block_elems(t) == 32 ? 1248 : 1280, ng = cols / 32;
     const mq_shape sh = mq_shape_of(t, cols);
-    const int64_t lanes = 8 * (sh.nfull + sh.nsingle);
+    int64_t c0s[64];
+    int units[64];
+    const int64_t nblk = layout_blocks(&sh, c0s, units), lanes = 8 * nblk;
+    CHECK(nblk == mq_nblk(&sh));
     borg_mat w = rw_matrix(t, 1, cols);
     int8_t *nq = malloc(cols), *q1 = malloc(cols), *q2 = malloc(cols);
     float *ndw = malloc(sizeof(float) * 8 * ng), *nm = malloc(sizeof(float) * ng);
@@ -163,13 +195,11 @@ static void check_pack(borg_dtype t)
     quant_decompose_row(t, w.data, ng, nq, ndw, nm);
     mq_pack_portable(t, w.data, cols, q1, s1, s1 + lanes);
     int64_t bad = 0;
-    for (int64_t k = 0; k < sh.nfull + sh.nsingle; k++) {
-        const int full = k < sh.nfull, unit = full ? sh.unit : 32;
-        const int64_t c0 = full ? 8 * sh.unit * k : 8 * sh.unit * sh.nfull + 32 * (k - sh.nfull);
-        for (int i = 0; i < (full ? sh.passes : 1); i++)
+    for (int64_t k = 0; k < nblk; k++) {
+        const int64_t c0 = c0s[k];
+        for (int i = 0; i < layout_passes(&sh, units[k]); i++)
             for (int j = 0; j < 8; j++) {
-                /* lane j of pass i: unit j (or the single unit) */
-                const int64_t e = full ? c0 + unit * j + 4 * i : c0 + 4 * j;
+                const int64_t e = c0 + layout_elem(&sh, units[k], j, i);
                 bad += memcmp(q1 + c0 + 32 * i + 4 * j, nq + e, 4) != 0;
                 bad += s1[8 * k + j] != ndw[8 * (e / 32) + e % 32 / 4];
                 bad += s1[lanes + 8 * k + j] != nm[e / 32] && !quant_decompose_signed(t);
@@ -354,14 +384,15 @@ out:
 
 #ifdef BORG_HAVE_AVX2_KERNELS
 /* mq_interleave_avx2 against the block layout of matmul_kernels.h, byte
- * by byte: full blocks of 32- and 16-element units, single units, both
- * spreads. */
+ * by byte: full blocks of 32- and 16-element units, tails of 1 to 7
+ * units, both spreads. */
 static void check_interleave(void)
 {
     static const struct {
         borg_dtype t;
         int64_t cols;
-    } cases[] = {{BORG_DT_Q4_1, 576}, {BORG_DT_Q4_1, 32}, {BORG_DT_Q6_K, 512}};
+    } cases[] = {{BORG_DT_Q4_1, 576}, {BORG_DT_Q4_1, 32}, {BORG_DT_Q4_1, 480},
+                 {BORG_DT_Q4_1, 384}, {BORG_DT_Q4_1, 96}, {BORG_DT_Q6_K, 512}};
     int8_t src[576], dst[2 * 576];
     for (int i = 0; i < 576; i++)
         src[i] = (int8_t)(i * 37 + 11);
@@ -370,18 +401,16 @@ static void check_interleave(void)
             const mq_shape sh = mq_shape_of(cases[c].t, cases[c].cols);
             memset(dst, 0, sizeof dst);
             mq_interleave_avx2(&sh, src, dst, spread);
-            int bad = 0;
-            for (int64_t k = 0; k < sh.nfull + sh.nsingle; k++) {
-                const int full = k < sh.nfull, passes = full ? sh.passes : 1;
-                for (int i = 0; i < passes; i++)
+            int64_t c0s[32];
+            int units[32], bad = 0;
+            const int64_t nblk = layout_blocks(&sh, c0s, units);
+            for (int64_t k = 0; k < nblk; k++)
+                for (int i = 0; i < layout_passes(&sh, units[k]); i++)
                     for (int j = 0; j < 8; j++)
                         for (int e = 0; e < 4; e++) {
-                            /* lane j of pass i: elements 4i..4i+3 of unit j (full), or 4j..4j+3 (single) */
-                            const int64_t from = full ? 8 * sh.unit * k + sh.unit * j + 4 * i + e
-                                                      : 8 * sh.unit * sh.nfull + 32 * (k - sh.nfull) + 4 * j + e;
-                            bad += dst[spread * (mq_block_start(&sh, k) + 32 * i) + 4 * j + e] != src[from];
+                            const int64_t from = c0s[k] + layout_elem(&sh, units[k], j, i) + e;
+                            bad += dst[spread * (c0s[k] + 32 * i) + 4 * j + e] != src[from];
                         }
-            }
             CHECKF(!bad, "mq_interleave_avx2 (%s, %lld columns, spread %d): %d bytes misplaced",
                    quant_dtype_name(cases[c].t), (long long)cases[c].cols, spread, bad);
         }

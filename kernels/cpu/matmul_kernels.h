@@ -12,6 +12,7 @@
 #define BORG_MATMUL_KERNELS_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "borg/cpu.h"
 #include "borg/matmul.h"
@@ -64,10 +65,14 @@ float mm_dot_portable(const float *a, const float *b, int64_t n);
  * holds elements 4i..4i+3 of unit j, so that lane j sums one unit's
  * integer dot over the block's passes (4 passes of 16-element units, 8 of
  * 32) without ever mixing scales. Units past the last multiple of 8 (types
- * with 32-element blocks only) are single blocks of one pass in natural
- * order: lane j holds elements 4j..4j+3. Each block carries 8 lane scales
- * and offsets (weights: dw, m) and 8 lane scales and sums (x: d, s; the sum
- * of a single block sits in lane 0).
+ * with 32-element units only) make tail blocks of 4, 2 and 1 units, largest
+ * first, as many as the tail holds: a block of b units gives each unit
+ * L = 8 / b lanes and takes b passes, pass i holding 4L elements of each
+ * unit in turn, so that lane j sums elements 4(iL + j % L) .. + 3 of unit
+ * j / L over its passes (a full block is b = 8, L = 1). A tail then costs
+ * one float step per block, not one per unit. Each block carries 8 lane
+ * scales and offsets (weights: dw, m) and 8 lane scales and sums (x: d,
+ * s; a unit's sum sits in its first lane, its other lanes' are zero).
  *
  * The contract, for every (row, vector) pair: 8 lanes start from zero; for
  * each block in order, lane j takes acc_j += m_j * s_j for types with an
@@ -80,20 +85,63 @@ enum {
     MQ_NR = 4  /* vectors per tile */
 };
 
-/* How a row of one type is cut: nfull blocks of 8 units, then nsingle
- * single units; passes per full block. */
+/* How a row of one type is cut: nfull blocks of 8 units, then the tail's
+ * units in blocks of 4, 2, 1; passes per full block. */
 typedef struct {
-    int64_t nfull, nsingle;
+    int64_t nfull;
+    int tail;   /* units past the full blocks, 0..7 */
     int unit;   /* elements per unit: 32, or 16 for Q6_K */
     int passes; /* passes of 32 bytes per full block: unit / 4 */
 } mq_shape;
 
 mq_shape mq_shape_of(borg_dtype t, int64_t cols);
 
-/* Where block k's codes start in a packed row or vector. */
+static inline int64_t mq_nblk(const mq_shape *sh) { return sh->nfull + __builtin_popcount((unsigned)sh->tail); }
+
+/* Units of block k: 8, or a tail block's 4, 2 or 1. */
+static inline int mq_block_units(const mq_shape *sh, int64_t k)
+{
+    if (k < sh->nfull)
+        return 8;
+    int64_t i = k - sh->nfull;
+    for (int b = 4; b; b >>= 1)
+        if ((sh->tail & b) && i-- == 0)
+            return b;
+    return 0;
+}
+
+/* Passes of 32 bytes in block k (a tail's units are 32 elements). */
+static inline int mq_block_passes(const mq_shape *sh, int64_t k)
+{
+    return k < sh->nfull ? sh->passes : mq_block_units(sh, k);
+}
+
+/* Where block k's codes start in a packed row or vector: also where its
+ * elements start in natural order. */
 static inline int64_t mq_block_start(const mq_shape *sh, int64_t k)
 {
-    return 32 * (k < sh->nfull ? sh->passes * k : sh->passes * sh->nfull + k - sh->nfull);
+    if (k < sh->nfull)
+        return 32 * sh->passes * k;
+    const int b = mq_block_units(sh, k);
+    return 32 * (sh->passes * sh->nfull + (sh->tail & ~(2 * b - 1)));
+}
+
+/* The first of the four elements that lane j of block k holds in pass i,
+ * counted from the block's start in natural order. */
+static inline int mq_lane_elem(const mq_shape *sh, int64_t k, int j, int i)
+{
+    const int L = 8 / mq_block_units(sh, k);
+    return (j / L) * sh->unit + 4 * (i * L + j % L);
+}
+
+/* Block k of natural-order codes src into block order, pass i at spread *
+ * (the block's start + 32 i) of dst. */
+static inline void mq_interleave_block(const mq_shape *sh, int64_t k, const int8_t *src, int8_t *dst, int spread)
+{
+    const int64_t c0 = mq_block_start(sh, k);
+    for (int i = 0; i < mq_block_passes(sh, k); i++)
+        for (int j = 0; j < 8; j++)
+            memcpy(dst + spread * (c0 + 32 * i) + 4 * j, src + c0 + mq_lane_elem(sh, k, j, i), 4);
 }
 
 typedef struct {

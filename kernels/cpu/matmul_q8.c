@@ -41,7 +41,7 @@ mq_shape mq_shape_of(borg_dtype t, int64_t cols)
     sh.unit = t == BORG_DT_Q6_K ? 16 : 32;
     sh.passes = sh.unit / 4;
     sh.nfull = cols / sh.unit / 8;
-    sh.nsingle = cols / sh.unit % 8;
+    sh.tail = (int)(cols / sh.unit % 8);
     return sh;
 }
 
@@ -49,17 +49,8 @@ mq_shape mq_shape_of(borg_dtype t, int64_t cols)
  * (its start + 32 i): spread 2 leaves room for a pair's other vector. */
 static void interleave(const mq_shape *sh, const int8_t *src, int8_t *dst, int spread)
 {
-    for (int64_t k = 0; k < sh->nfull + sh->nsingle; k++) {
-        int8_t *d = dst + spread * mq_block_start(sh, k);
-        if (k < sh->nfull) {
-            const int8_t *u = src + 8 * sh->unit * k;
-            for (int i = 0; i < sh->passes; i++)
-                for (int j = 0; j < 8; j++)
-                    memcpy(d + spread * 32 * i + 4 * j, u + sh->unit * j + 4 * i, 4);
-        } else {
-            memcpy(d, src + 8 * sh->unit * sh->nfull + 32 * (k - sh->nfull), 32);
-        }
-    }
+    for (int64_t k = 0; k < mq_nblk(sh); k++)
+        mq_interleave_block(sh, k, src, dst, spread);
 }
 
 /* quant_decompose_row's scales (8 per group of 32) and offsets (one per group)
@@ -72,11 +63,14 @@ static void weight_lanes(const mq_shape *sh, const float *dw, const float *m, fl
             dwl[j] = dw[8 * (e / 32) + e % 32 / 4];
             ml[j] = m[e / 32];
         }
-    for (int64_t g = 8 * sh->nfull; g < 8 * sh->nfull + sh->nsingle; g++, dwl += 8, ml += 8)
+    for (int64_t k = sh->nfull; k < mq_nblk(sh); k++, dwl += 8, ml += 8) {
+        const int L = 8 / mq_block_units(sh, k);
         for (int j = 0; j < 8; j++) {
-            dwl[j] = dw[8 * g + j];
+            const int64_t g = mq_block_start(sh, k) / 32 + j / L;
+            dwl[j] = dw[8 * g + j % L];
             ml[j] = m[g];
         }
+    }
 }
 
 /* The quantizer's scales and sums (one per group of 32) into lanes per
@@ -94,11 +88,14 @@ static void act_lanes(const mq_shape *sh, const float *d, const float *s, float 
             sl[j] = 0;
         }
     }
-    for (int64_t g = 8 * sh->nfull; g < 8 * sh->nfull + sh->nsingle; g++, dl += stride, sl += stride)
+    for (int64_t k = sh->nfull; k < mq_nblk(sh); k++, dl += stride, sl += stride) {
+        const int L = 8 / mq_block_units(sh, k);
         for (int j = 0; j < 8; j++) {
+            const int64_t g = mq_block_start(sh, k) / 32 + j / L;
             dl[j] = d[g];
-            sl[j] = j == 0 ? s[g] : 0;
+            sl[j] = j % L == 0 ? s[g] : 0;
         }
+    }
 }
 
 void mq_pack_portable(borg_dtype t, const void *row, int64_t cols, int8_t *q, float *dw, float *m)
@@ -138,7 +135,7 @@ void mq_quantize_portable(const float *x, int64_t ng, int8_t *q, float *d, float
 void mq_tile_portable(const mq_tile *t, int nv)
 {
     const mq_shape *sh = &t->sh;
-    const int64_t nblk = sh->nfull + sh->nsingle;
+    const int64_t nblk = mq_nblk(sh);
     const int sgn = quant_decompose_signed(t->type);
     for (int r = 0; r < t->nr; r++)
         for (int b = 0; b < nv; b++) {
@@ -146,7 +143,7 @@ void mq_tile_portable(const mq_tile *t, int nv)
             const float *xd = t->xd + b * nblk * 8, *xs = t->xs + b * nblk * 8;
             float acc[8] = {0};
             for (int64_t k = 0; k < nblk; k++) {
-                const int passes = k < sh->nfull ? sh->passes : 1;
+                const int passes = mq_block_passes(sh, k);
                 const int64_t c0 = mq_block_start(sh, k);
                 for (int j = 0; j < 8; j++) {
                     if (!sgn)
@@ -162,23 +159,29 @@ void mq_tile_portable(const mq_tile *t, int nv)
         }
 }
 
+static int32_t code_sum(const int8_t *q, int n)
+{
+    int32_t sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += q[i];
+    return sum;
+}
+
 /* Lane j of block k: -bias times the sum of the x codes the lane meets
- * (unit j of a full block; elements 4j..4j+3 of a single unit), from
- * codes in natural order. */
+ * over the block's passes, from codes in natural order: all of unit j in
+ * a full block, so contiguous there (the common case, kept a plain sum). */
 static void xc_lanes(const mq_shape *sh, const int8_t *xn, int32_t *xc, int64_t stride, int32_t bias)
 {
-    for (int64_t k = 0; k < sh->nfull + sh->nsingle; k++, xc += stride) {
-        const int full = k < sh->nfull;
-        const int8_t *q = xn + (full ? 8 * sh->unit * k : 8 * sh->unit * sh->nfull + 32 * (k - sh->nfull));
+    for (int64_t k = 0; k < sh->nfull; k++, xc += stride)
+        for (int j = 0; j < 8; j++)
+            xc[j] = -bias * code_sum(xn + mq_block_start(sh, k) + sh->unit * j, sh->unit);
+    for (int64_t k = sh->nfull; k < mq_nblk(sh); k++, xc += stride)
         for (int j = 0; j < 8; j++) {
-            const int n = full ? sh->unit : 4;
-            const int8_t *e = q + (full ? sh->unit * j : 4 * j);
             int32_t sum = 0;
-            for (int i = 0; i < n; i++)
-                sum += e[i];
+            for (int i = 0; i < mq_block_passes(sh, k); i++)
+                sum += code_sum(xn + mq_block_start(sh, k) + mq_lane_elem(sh, k, j, i), 4);
             xc[j] = -bias * sum;
         }
-    }
 }
 
 typedef struct {
@@ -317,7 +320,7 @@ static void pair_tiles(const q8_job *job, const char *panel, size_t row_bytes, i
 static size_t row_bytes_of(borg_dtype t, int64_t cols)
 {
     const mq_shape sh = mq_shape_of(t, cols);
-    return (size_t)cols + sizeof(float) * (size_t)(16 * (sh.nfull + sh.nsingle));
+    return (size_t)cols + sizeof(float) * (size_t)(16 * mq_nblk(&sh));
 }
 
 static size_t packed_row_bytes(const borg_mat *w) { return row_bytes_of(w->type, w->cols); }
@@ -423,7 +426,7 @@ borg_status matmul_q8_n(const borg_mat *const *ws, int n, const float *x, int64_
     const borg_mat *w = ws[0];
     const int64_t cols = w->cols, ng = cols / 32;
     const mq_shape sh = mq_shape_of(w->type, cols);
-    const int64_t nblk = sh.nfull + sh.nsingle;
+    const int64_t nblk = mq_nblk(&sh);
     /* in place: x in natural order, vector after vector (mq_one) */
     const int in_place = isa >= BORG_ISA_AVX2 && (nb == 1 || (w->rows8 && nb <= R8_MAX_NB));
     const int pairs = !in_place && isa >= BORG_ISA_AVX512;

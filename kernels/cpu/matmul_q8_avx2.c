@@ -114,13 +114,23 @@ AVX2_INLINE void pack_t(borg_dtype T, const uint8_t *row, int64_t cols, int8_t *
         _mm256_storeu_ps(dw, scales);
         _mm256_storeu_ps(m, offsets);
     }
-    for (int64_t g = GPB * nfull; g < ng; g++, q += 32, dw += 8, m += 8) {
+    /* the tail (32-element units only) on its own: a shape of no full blocks */
+    const mq_shape ts = {0, (int)(ng - GPB * nfull), 32, 8};
+    int8_t codes[7 * 32];
+    float sc[7][2], off[7];
+    for (int g = 0; g < ts.tail; g++) {
         __m256i v;
-        float sc[2], off;
-        group_codes(T, row, g, ks, &v, sc, &off);
-        _mm256_storeu_si256((__m256i *)q, v);
-        _mm256_storeu_ps(dw, _mm256_set1_ps(sc[0]));
-        _mm256_storeu_ps(m, _mm256_set1_ps(off));
+        group_codes(T, row, GPB * nfull + g, ks, &v, sc[g], &off[g]);
+        _mm256_storeu_si256((__m256i *)(codes + 32 * g), v);
+    }
+    for (int64_t k = 0; k < mq_nblk(&ts); k++, dw += 8, m += 8) {
+        mq_interleave_block(&ts, k, codes, q, 1);
+        const int L = 8 / mq_block_units(&ts, k);
+        for (int j = 0; j < 8; j++) {
+            const int64_t g = mq_block_start(&ts, k) / 32 + j / L;
+            dw[j] = sc[g][0];
+            m[j] = off[g];
+        }
     }
 }
 
@@ -217,8 +227,8 @@ AVX2 void mq_interleave_avx2(const mq_shape *sh, const int8_t *src, int8_t *dst,
         _mm256_storeu_si256((__m256i *)(d + spread * 64), _mm256_unpacklo_epi64(a[1], a[3]));
         _mm256_storeu_si256((__m256i *)(d + spread * 96), _mm256_unpackhi_epi64(a[1], a[3]));
     }
-    for (int64_t k = sh->nfull; k < sh->nfull + sh->nsingle; k++)
-        memcpy(dst + spread * mq_block_start(sh, k), src + 8 * sh->unit * sh->nfull + 32 * (k - sh->nfull), 32);
+    for (int64_t k = sh->nfull; k < mq_nblk(sh); k++)
+        mq_interleave_block(sh, k, src, dst, spread);
 }
 
 /* Blocks whose integer sums are parked at a time: the integer passes then
@@ -226,33 +236,53 @@ AVX2 void mq_interleave_avx2(const mq_shape *sh, const int8_t *src, int8_t *dst,
  * accumulators, where both at once would spill. */
 enum { PARK = 8 };
 
-/* B, P, DEPTH and SGN constant: the block loop unrolls into registers. */
+/* The float steps of parked blocks k0 .. k1 - 1 into acc. */
+AVX2_INLINE void park_steps(const mq_tile *t, int64_t k0, int64_t k1, int64_t lanes, const int B, const int SGN,
+                            __m256i park[PARK][MQ_MR][MQ_NR], __m256 acc[MQ_MR][MQ_NR])
+{
+    for (int64_t k = k0; k < k1; k++)
+        UNROLL for (int r = 0; r < MQ_MR; r++) {
+            const __m256 dw = _mm256_loadu_ps(t->dw[r] + 8 * k), m = _mm256_loadu_ps(t->m[r] + 8 * k);
+            UNROLL for (int b = 0; b < B; b++) {
+                const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(t->xd + b * lanes + 8 * k));
+                if (!SGN)
+                    acc[r][b] = _mm256_fmadd_ps(m, _mm256_loadu_ps(t->xs + b * lanes + 8 * k), acc[r][b]);
+                acc[r][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(park[k - k0][r][b]), scale, acc[r][b]);
+            }
+        }
+}
+
+/* B, P, DEPTH and SGN constant: the block loop unrolls into registers. The
+ * tail's blocks of 4, 2 and 1 units (mq_block_start's order), each with
+ * its own pass count, are parked together after the full blocks. */
 AVX2_INLINE void q8_body(const mq_tile *t, const int B, const int P, const int DEPTH, const int SGN)
 {
-    const int64_t nfull = t->sh.nfull, nblk = nfull + t->sh.nsingle, lanes = 8 * nblk;
+    const int64_t nfull = t->sh.nfull, nblk = mq_nblk(&t->sh), lanes = 8 * nblk;
+    const int tail = t->sh.tail;
     __m256 acc[MQ_MR][MQ_NR];
     __m256i park[PARK][MQ_MR][MQ_NR];
     UNROLL for (int r = 0; r < MQ_MR; r++)
         UNROLL for (int b = 0; b < B; b++)
             acc[r][b] = _mm256_setzero_ps();
-    for (int64_t k0 = 0; k0 < nblk; k0 += PARK) {
-        const int64_t k1 = nblk - k0 < PARK ? nblk : k0 + PARK;
+    for (int64_t k0 = 0; k0 < nfull; k0 += PARK) {
+        const int64_t k1 = nfull - k0 < PARK ? nfull : k0 + PARK;
         for (int64_t k = k0; k < k1; k++)
-            if (k < nfull)
-                block_dot(t, mq_block_start(&t->sh, k), B, P, DEPTH, SGN, park[k - k0]);
-            else
-                block_dot(t, mq_block_start(&t->sh, k), B, 1, 1, SGN, park[k - k0]);
-        for (int64_t k = k0; k < k1; k++)
-            UNROLL for (int r = 0; r < MQ_MR; r++) {
-                const __m256 dw = _mm256_loadu_ps(t->dw[r] + 8 * k), m = _mm256_loadu_ps(t->m[r] + 8 * k);
-                UNROLL for (int b = 0; b < B; b++) {
-                    const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(t->xd + b * lanes + 8 * k));
-                    if (!SGN)
-                        acc[r][b] = _mm256_fmadd_ps(m, _mm256_loadu_ps(t->xs + b * lanes + 8 * k), acc[r][b]);
-                    acc[r][b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(park[k - k0][r][b]), scale, acc[r][b]);
-                }
-            }
+            block_dot(t, 32 * P * k, B, P, DEPTH, SGN, park[k - k0]);
+        park_steps(t, k0, k1, lanes, B, SGN, park, acc);
     }
+    int n = 0;
+    int64_t c0 = 32 * P * nfull;
+    if (tail & 4) {
+        block_dot(t, c0, B, 4, DEPTH < 4 ? DEPTH : 4, SGN, park[n++]);
+        c0 += 4 * 32;
+    }
+    if (tail & 2) {
+        block_dot(t, c0, B, 2, DEPTH < 2 ? DEPTH : 2, SGN, park[n++]);
+        c0 += 2 * 32;
+    }
+    if (tail & 1)
+        block_dot(t, c0, B, 1, 1, SGN, park[n++]);
+    park_steps(t, nfull, nblk, lanes, B, SGN, park, acc);
     UNROLL for (int r = 0; r < MQ_MR; r++) {
         if (r >= t->nr)
             break;

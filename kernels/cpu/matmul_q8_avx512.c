@@ -62,11 +62,11 @@ AVX512_INLINE void vnni_codes(borg_dtype T, const uint8_t *row, int64_t g, const
 
 
 // clang-format off
-/* The integer lanes of one block for every (row, pair): PASSES passes. */
-AVX512_INLINE void block_sums(const mq_ptile *t, int64_t k, const int NP, const int PASSES, const int SGN,
-                              __m512i is[MP_MR][MP_NP])
+/* The integer lanes of block k, its codes at c0, for every (row, pair):
+ * PASSES passes. */
+AVX512_INLINE void block_sums(const mq_ptile *t, int64_t k, int64_t c0, int64_t lanes, const int NP,
+                              const int PASSES, const int SGN, __m512i is[MP_MR][MP_NP])
 {
-    const int64_t c0 = mq_block_start(&t->sh, k), lanes = 16 * (t->sh.nfull + t->sh.nsingle);
     UNROLL for (int p = 0; p < NP; p++) {
         const __m512i init = SGN ? _mm512_loadu_si512(t->xc + p * lanes + 16 * k) : _mm512_setzero_si512();
         UNROLL for (int r = 0; r < MP_MR; r++)
@@ -86,33 +86,50 @@ AVX512_INLINE void block_sums(const mq_ptile *t, int64_t k, const int NP, const 
     }
 }
 
-/* NP, P and SGN constant: the loops unroll into registers. */
+/* Block k's integer lanes, then its float step into acc. */
+AVX512_INLINE void block_step(const mq_ptile *t, int64_t k, int64_t c0, int64_t lanes, const int NP,
+                              const int PASSES, const int SGN, __m512 acc[MP_MR][MP_NP])
+{
+    __m512i is[MP_MR][MP_NP];
+    block_sums(t, k, c0, lanes, NP, PASSES, SGN, is);
+    UNROLL for (int p = 0; p < NP; p++) {
+        const __m512 xd = _mm512_loadu_ps(t->xd + p * lanes + 16 * k);
+        const __m512 xs = SGN ? _mm512_setzero_ps() : _mm512_loadu_ps(t->xs + p * lanes + 16 * k);
+        UNROLL for (int r = 0; r < MP_MR; r++) {
+            const __m512 dw = _mm512_broadcast_f32x8(_mm256_loadu_ps(t->dw[r] + 8 * k));
+            if (!SGN)
+                acc[r][p] = _mm512_fmadd_ps(_mm512_broadcast_f32x8(_mm256_loadu_ps(t->m[r] + 8 * k)), xs,
+                                            acc[r][p]);
+            acc[r][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][p]), _mm512_mul_ps(dw, xd), acc[r][p]);
+        }
+    }
+}
+
+/* NP, P and SGN constant: the loops unroll into registers. The tail's
+ * blocks of 4, 2 and 1 units (mq_block_start's order) follow the full
+ * blocks, each with its own pass count, out of the hot loop. */
 AVX512_INLINE void pair_body(const mq_ptile *t, const int B, const int P, const int SGN)
 {
     const int NP = (B + 1) / 2;
-    const int64_t nfull = t->sh.nfull, nblk = nfull + t->sh.nsingle, lanes = 16 * nblk;
+    const int64_t nfull = t->sh.nfull, lanes = 16 * mq_nblk(&t->sh);
+    const int tail = t->sh.tail;
     __m512 acc[MP_MR][MP_NP];
     UNROLL for (int r = 0; r < MP_MR; r++)
         UNROLL for (int p = 0; p < NP; p++)
             acc[r][p] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < nblk; k++) {
-        __m512i is[MP_MR][MP_NP];
-        if (k < nfull)
-            block_sums(t, k, NP, P, SGN, is);
-        else
-            block_sums(t, k, NP, 1, SGN, is);
-        UNROLL for (int p = 0; p < NP; p++) {
-            const __m512 xd = _mm512_loadu_ps(t->xd + p * lanes + 16 * k);
-            const __m512 xs = SGN ? _mm512_setzero_ps() : _mm512_loadu_ps(t->xs + p * lanes + 16 * k);
-            UNROLL for (int r = 0; r < MP_MR; r++) {
-                const __m512 dw = _mm512_broadcast_f32x8(_mm256_loadu_ps(t->dw[r] + 8 * k));
-                if (!SGN)
-                    acc[r][p] = _mm512_fmadd_ps(_mm512_broadcast_f32x8(_mm256_loadu_ps(t->m[r] + 8 * k)), xs,
-                                                acc[r][p]);
-                acc[r][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[r][p]), _mm512_mul_ps(dw, xd), acc[r][p]);
-            }
-        }
+    for (int64_t k = 0; k < nfull; k++)
+        block_step(t, k, 32 * P * k, lanes, NP, P, SGN, acc);
+    int64_t k = nfull, c0 = 32 * P * nfull;
+    if (tail & 4) {
+        block_step(t, k++, c0, lanes, NP, 4, SGN, acc);
+        c0 += 4 * 32;
     }
+    if (tail & 2) {
+        block_step(t, k++, c0, lanes, NP, 2, SGN, acc);
+        c0 += 2 * 32;
+    }
+    if (tail & 1)
+        block_step(t, k, c0, lanes, NP, 1, SGN, acc);
     UNROLL for (int r = 0; r < MP_MR; r++) {
         if (r >= t->nr)
             break;

@@ -144,6 +144,26 @@ AVX2_INLINE __m256i block_lanes(const __m256i *v, const int UNITS32)
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
     return _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
+
+/* A tail block's lanes (matmul_kernels.h) from the natural group sums v[t]
+ * of its B units (B = 1, 2, 4): lane j is the sum of lanes j % L + L i of
+ * unit j / L, L = 8 / B. */
+AVX2_INLINE __m256i tail_lanes(const __m256i *v, const int B)
+{
+    if (B == 1)
+        return v[0];
+    /* [v0 low + v0 high | v1 low + v1 high]: lane l of unit t sums l, l + 4 */
+    const __m256i f01 = _mm256_add_epi32(_mm256_permute2x128_si256(v[0], v[1], 0x20),
+                                         _mm256_permute2x128_si256(v[0], v[1], 0x31));
+    if (B == 2)
+        return f01;
+    const __m256i f23 = _mm256_add_epi32(_mm256_permute2x128_si256(v[2], v[3], 0x20),
+                                         _mm256_permute2x128_si256(v[2], v[3], 0x31));
+    /* and then l, l + 2: each unit's two lanes, as 64-bit words in the order 0 2 1 3 */
+    const __m256i s01 = _mm256_add_epi32(f01, _mm256_shuffle_epi32(f01, _MM_SHUFFLE(1, 0, 3, 2)));
+    const __m256i s23 = _mm256_add_epi32(f23, _mm256_shuffle_epi32(f23, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm256_permute4x64_epi64(_mm256_unpacklo_epi64(s01, s23), _MM_SHUFFLE(3, 1, 2, 0));
+}
 // clang-format on
 
 #endif

@@ -21,6 +21,35 @@
 #include "q8_decode_avx2.h"
 
 // clang-format off
+/* Tail block k of B units from group g0 for MM_MR rows: each unit's
+ * natural group sums, folded into the block's lanes (tail_lanes). */
+ONE_INLINE void one_tail(borg_dtype T, const mq_one *o, const uint8_t *const *rows, float ks[MM_MR][16], int64_t k,
+                         int64_t g0, const int B, const char *next, size_t next_bytes, size_t step, __m256 *acc)
+{
+    const int SGN = quant_decompose_signed(T), L = 8 / B;
+    for (size_t p = (size_t)g0 * step; p < (size_t)(g0 + B) * step && p < next_bytes; p += 64)
+        _mm_prefetch(next + p, _MM_HINT_T0);
+    const __m256 dx = _mm256_loadu_ps(o->xd + 8 * k), sx = _mm256_loadu_ps(o->xs + 8 * k);
+    UNROLL for (int i = 0; i < MM_MR; i++) {
+        __m256i v[4];
+        float dw[8], mv[8];
+        UNROLL for (int u = 0; u < B; u++) {
+            __m256i w;
+            float sc[2], m;
+            ONE_CODES(T, rows[i], g0 + u, ks[i], &w, sc, &m);
+            v[u] = ONE_DOT(w, _mm256_loadu_si256((const __m256i *)(o->xq + 32 * (g0 + u))), SGN);
+            for (int l = 0; l < L; l++) {
+                dw[L * u + l] = sc[0];
+                mv[L * u + l] = m;
+            }
+        }
+        const __m256i isum = ONE_LANES(tail_lanes(v, B), o, k);
+        if (!SGN)
+            acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(mv), sx, acc[i]);
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_loadu_ps(dw), dx), acc[i]);
+    }
+}
+
 /* One vector against rows [r0, r1), MM_MR rows at a time, decoding each
  * group of codes in registers (no panel) and folding a block's natural
  * group sums into its lanes: the same per-pair steps as q8_body, so the
@@ -32,6 +61,7 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
 {
     const int SGN = quant_decompose_signed(T), GPB = T == BORG_DT_Q6_K ? 4 : 8; /* groups per full block */
     const int64_t ng = o->w->cols / 32, nfull = ng / GPB;
+    const int tail = (int)(ng - GPB * nfull);
     for (int64_t r = r0; r < r1; r += MM_MR) {
         const int nr = r1 - r < MM_MR ? (int)(r1 - r) : MM_MR;
         const uint8_t *rows[MM_MR];
@@ -68,21 +98,17 @@ ONE_INLINE void one_body(borg_dtype T, const mq_one *o, int64_t r0, int64_t r1)
                 acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, dx), acc[i]);
             }
         }
-        for (int64_t g = GPB * nfull, k = nfull; g < ng; g++, k++) { /* single units */
-            for (size_t p = (size_t)g * step; p < (size_t)(g + 1) * step && p < next_bytes; p += 64)
-                _mm_prefetch(next + p, _MM_HINT_T0);
-            const __m256 dx = _mm256_loadu_ps(o->xd + 8 * k), sx = _mm256_loadu_ps(o->xs + 8 * k);
-            const __m256i x = _mm256_loadu_si256((const __m256i *)(o->xq + 32 * g));
-            UNROLL for (int i = 0; i < MM_MR; i++) {
-                __m256i w;
-                float sc[2], m;
-                ONE_CODES(T, rows[i], g, ks[i], &w, sc, &m);
-                const __m256i isum = ONE_LANES(ONE_DOT(w, x, SGN), o, k);
-                if (!SGN)
-                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(m), sx, acc[i]);
-                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_set1_ps(sc[0]), dx), acc[i]);
-            }
+        int64_t k = nfull, g = GPB * nfull; /* the tail's blocks of 4, 2, 1 units, in that order */
+        if (tail & 4) {
+            one_tail(T, o, rows, ks, k++, g, 4, next, next_bytes, step, acc);
+            g += 4;
         }
+        if (tail & 2) {
+            one_tail(T, o, rows, ks, k++, g, 2, next, next_bytes, step, acc);
+            g += 2;
+        }
+        if (tail & 1)
+            one_tail(T, o, rows, ks, k, g, 1, next, next_bytes, step, acc);
         float y[MM_MR];
         _mm_storeu_ps(y, reduce4(acc[0], acc[1], acc[2], acc[3]));
         for (int i = 0; i < nr; i++)
@@ -216,9 +242,10 @@ ONE_INLINE void r8_q6k(const mq_one *o, int64_t g0, int64_t g1)
  * rows' f16 d (and for Q4_1/Q5_1 m), then come the codes (Q8_0: 8 chunks
  * of 32 bytes, byte 4r + e of chunk i element 4i + e of row r) and for Q5
  * the plane of fifth bits; Q4_0's offset is -8 d, Q5_0's -16 d, as
- * block_scales forms them. Units past the last whole block of 8 are
- * single units: lane j holds elements 4j..4j+3 (chunk j & 3's low or high
- * nibbles; Q8_0's chunk j). */
+ * block_scales forms them. Units past the last whole block of 8 make the
+ * tail blocks of matmul_kernels.h: lane j of a block of B units sums
+ * groups j % L + L i (elements 4 g .. 4 g + 3 of group g: chunk g & 3's
+ * low or high nibbles; Q8_0's chunk g) of its unit j / L, L = 8 / B. */
 ONE_INLINE void r8_b32_scales(borg_dtype T, const uint8_t *h, __m256 *dw, __m256 *m)
 {
     *dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
@@ -246,33 +273,62 @@ ONE_INLINE __m256i r8_b32_unit(borg_dtype T, const uint8_t *c, const mq_one *o, 
     return isum;
 }
 
-/* Lane j (elements 4j..4j+3) of a single unit u at codes c, whose lanes
- * are block k's; hb: the unit's fifth bits (Q5). */
-ONE_INLINE __m256i r8_b32_lane(borg_dtype T, const uint8_t *c, __m256i hb, const mq_one *o, int64_t u, int64_t k,
-                               int j)
-{
-    const __m256i zero = _mm256_setzero_si256();
-    int32_t xj;
-    memcpy(&xj, o->xq + 32 * u + 4 * j, 4);
-    if (T == BORG_DT_Q8_0)
-        return ONE_SDOT2(ONE_SINIT(o, 8 * k + j), _mm256_loadu_si256((const __m256i *)(c + 32 * j)),
-                         _mm256_set1_epi32(xj), zero, zero);
-    const __m256i w = r8_codes(_mm256_loadu_si256((const __m256i *)(c + 32 * (j & 3))), hb, j & 3, j >> 2,
-                               T == BORG_DT_Q5_0 || T == BORG_DT_Q5_1);
-    return ONE_DOT2(zero, w, _mm256_set1_epi32(xj), zero, zero);
-}
-
 /* A lane's step: signed Q8_0 has no offset. */
 ONE_INLINE __m256 r8_b32_step(borg_dtype T, __m256 acc, __m256i isum, __m256 dw, __m256 m, float xd, float xs)
 {
     return T == BORG_DT_Q8_0 ? r8_scaled(acc, isum, dw, xd) : r8_step(acc, isum, dw, m, xd, xs);
 }
 
+/* Lane j of tail block k (B units, L = 8 / B lanes each) whose unit u
+ * has codes c; hb: the unit's fifth bits (Q5). */
+ONE_INLINE __m256i r8_b32_lane(borg_dtype T, const uint8_t *c, __m256i hb, const mq_one *o, int64_t u, int64_t k,
+                               int j, const int B)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    const int L = 8 / B;
+    __m256i isum = T == BORG_DT_Q8_0 ? ONE_SINIT(o, 8 * k + j) : zero;
+    UNROLL for (int i = 0; i < B; i++) {
+        const int g = j % L + L * i;
+        int32_t xg;
+        memcpy(&xg, o->xq + 32 * u + 4 * g, 4);
+        if (T == BORG_DT_Q8_0) {
+            isum = ONE_SDOT2(isum, _mm256_loadu_si256((const __m256i *)(c + 32 * g)), _mm256_set1_epi32(xg), zero,
+                             zero);
+            continue;
+        }
+        const __m256i w = r8_codes(_mm256_loadu_si256((const __m256i *)(c + 32 * (g & 3))), hb, g & 3, g >> 2,
+                                   T == BORG_DT_Q5_0 || T == BORG_DT_Q5_1);
+        isum = ONE_DOT2(isum, w, _mm256_set1_epi32(xg), zero, zero);
+    }
+    return isum;
+}
+
+/* Tail block k of B units from unit u0 for eight rows at b: each
+ * register j its lane. */
+ONE_INLINE void r8_b32_tail(borg_dtype T, const uint8_t *b, const mq_one *o, int64_t k, int64_t u0, const int B,
+                            __m256 *acc)
+{
+    const int UB = mq_r8_unit_bytes(T), FIVE = T == BORG_DT_Q5_0 || T == BORG_DT_Q5_1, L = 8 / B;
+    const int H = T == BORG_DT_Q4_1 || T == BORG_DT_Q5_1 ? 32 : 16; /* header bytes */
+    UNROLL for (int t = 0; t < B; t++) {
+        const uint8_t *h = b + (size_t)(u0 + t) * (size_t)UB;
+        __m256 dw, m;
+        r8_b32_scales(T, h, &dw, &m);
+        const __m256i hb = FIVE ? _mm256_loadu_si256((const __m256i *)(h + H + 128)) : _mm256_setzero_si256();
+        UNROLL for (int l = 0; l < L; l++) {
+            const int j = L * t + l;
+            acc[j] = r8_b32_step(T, acc[j], r8_b32_lane(T, h + H, hb, o, u0 + t, k, j, B), dw, m, o->xd[8 * k + j],
+                                 o->xs[8 * k + j]);
+        }
+    }
+}
+
 ONE_INLINE void r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
 {
-    const int UB = mq_r8_unit_bytes(T), FIVE = T == BORG_DT_Q5_0 || T == BORG_DT_Q5_1;
+    const int UB = mq_r8_unit_bytes(T);
     const int H = T == BORG_DT_Q4_1 || T == BORG_DT_Q5_1 ? 32 : 16; /* header bytes */
     const int64_t ng = o->w->cols / 32, nfull = ng / 8;
+    const int tail = (int)(ng - 8 * nfull);
     for (int64_t g = g0; g < g1; g++) {
         const uint8_t *b = (const uint8_t *)o->w->rows8 + (size_t)(g * ng) * (size_t)UB;
         __m256 acc[8];
@@ -286,15 +342,17 @@ ONE_INLINE void r8_b32(borg_dtype T, const mq_one *o, int64_t g0, int64_t g1)
                 r8_b32_scales(T, h, &dw, &m);
                 acc[j] = r8_b32_step(T, acc[j], r8_b32_unit(T, h + H, o, u), dw, m, o->xd[u], o->xs[u]);
             }
-        for (int64_t u = 8 * nfull, k = nfull; u < ng; u++, k++) {
-            const uint8_t *h = b + (size_t)u * (size_t)UB;
-            __m256 dw, m;
-            r8_b32_scales(T, h, &dw, &m);
-            const __m256i hb = FIVE ? _mm256_loadu_si256((const __m256i *)(h + H + 128)) : _mm256_setzero_si256();
-            UNROLL for (int j = 0; j < 8; j++)
-                acc[j] = r8_b32_step(T, acc[j], r8_b32_lane(T, h + H, hb, o, u, k, j), dw, m, o->xd[8 * k + j],
-                                     o->xs[8 * k + j]);
+        int64_t k = nfull, u = 8 * nfull; /* the tail's blocks of 4, 2, 1 units, in that order */
+        if (tail & 4) {
+            r8_b32_tail(T, b, o, k++, u, 4, acc);
+            u += 4;
         }
+        if (tail & 2) {
+            r8_b32_tail(T, b, o, k++, u, 2, acc);
+            u += 2;
+        }
+        if (tail & 1)
+            r8_b32_tail(T, b, o, k, u, 1, acc);
         r8_store(acc, o->y + MQ_R8 * g);
     }
 }
