@@ -134,6 +134,13 @@ static inline int mq_lane_elem(const mq_shape *sh, int64_t k, int j, int i)
     return (j / L) * sh->unit + 4 * (i * L + j % L);
 }
 
+/* The unit of the row (counted from 0) whose sum lane j of tail block k
+ * takes: tail units are 32 elements, L = 8 / units lanes each. */
+static inline int64_t mq_lane_unit(const mq_shape *sh, int64_t k, int j)
+{
+    return mq_block_start(sh, k) / 32 + j / (8 / mq_block_units(sh, k));
+}
+
 /* Block k of natural-order codes src into block order, pass i at spread *
  * (the block's start + 32 i) of dst. */
 static inline void mq_interleave_block(const mq_shape *sh, int64_t k, const int8_t *src, int8_t *dst, int spread)

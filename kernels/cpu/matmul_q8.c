@@ -66,7 +66,7 @@ static void weight_lanes(const mq_shape *sh, const float *dw, const float *m, fl
     for (int64_t k = sh->nfull; k < mq_nblk(sh); k++, dwl += 8, ml += 8) {
         const int L = 8 / mq_block_units(sh, k);
         for (int j = 0; j < 8; j++) {
-            const int64_t g = mq_block_start(sh, k) / 32 + j / L;
+            const int64_t g = mq_lane_unit(sh, k, j);
             dwl[j] = dw[8 * g + j % L];
             ml[j] = m[g];
         }
@@ -91,7 +91,7 @@ static void act_lanes(const mq_shape *sh, const float *d, const float *s, float 
     for (int64_t k = sh->nfull; k < mq_nblk(sh); k++, dl += stride, sl += stride) {
         const int L = 8 / mq_block_units(sh, k);
         for (int j = 0; j < 8; j++) {
-            const int64_t g = mq_block_start(sh, k) / 32 + j / L;
+            const int64_t g = mq_lane_unit(sh, k, j);
             dl[j] = d[g];
             sl[j] = j % L == 0 ? s[g] : 0;
         }

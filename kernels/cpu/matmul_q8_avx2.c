@@ -125,11 +125,9 @@ AVX2_INLINE void pack_t(borg_dtype T, const uint8_t *row, int64_t cols, int8_t *
     }
     for (int64_t k = 0; k < mq_nblk(&ts); k++, dw += 8, m += 8) {
         mq_interleave_block(&ts, k, codes, q, 1);
-        const int L = 8 / mq_block_units(&ts, k);
         for (int j = 0; j < 8; j++) {
-            const int64_t g = mq_block_start(&ts, k) / 32 + j / L;
-            dw[j] = sc[g][0];
-            m[j] = off[g];
+            dw[j] = sc[mq_lane_unit(&ts, k, j)][0];
+            m[j] = off[mq_lane_unit(&ts, k, j)];
         }
     }
 }
