@@ -105,6 +105,8 @@ int main(int argc, char **argv)
         st = inspect_tokenize(&cfg, stdout, &err);
     else if (rank == 0 && cfg.command == CMD_PLAN)
         st = inspect_plan(&cfg, stdout, &err);
+    if (rank == 0 && !runs)
+        runstate_exit(borg_exit_code(st)); /* a failed inspection is not a failed start */
     if (st) {
         log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
         /* A coordinator that fails leaves stages waiting for batches; a

@@ -6,8 +6,10 @@
  * (when that variable is set) "started" once MPI has started (every rank
  * is up: Open MPI's start-up sometimes hangs, and the launcher restarts a
  * job that never says so), "running" once the results file is open and
- * "exit N" when it ends. A job torn down while "running" is incomplete and
- * resumable: every finished job's line is already durable. */
+ * "exit N" when it ends (every command). A job torn down while "running" is
+ * incomplete and resumable: every finished job's line is already durable;
+ * one torn down before it has written nothing, and the launcher starts it
+ * again. */
 #ifndef BORG_RUNSTATE_H
 #define BORG_RUNSTATE_H
 

@@ -5,7 +5,8 @@ lines already written are intact, and --resume completes the batch with the
 tokens of a run without the failure. SIGUSR1 sent to the launcher (as Slurm
 sends it before a time limit) reaches rank 0, which drains and exits 3. A
 run that finishes and one refused (its jobs file does not exist) keep their
-own exit codes, 0 and 2. An mpirun that hangs at start is started again."""
+own exit codes, 0 and 2. An mpirun that hangs at start, or fails before
+rank 0 began the batch, is started again."""
 import argparse
 import os
 import re
@@ -86,6 +87,7 @@ c.check(rc == 0 and sorted(result_id(r) for r in results) == sorted(want), "afte
 
 rc, err = finish(launch(os.path.join(tmp, "bad-out.jsonl"), ["--force"], jobs_file=os.path.join(tmp, "missing.jsonl")))
 c.check(rc == 2, f"bad input keeps exit 2 through the launcher (got {rc}): {err[-300:]}")
+c.check("starting it again" not in err, "bad input is not started again")
 
 # Open MPI's start-up now and then hangs with no rank up. A stand-in for
 # mpirun that hangs on its first start and is the real one after: the
@@ -111,5 +113,29 @@ never = {"BORG_MPIRUN": hang, "BORG_START_S": "1", "BORG_START_TRIES": "2", "HAN
 rc, err = finish(launch(out, ["--force"], env=never))
 c.check(rc == 3 and "giving up" in err and not os.path.exists(out),
         f"an mpirun that never starts: given up after 2 starts, exit 3, nothing written (exit {rc}): {err[-600:]}")
+
+# Open MPI 5.0.11 under load has also crashed a rank inside MPI_Init
+# (SIGSEGV). A stand-in that dies so on its first start and is the real
+# mpirun after: started again, the batch completes; one that always fails
+# is given up after BORG_START_TRIES starts with its own exit code, which
+# is not 3: a failure that repeats is not an interrupted batch.
+crash = os.path.join(tmp, "crashing-mpirun")
+marker = os.path.join(tmp, "crashed-once")
+with open(crash, "w") as f:
+    f.write(f'#!/bin/sh\n[ -n "$CRASH_ALWAYS" ] && exit 1\n[ ! -e {marker} ] || exec {real} "$@"\n'
+            f'touch {marker}\nkill -s SEGV $$\n')
+os.chmod(crash, 0o755)
+out = os.path.join(tmp, "crashed.jsonl")
+rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": crash}))
+results = read_results(out) if os.path.exists(out) else []
+c.check(rc == 0 and "before rank 0 began the batch" in err and "attempt 2 of 3" in err,
+        f"an mpirun whose rank crashes at start is started again and the run completes (exit {rc}): {err[-600:]}")
+same = all(token_ids(r) == want[result_id(r)] for r in results)
+c.check(sorted(result_id(r) for r in results) == sorted(want) and same,
+        "after the crash at start every job is answered once, with the same tokens")
+out = os.path.join(tmp, "always-crashes.jsonl")
+rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": crash, "CRASH_ALWAYS": "1", "BORG_START_TRIES": "2"}))
+c.check(rc == 1 and err.count("starting it again") == 1 and not os.path.exists(out),
+        f"an mpirun that always fails at start: 2 starts, then its own exit 1, nothing written (exit {rc}): {err[-600:]}")
 c.check(not any(n.startswith(".borg-state") for n in os.listdir(tmp)), "the launcher removes its state file")
 c.done()
