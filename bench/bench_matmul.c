@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_clock.h"
 #include "borg/cpu.h"
 #include "borg/matmul.h"
 #include "random_weights.h"
@@ -21,19 +21,6 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int bench_one(const borg_mat *w, int64_t nb, borg_pool *pool, int reps, double *median_s)
 {
@@ -48,12 +35,11 @@ static int bench_one(const borg_mat *w, int64_t nb, borg_pool *pool, int reps, d
         x[i] = rw_float();
     int rc = matmul(w, x, nb, y, pool) ? -1 : 0; /* warm-up: caches, pages */
     for (int r = 0; r < reps && !rc; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         rc = matmul(w, x, nb, y, pool) ? -1 : 0;
-        t[r] = now_s() - t0;
+        t[r] = bench_now_s() - t0;
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    *median_s = t[reps / 2];
+    *median_s = bench_median(t, reps);
     free(x), free(y), free(t);
     return rc;
 }
@@ -121,16 +107,15 @@ static int bench_peak(borg_pool *pool, int reps, int threads)
         return 1;
     }
     for (int r = 0; r < reps; r++) {
-        const double t0 = now_s();
+        const double t0 = bench_now_s();
         pool_run(pool, peak_thread, macs, threads, 1);
-        t[r] = now_s() - t0;
+        t[r] = bench_now_s() - t0;
     }
     double total = 0;
     for (int i = 0; i < threads; i++)
         total += macs[i];
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
     printf("# int8 peak: path %s, %d thread(s), median of %d: %.1f GOP/s (2 per byte product)\n", matmul_isa(), threads,
-           reps, 2.0 * total / t[reps / 2] * 1e-9);
+           reps, 2.0 * total / bench_median(t, reps) * 1e-9);
     free(t);
     return 0;
 }

@@ -4,6 +4,9 @@
 add_executable(bench_matmul ${CMAKE_SOURCE_DIR}/bench/bench_matmul.c)
 target_include_directories(bench_matmul PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(bench_matmul PRIVATE borgcore)
+add_executable(bench_attention ${CMAKE_SOURCE_DIR}/bench/bench_attention.c)
+target_include_directories(bench_attention PRIVATE ${CMAKE_SOURCE_DIR}/kernels/cpu)
+target_link_libraries(bench_attention PRIVATE borgcore m)
 
 borg_add_unit(test_matmul ${CMAKE_CURRENT_SOURCE_DIR}/test_matmul.c)
 target_include_directories(test_matmul PRIVATE ${CMAKE_SOURCE_DIR}/kernels/cpu) # matmul_kernels.h
