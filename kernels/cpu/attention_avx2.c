@@ -107,36 +107,46 @@ AVX2_INLINE void tile_scores_heads(float *s, const float *q, int head_dim, const
         }
 }
 
-/* tile_values for NH <= 3 heads at once (weights w + h * OPS_ATTN_TILE,
- * outputs out + h * head_dim, factors c[h]), 16 output floats at a time:
- * each value row is widened once for all of them, and each output float
- * takes tile_values' steps, so the same bits. */
+/* Chunks c0 .. c0 + CH - 1 (8 output floats each) of NH heads: NH * CH
+ * accumulators, each value chunk widened once for all heads. */
+AVX2_INLINE void values_chunks(float *out, int head_dim, const float *w, const int NH, const void *v, int f16,
+                               const int64_t *off, int n, int c0, const int CH, int fresh, const float *c)
+{
+    __m256 o[3][4];
+    UNROLL for (int h = 0; h < NH; h++) UNROLL for (int i = 0; i < CH; i++)
+        o[h][i] = fresh ? _mm256_setzero_ps()
+                        : _mm256_mul_ps(_mm256_loadu_ps(out + h * head_dim + 8 * (c0 + i)), _mm256_set1_ps(c[h]));
+    for (int j = 0; j < n; j++) {
+        __m256 vc[4];
+        UNROLL for (int i = 0; i < CH; i++) vc[i] = load8(v, f16, off[j] + 8 * (c0 + i));
+        UNROLL for (int h = 0; h < NH; h++)
+        {
+            const __m256 a = _mm256_set1_ps(w[h * OPS_ATTN_TILE + j]);
+            UNROLL for (int i = 0; i < CH; i++) o[h][i] = _mm256_fmadd_ps(a, vc[i], o[h][i]);
+        }
+    }
+    UNROLL for (int h = 0; h < NH; h++) UNROLL for (int i = 0; i < CH; i++)
+        _mm256_storeu_ps(out + h * head_dim + 8 * (c0 + i), o[h][i]);
+}
+
+/* tile_values for NH = 2 or 3 heads at once (weights w + h * OPS_ATTN_TILE,
+ * outputs out + h * head_dim, factors c[h]): 12 or 8 accumulators, enough
+ * FMA chains in flight to cover their latency, with the widened chunks in
+ * the registers left. Each output float takes tile_values' steps, so the
+ * same bits. */
 AVX2_INLINE void tile_values_heads(float *out, int head_dim, const float *w, const int NH, const void *v, int f16,
                                    const int64_t *off, int n, int nc, int fresh, const float *c)
 {
-    for (int c0 = 0; c0 < nc; c0 += 2) {
-        const int two = c0 + 1 < nc;
-        __m256 o[3][2];
-        UNROLL for (int h = 0; h < NH; h++) UNROLL for (int i = 0; i < 2; i++)
-            o[h][i] = fresh ? _mm256_setzero_ps()
-                            : _mm256_mul_ps(_mm256_loadu_ps(out + h * head_dim + 8 * (c0 + i * two)),
-                                            _mm256_set1_ps(c[h]));
-        for (int j = 0; j < n; j++) {
-            const __m256 v0 = load8(v, f16, off[j] + 8 * c0), v1 = load8(v, f16, off[j] + 8 * (c0 + two));
-            UNROLL for (int h = 0; h < NH; h++)
-            {
-                const __m256 a = _mm256_set1_ps(w[h * OPS_ATTN_TILE + j]);
-                o[h][0] = _mm256_fmadd_ps(a, v0, o[h][0]);
-                o[h][1] = _mm256_fmadd_ps(a, v1, o[h][1]);
-            }
-        }
-        UNROLL for (int h = 0; h < NH; h++)
-        {
-            _mm256_storeu_ps(out + h * head_dim + 8 * c0, o[h][0]);
-            if (two)
-                _mm256_storeu_ps(out + h * head_dim + 8 * (c0 + 1), o[h][1]);
-        }
-    }
+    const int CH = NH == 3 ? 3 : 4;
+    int c0 = 0;
+    for (; c0 + CH <= nc; c0 += CH)
+        values_chunks(out, head_dim, w, NH, v, f16, off, n, c0, CH, fresh, c);
+    if (nc - c0 == 3)
+        values_chunks(out, head_dim, w, NH, v, f16, off, n, c0, 3, fresh, c);
+    else if (nc - c0 == 2)
+        values_chunks(out, head_dim, w, NH, v, f16, off, n, c0, 2, fresh, c);
+    else if (nc - c0 == 1)
+        values_chunks(out, head_dim, w, NH, v, f16, off, n, c0, 1, fresh, c);
 }
 
 /* out (8 * nc floats) = out * c + sum_j w[j] * (v at off[j]), j < n in
