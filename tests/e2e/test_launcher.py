@@ -50,6 +50,12 @@ def finish(proc, timeout=180):
     return proc.returncode, err
 
 
+def check_answered_once(out, what):
+    results = read_results(out) if os.path.exists(out) else []
+    same = all(token_ids(r) == want[result_id(r)] for r in results)
+    c.check(sorted(result_id(r) for r in results) == sorted(want) and same, what)
+
+
 out = os.path.join(tmp, "killed.jsonl")
 proc = launch(out, ["--force"])
 wait_for_lines(out, 3, proc)
@@ -102,12 +108,9 @@ with open(hang, "w") as f:
 os.chmod(hang, 0o755)
 out = os.path.join(tmp, "hung.jsonl")
 rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": hang, "BORG_START_S": "15"}))
-results = read_results(out) if os.path.exists(out) else []
 c.check(rc == 0 and "MPI did not start in 15 s" in err and "attempt 2 of 3" in err,
         f"an mpirun that hangs at start is started again and the run completes (exit {rc}): {err[-600:]}")
-same = all(token_ids(r) == want[result_id(r)] for r in results)
-c.check(sorted(result_id(r) for r in results) == sorted(want) and same,
-        "after the restart every job is answered once, with the same tokens")
+check_answered_once(out, "after the restart every job is answered once, with the same tokens")
 out = os.path.join(tmp, "never.jsonl")
 never = {"BORG_MPIRUN": hang, "BORG_START_S": "1", "BORG_START_TRIES": "2", "HANG_ALWAYS": marker}
 rc, err = finish(launch(out, ["--force"], env=never))
@@ -127,12 +130,9 @@ with open(crash, "w") as f:
 os.chmod(crash, 0o755)
 out = os.path.join(tmp, "crashed.jsonl")
 rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": crash}))
-results = read_results(out) if os.path.exists(out) else []
 c.check(rc == 0 and "before rank 0 began the batch" in err and "attempt 2 of 3" in err,
         f"an mpirun whose rank crashes at start is started again and the run completes (exit {rc}): {err[-600:]}")
-same = all(token_ids(r) == want[result_id(r)] for r in results)
-c.check(sorted(result_id(r) for r in results) == sorted(want) and same,
-        "after the crash at start every job is answered once, with the same tokens")
+check_answered_once(out, "after the crash at start every job is answered once, with the same tokens")
 out = os.path.join(tmp, "always-crashes.jsonl")
 rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": crash, "CRASH_ALWAYS": "1", "BORG_START_TRIES": "2"}))
 c.check(rc == 1 and err.count("starting it again") == 1 and not os.path.exists(out),
