@@ -30,12 +30,13 @@ static void rw_put_f16(uint8_t *p, float f)
     memcpy(p, &h, 2);
 }
 
-/* One block of type t at p. */
-static void rw_block(borg_dtype t, uint8_t *p)
+/* One block of type t at p: its bytes random, or for fill >= 0 all that
+ * byte, then its scales set. */
+static void rw_block(borg_dtype t, uint8_t *p, int fill)
 {
     size_t bytes = quant_dtype_block_bytes(t);
     for (size_t i = 0; i < bytes; i++)
-        p[i] = (uint8_t)rw_next();
+        p[i] = fill >= 0 ? (uint8_t)fill : (uint8_t)rw_next();
     float scale = 0.002f + 0.02f * (rw_float() + 1.0f);
     switch (t) {
     case BORG_DT_F32: {
@@ -69,9 +70,10 @@ static void rw_block(borg_dtype t, uint8_t *p)
     }
 }
 
-/* A rows x cols matrix of type t (cols a multiple of its block size), in
- * memory the caller frees with free(m->data). NULL data on failure. */
-static borg_mat rw_matrix(borg_dtype t, int64_t rows, int64_t cols)
+/* A rows x cols matrix of type t (cols a multiple of its block size) with
+ * the bytes rw_block gives for fill, in memory the caller frees with
+ * free(m->data). NULL data on failure. */
+static borg_mat rw_matrix_filled(borg_dtype t, int64_t rows, int64_t cols, int fill)
 {
     borg_mat m = {NULL, t, rows, cols, quant_dtype_row_bytes(t, cols), NULL, NULL};
     uint8_t *d = malloc(m.row_bytes * (size_t)rows);
@@ -79,10 +81,12 @@ static borg_mat rw_matrix(borg_dtype t, int64_t rows, int64_t cols)
         return m;
     size_t bb = quant_dtype_block_bytes(t);
     for (size_t off = 0; off < m.row_bytes * (size_t)rows; off += bb)
-        rw_block(t, d + off);
+        rw_block(t, d + off, fill);
     m.data = d;
     return m;
 }
+
+static borg_mat rw_matrix(borg_dtype t, int64_t rows, int64_t cols) { return rw_matrix_filled(t, rows, cols, -1); }
 
 static const borg_dtype rw_types[] = {BORG_DT_F32,  BORG_DT_F16,  BORG_DT_BF16, BORG_DT_Q4_0,
                                       BORG_DT_Q4_1, BORG_DT_Q5_0, BORG_DT_Q5_1, BORG_DT_Q8_0,

@@ -382,7 +382,86 @@ out:
     free((void *)w.data), free(x), free(y1), free(y2);
 }
 
+/* Codes at their largest against activation codes of +-127: the sums the
+ * kernels keep in 16 bits at their bound. The repacked rows' kernels
+ * against those of the rows as stored (32-bit sums), bit for bit, and
+ * both against the dequantized dot. */
+static void check_extremes(borg_dtype t, int64_t cols, borg_pool *pool)
+{
+    static const int64_t nbs[] = {1, 2, 8};
+    const int64_t rows = 16, max_nb = 8;
+    borg_mat w = rw_matrix_filled(t, rows, cols, t == BORG_DT_Q8_0 ? 0x80 : 0xff), wp = w;
+    float *x = malloc(sizeof(float) * (size_t)(max_nb * cols)), *xr = malloc(sizeof(float) * (size_t)(max_nb * cols));
+    float *y1 = malloc(sizeof(float) * (size_t)(max_nb * rows)), *y2 = malloc(sizeof(float) * (size_t)(max_nb * rows));
+    float *wrow = malloc(sizeof(float) * (size_t)cols);
+    borg_err err;
+    CHECK(w.data && x && xr && y1 && y2 && wrow);
+    if (!w.data || !x || !xr || !y1 || !y2 || !wrow)
+        goto out;
+    for (int64_t i = 0; i < max_nb * cols; i++)
+        x[i] = (i / cols) % 2 ? -1.0f : 1.0f;
+    for (int64_t b = 0; b < max_nb; b++)
+        act_roundtrip(x + b * cols, cols, xr + b * cols);
+    CHECK(matmul_prepare(&wp, pool, &err) == BORG_OK);
+    for (size_t i = 0; i < sizeof nbs / sizeof nbs[0]; i++) {
+        const int64_t nb = nbs[i];
+        CHECK(matmul(&w, x, nb, y1, pool) == BORG_OK);
+        CHECK(matmul(&wp, x, nb, y2, pool) == BORG_OK);
+        CHECKF(!memcmp(y1, y2, sizeof(float) * (size_t)(nb * rows)), "%s %lldx%lld nb=%lld: repacked rows differ",
+               quant_dtype_name(t), (long long)rows, (long long)cols, (long long)nb);
+        double worst = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            quant_dequantize_row(t, row_at(&w, r), wrow, cols);
+            for (int64_t b = 0; b < nb; b++) {
+                double dot = 0, mag = 0;
+                for (int64_t k = 0; k < cols; k++) {
+                    dot += (double)wrow[k] * xr[b * cols + k];
+                    mag += fabs((double)wrow[k] * xr[b * cols + k]);
+                }
+                const double err1 = fabs(y2[b * rows + r] - dot) / (mag > 0 ? mag : 1);
+                worst = err1 > worst || err1 != err1 ? err1 : worst;
+            }
+        }
+        CHECKF(worst <= REL_TOL, "%s %lldx%lld nb=%lld: relative error %.3g at the largest codes", quant_dtype_name(t),
+               (long long)rows, (long long)cols, (long long)nb, worst);
+    }
+    matmul_release(&wp);
+out:
+    free((void *)w.data), free(x), free(xr), free(y1), free(y2), free(wrow);
+}
+
 #ifdef BORG_HAVE_AVX2_KERNELS
+/* Eight-row copies past the last-level cache: the batch of one then
+ * prefetches as it reads (matmul_q8.c's rows8_held), with the bits of
+ * the rows as stored. */
+static void check_streaming(borg_pool *pool)
+{
+    const borg_dtype t = BORG_DT_Q4_K;
+    const int64_t cols = 2048;
+    const size_t llc = cpu_llc_bytes();
+    if (llc > (size_t)64 << 20) {
+        printf("streaming eight-row copies: not run (a %zu MiB last-level cache)\n", llc >> 20);
+        return;
+    }
+    const int64_t rows = ((int64_t)(llc / quant_dtype_row_bytes(t, cols)) + 64) / 8 * 8;
+    borg_mat w = rw_matrix(t, rows, cols), wp = w;
+    float *x = random_vectors(cols), *y1 = malloc(sizeof(float) * (size_t)rows),
+          *y2 = malloc(sizeof(float) * (size_t)rows);
+    borg_err err;
+    CHECK(w.data && x && y1 && y2);
+    if (!w.data || !x || !y1 || !y2)
+        goto out;
+    CHECK(matmul_prepare(&wp, pool, &err) == BORG_OK);
+    CHECK(matmul_prepared_bytes(&wp) > llc);
+    CHECK(matmul(&w, x, 1, y1, pool) == BORG_OK);
+    CHECK(matmul(&wp, x, 1, y2, pool) == BORG_OK);
+    CHECKF(!memcmp(y1, y2, sizeof(float) * (size_t)rows), "%s %lldx%lld: streamed eight-row copy differs",
+           quant_dtype_name(t), (long long)rows, (long long)cols);
+    matmul_release(&wp);
+out:
+    free((void *)w.data), free(x), free(y1), free(y2);
+}
+
 /* mq_interleave_avx2 against the block layout of matmul_kernels.h, byte
  * by byte: full blocks of 32- and 16-element units, tails of 1 to 7
  * units, both spreads. */
@@ -499,8 +578,10 @@ int main(void)
             if (cpu_isa() > BORG_ISA_AVX2)
                 check_same_as_avx2(t, 37, cols[c], pools[c % 3]);
 #endif
-            if (q8_path(t))
+            if (q8_path(t)) {
                 check_prepared(t, 37, cols[c], pools[(c + 1) % 3]);
+                check_extremes(t, cols[c], pools[c % 3]);
+            }
             check_matmul_n(t, cols[c], pools[c % 3]);
         }
         if (quantized(t))
@@ -513,10 +594,12 @@ int main(void)
     check_act_quantizer();
     check_vec_dot();
 #ifdef BORG_HAVE_AVX2_KERNELS
-    if (cpu_isa() >= BORG_ISA_AVX2)
+    if (cpu_isa() >= BORG_ISA_AVX2) {
         check_interleave();
-    else
-        printf("interleave path avx2: not run (the CPU lacks AVX2, or BORG_ISA chose a lower path)\n");
+        if (q8_path(BORG_DT_Q4_K))
+            check_streaming(pools[1]);
+    } else
+        printf("interleave and streaming, path avx2: not run (the CPU lacks AVX2, or BORG_ISA chose a lower path)\n");
 #endif
     for (int p = 0; p < 3; p++)
         pool_destroy(pools[p]);

@@ -14,6 +14,8 @@
 #ifndef BORG_CPU_H
 #define BORG_CPU_H
 
+#include <stddef.h>
+
 #include "borg/error.h"
 
 typedef enum { BORG_ISA_PORTABLE, BORG_ISA_AVX2, BORG_ISA_AVX512, BORG_ISA_COUNT } borg_isa;
@@ -38,5 +40,10 @@ borg_status cpu_set_isa(borg_isa isa, borg_err *err);
 /* BORG_EINPUT when BORG_ISA is set to a name that is not a path or to a
  * path this machine cannot run; the message names both. */
 borg_status cpu_isa_check(borg_err *err);
+
+/* Bytes of one instance of the last-level cache (an L3 slice a core
+ * reaches: a CCD's on AMD), as Linux's sysfs tells; 32 MiB where it does
+ * not. CPUID, which sysconf reads, tells a VM's guest the host's total. */
+size_t cpu_llc_bytes(void);
 
 #endif

@@ -2,6 +2,7 @@
  * what BORG_ISA asks for, decided once and read by every kernel family. */
 #include "borg/cpu.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +93,46 @@ borg_status cpu_isa_check(borg_err *err)
         return borg_fail(err, BORG_EINPUT, "BORG_ISA=%s: this machine offers up to %s", v,
                          cpu_isa_name(cpu_isa_best()));
     return BORG_OK;
+}
+
+/* index<i>'s size in bytes at level *level, or 0 where sysfs lacks it. */
+static size_t cache_index(int i, int *level)
+{
+    char path[96], text[32];
+    size_t bytes = 0;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    const int got_level = fscanf(f, "%d", level) == 1;
+    fclose(f);
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+    if (!got_level || !(f = fopen(path, "r")))
+        return 0;
+    if (fgets(text, sizeof text, f)) {
+        char *end;
+        const unsigned long long n = strtoull(text, &end, 10);
+        const int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+        bytes = end > text ? (size_t)(n << shift) : 0;
+    }
+    fclose(f);
+    return bytes;
+}
+
+static size_t llc = 0;
+
+size_t cpu_llc_bytes(void)
+{
+    if (llc)
+        return llc;
+    int top = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < 8; i++) {
+        int level = 0;
+        const size_t b = cache_index(i, &level);
+        if (b && level >= top)
+            top = level, bytes = b;
+    }
+    llc = bytes ? bytes : (size_t)32 << 20;
+    return llc;
 }

@@ -244,6 +244,7 @@ typedef struct {
     const int32_t *xc;    /* signed types on avx512, and Q6_K's eight-row kernel: -bias (32 for Q6_K, else 128)
                              times the lane code sums */
     float *y;
+    int stream; /* the eight-row copy is read from memory, not cache: prefetch ahead */
 } mq_one;
 void mq_one_avx2(const mq_one *o, int64_t r0, int64_t r1);
 /* mq_one_avx2 on the eight-row layout (mq_r8 below): groups [g0, g1) of

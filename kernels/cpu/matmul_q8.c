@@ -16,9 +16,11 @@
  * never on batching or threads. This file
  * also holds the portable kernels. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "borg/cpu.h"
 #include "matmul_kernels.h"
 
 enum {
@@ -184,6 +186,13 @@ static void xc_lanes(const mq_shape *sh, const int8_t *xn, int32_t *xc, int64_t 
         }
 }
 
+/* Bytes of eight-row copies this process holds. Where they pass the
+ * last-level cache, a batch of one reads each from memory on every call
+ * (a stage's layers, token after token), and its kernels prefetch; where
+ * they fit, they are read from cache. Only this process's copies count:
+ * stages sharing a cache each see their own. */
+static _Atomic size_t rows8_held;
+
 typedef struct {
     const borg_mat *w;
     const float *x;
@@ -192,6 +201,7 @@ typedef struct {
     float *y;
     borg_isa isa;
     int in_place;    /* rows met as stored or as the eight-row copy (mq_one), no panel */
+    int stream;      /* the eight-row copies pass the last-level cache (rows8_held) */
     int pairs;       /* x in the pair layout of mq_ptile, else vector after vector */
     int8_t *xn;      /* nb * cols codes in natural order */
     float *gd, *gs;  /* nb * ng group scales and sums */
@@ -353,8 +363,14 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1, int thread)
         mq_one one[R8_MAX_NB];
         for (int64_t b = 0; b < job->nb; b++) {
             const int64_t l = b * nblk * 8;
-            one[b] = (mq_one){w,           job->xq + b * cols,           job->xd + l,
-                              job->xs + l, job->xc ? job->xc + l : NULL, job->y + b * w->rows};
+            /* the later vectors meet the groups the first brought in */
+            one[b] = (mq_one){w,
+                              job->xq + b * cols,
+                              job->xd + l,
+                              job->xs + l,
+                              job->xc ? job->xc + l : NULL,
+                              job->y + b * w->rows,
+                              job->stream && b == 0};
         }
         /* whole groups of eight rows from the eight-row copy, the rest in
          * place; each vector meets a few groups while they are in L1 */
@@ -444,6 +460,7 @@ borg_status matmul_q8_n(const borg_mat *const *ws, int n, const float *x, int64_
     q8_job job = {0};
     job.w = w, job.x = x, job.nb = nb, job.ng = ng, job.nblk = nblk, job.sh = sh, job.isa = isa;
     job.in_place = in_place;
+    job.stream = atomic_load_explicit(&rows8_held, memory_order_relaxed) > cpu_llc_bytes();
     job.pairs = pairs;
     job.xd = (float *)buf;
     job.xs = job.xd + nv * nblk * 8;
@@ -685,6 +702,7 @@ borg_status matmul_prepare(borg_mat *w, borg_pool *pool, borg_err *err)
                              (long long)w->rows, (long long)w->cols, quant_dtype_name(w->type));
         job.rows8 = w->rows8;
         pool_run(pool, prepare_rows8, &job, w->rows / MQ_R8, 1);
+        atomic_fetch_add_explicit(&rows8_held, rows8_bytes(w), memory_order_relaxed);
     }
     job.row_bytes = packed_row_bytes(w);
     job.nblk = (job.row_bytes - (size_t)w->cols) / (16 * sizeof(float));
@@ -702,6 +720,8 @@ borg_status matmul_prepare(borg_mat *w, borg_pool *pool, borg_err *err)
 
 void matmul_release(borg_mat *w)
 {
+    if (w->rows8)
+        atomic_fetch_sub_explicit(&rows8_held, rows8_bytes(w), memory_order_relaxed);
     free(w->packed);
     free(w->rows8);
     w->packed = NULL;

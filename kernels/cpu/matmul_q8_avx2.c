@@ -346,6 +346,10 @@ AVX2_INLINE __m256i group_dot(__m256i w, __m256i x, const int SGN)
 #define ONE_SDOT2(acc, w1, x1, w2, x2) \
     _mm256_add_epi32(_mm256_add_epi32(acc, group_dot(w1, x1, 1)), group_dot(w2, x2, 1))
 #define ONE_SINIT(o, l) _mm256_setzero_si256()
+/* 16 bits: 16 products of 15 by 127 (four-bit codes), or 8 of 31 by 127, stay under 32767 */
+#define ONE_PART_DOT2(part, w1, x1, w2, x2) \
+    _mm256_add_epi16(part, _mm256_add_epi16(_mm256_maddubs_epi16(w1, x1), _mm256_maddubs_epi16(w2, x2)))
+#define ONE_PART_ADD(isum, part) _mm256_add_epi32(isum, _mm256_madd_epi16(part, _mm256_set1_epi16(1)))
 #define ONE_R8_ENTRY mq_one_r8_avx2
 #include "q8_one_body.h"
 // clang-format on

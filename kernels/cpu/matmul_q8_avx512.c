@@ -57,6 +57,8 @@ AVX512_INLINE void vnni_codes(borg_dtype T, const uint8_t *row, int64_t g, const
     ONE_DOT2(acc, _mm256_xor_si256(w1, _mm256_set1_epi8((char)0x80)), x1, \
              _mm256_xor_si256(w2, _mm256_set1_epi8((char)0x80)), x2)
 #define ONE_SINIT(o, l) _mm256_set1_epi32((o)->xc[l])
+#define ONE_PART_DOT2 ONE_DOT2
+#define ONE_PART_ADD(isum, part) _mm256_add_epi32(isum, part)
 #define ONE_R8_ENTRY mq_one_r8_avx512
 #include "q8_one_body.h"
 
