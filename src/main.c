@@ -33,6 +33,15 @@ static borg_command command_named(const char *name)
     return CMD_NONE;
 }
 
+/* An exit before MPI starts, recorded as rank 0 records one after: the
+ * launcher takes an mpirun that ends with no record for a failed start
+ * (every process under it writes the same record). */
+static int exit_before_mpi(borg_status st)
+{
+    runstate_exit(borg_exit_code(st));
+    return borg_exit_code(st);
+}
+
 int main(int argc, char **argv)
 {
     borg_config cfg;
@@ -40,30 +49,30 @@ int main(int argc, char **argv)
     borg_status st = cli_parse(argc, argv, &cfg, &err);
     if (st) {
         fprintf(stderr, "borg-infer: %s\n", err.msg);
-        return borg_exit_code(st);
+        return exit_before_mpi(st);
     }
     if (cfg.command == CMD_HELP) {
         cli_usage(stdout, command_named(cfg.text));
-        return 0;
+        return exit_before_mpi(BORG_OK);
     }
     if (cfg.command == CMD_VERSION) {
         printf("borg-infer %s\n", BORG_VERSION);
-        return 0;
+        return exit_before_mpi(BORG_OK);
     }
     if (cfg.command == CMD_CANCEL) {
         if ((st = control_request_cancel(cfg.run_dir, cfg.cancel_ids, cfg.n_cancel_ids, &err)))
             fprintf(stderr, "borg-infer: %s\n", err.msg);
-        return borg_exit_code(st);
+        return exit_before_mpi(st);
     }
     if (cfg.command == CMD_STATUS) {
         if ((st = status_show(cfg.run_dir, stdout, &err)))
             fprintf(stderr, "borg-infer: %s\n", err.msg);
-        return borg_exit_code(st);
+        return exit_before_mpi(st);
     }
     log_setup(cfg.log_json, cfg.quiet, cfg.verbose, NULL);
     if ((st = cpu_isa_check(&err))) {
         log_event(LOG_ERROR, "failed", NULL, LOG_FIELDS(LOG_I("exit_code", borg_exit_code(st))), "%s", err.msg);
-        return borg_exit_code(st);
+        return exit_before_mpi(st);
     }
     if (cfg.activations)
         matmul_set_q8_activations(cfg.activations == 8);

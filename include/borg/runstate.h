@@ -23,7 +23,9 @@ borg_status runstate_started(borg_err *err);
  * misreport the run's end. */
 borg_status runstate_running(borg_err *err);
 
-/* Rank 0, at exit; best effort (the process is ending either way). */
+/* Rank 0, at exit, and every process that exits before MPI starts (help,
+ * version, cancel, status, a refused command line); best effort (the
+ * process is ending either way). */
 void runstate_exit(int exit_code);
 
 #endif

@@ -6,7 +6,7 @@ tokens of a run without the failure. SIGUSR1 sent to the launcher (as Slurm
 sends it before a time limit) reaches rank 0, which drains and exits 3. A
 run that finishes and one refused (its jobs file does not exist) keep their
 own exit codes, 0 and 2. An mpirun that hangs at start, or fails before
-rank 0 began the batch, is started again."""
+rank 0 began the batch (exit 0 included), is started again."""
 import argparse
 import os
 import re
@@ -137,5 +137,30 @@ out = os.path.join(tmp, "always-crashes.jsonl")
 rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": crash, "CRASH_ALWAYS": "1", "BORG_START_TRIES": "2"}))
 c.check(rc == 1 and err.count("starting it again") == 1 and not os.path.exists(out),
         f"an mpirun that always fails at start: 2 starts, then its own exit 1, nothing written (exit {rc}): {err[-600:]}")
+
+# Open MPI 5.0.11 with --with-ft ulfm has also ended with exit 0 after its
+# ranks took SIGSEGV inside MPI_Init, with nothing run. A stand-in that
+# exits 0 so on its first start: started again, the batch completes; one
+# that always does: given up after BORG_START_TRIES starts with exit 1, not
+# 0. A command that ends before MPI (--help) records its exit, so its 0 is
+# not taken for a failed start.
+quiet = os.path.join(tmp, "quiet-mpirun")
+marker = os.path.join(tmp, "quiet-once")
+with open(quiet, "w") as f:
+    f.write(f'#!/bin/sh\n[ -z "$QUIET_ALWAYS" ] && [ -e {marker} ] && exec {real} "$@"\ntouch {marker}\nexit 0\n')
+os.chmod(quiet, 0o755)
+out = os.path.join(tmp, "quiet.jsonl")
+rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": quiet}))
+c.check(rc == 0 and "mpirun exited 0 before rank 0 began the batch" in err and "attempt 2 of 3" in err,
+        f"an mpirun that exits 0 with nothing run is started again and the run completes (exit {rc}): {err[-600:]}")
+check_answered_once(out, "after the silent start every job is answered once, with the same tokens")
+out = os.path.join(tmp, "always-quiet.jsonl")
+rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": quiet, "QUIET_ALWAYS": "1", "BORG_START_TRIES": "2"}))
+c.check(rc == 1 and err.count("starting it again") == 1 and "never began the batch" in err and not os.path.exists(out),
+        f"an mpirun that always exits 0 with nothing run: 2 starts, then exit 1, nothing written (exit {rc}): {err[-600:]}")
+p = subprocess.run([args.launcher, "--oversubscribe", "-np", "2", args.borg, "--help"], capture_output=True, text=True,
+                   env=mpi_env(), cwd=tmp, timeout=120)
+c.check(p.returncode == 0 and "starting it again" not in p.stderr and "run" in p.stdout,
+        f"--help through the launcher: exit 0, started once (exit {p.returncode}): {p.stderr[-400:]}")
 c.check(not any(n.startswith(".borg-state") for n in os.listdir(tmp)), "the launcher removes its state file")
 c.done()
