@@ -56,6 +56,15 @@ def check_answered_once(out, what):
     c.check(sorted(result_id(r) for r in results) == sorted(want) and same, what)
 
 
+def stand_in(name, body):
+    """An executable sh script in tmp standing in for mpirun."""
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+    return path
+
+
 out = os.path.join(tmp, "killed.jsonl")
 proc = launch(out, ["--force"])
 wait_for_lines(out, 3, proc)
@@ -101,11 +110,9 @@ c.check("starting it again" not in err, "bad input is not started again")
 # completes; one that always hangs is given up after BORG_START_TRIES
 # starts, with exit 3 (nothing was run).
 real = re.search(r"^mpirun=\$\{BORG_MPIRUN:-(.*)\}$", open(args.launcher).read(), re.M).group(1)
-hang = os.path.join(tmp, "hanging-mpirun")
 marker = os.path.join(tmp, "hung-once")
-with open(hang, "w") as f:
-    f.write(f'#!/bin/sh\n[ -e "$HANG_ALWAYS" ] || [ ! -e {marker} ] || exec {real} "$@"\ntouch {marker}\nexec sleep 600\n')
-os.chmod(hang, 0o755)
+hang = stand_in("hanging-mpirun", f'[ -e "$HANG_ALWAYS" ] || [ ! -e {marker} ] || exec {real} "$@"\ntouch {marker}\n'
+                                  'exec sleep 600\n')
 out = os.path.join(tmp, "hung.jsonl")
 rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": hang, "BORG_START_S": "15"}))
 c.check(rc == 0 and "MPI did not start in 15 s" in err and "attempt 2 of 3" in err,
@@ -122,12 +129,9 @@ c.check(rc == 3 and "giving up" in err and not os.path.exists(out),
 # mpirun after: started again, the batch completes; one that always fails
 # is given up after BORG_START_TRIES starts with its own exit code, which
 # is not 3: a failure that repeats is not an interrupted batch.
-crash = os.path.join(tmp, "crashing-mpirun")
 marker = os.path.join(tmp, "crashed-once")
-with open(crash, "w") as f:
-    f.write(f'#!/bin/sh\n[ -n "$CRASH_ALWAYS" ] && exit 1\n[ ! -e {marker} ] || exec {real} "$@"\n'
-            f'touch {marker}\nkill -s SEGV $$\n')
-os.chmod(crash, 0o755)
+crash = stand_in("crashing-mpirun", f'[ -n "$CRASH_ALWAYS" ] && exit 1\n[ ! -e {marker} ] || exec {real} "$@"\n'
+                                    f'touch {marker}\nkill -s SEGV $$\n')
 out = os.path.join(tmp, "crashed.jsonl")
 rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": crash}))
 c.check(rc == 0 and "before rank 0 began the batch" in err and "attempt 2 of 3" in err,
@@ -144,11 +148,8 @@ c.check(rc == 1 and err.count("starting it again") == 1 and not os.path.exists(o
 # that always does: given up after BORG_START_TRIES starts with exit 1, not
 # 0. A command that ends before MPI (--help) records its exit, so its 0 is
 # not taken for a failed start.
-quiet = os.path.join(tmp, "quiet-mpirun")
 marker = os.path.join(tmp, "quiet-once")
-with open(quiet, "w") as f:
-    f.write(f'#!/bin/sh\n[ -z "$QUIET_ALWAYS" ] && [ -e {marker} ] && exec {real} "$@"\ntouch {marker}\nexit 0\n')
-os.chmod(quiet, 0o755)
+quiet = stand_in("quiet-mpirun", f'[ -z "$QUIET_ALWAYS" ] && [ -e {marker} ] && exec {real} "$@"\ntouch {marker}\nexit 0\n')
 out = os.path.join(tmp, "quiet.jsonl")
 rc, err = finish(launch(out, ["--force"], env={"BORG_MPIRUN": quiet}))
 c.check(rc == 0 and "mpirun exited 0 before rank 0 began the batch" in err and "attempt 2 of 3" in err,
